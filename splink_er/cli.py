@@ -1,0 +1,160 @@
+"""The `splink-er` command.
+
+Exit codes scripts can rely on: 0 success, 2 bad settings or usage, 3 bad input data, 4 missing previous run
+(retrain/explain before run), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .settings import SettingsError
+from .sources import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    help="""Entity resolution with Splink + a judge on the uncertain band.
+
+**Examples**
+
+    splink-er demo
+    splink-er run settings/febrl4.yaml --set judge.kind=truth --out runs/febrl4
+    splink-er label settings/febrl4.yaml --out runs/febrl4 --pair rec-1-org rec-1-dup-0 --non-match
+    splink-er retrain settings/febrl4.yaml --out runs/febrl4
+    splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0
+""",
+)
+err = Console(stderr=True)
+
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a settings key: dotted.key=value (repeatable).")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Output directory (default: settings output_dir).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
+
+
+def _overrides(sets: list[str] | None, out: Path | None) -> list[str]:
+    return list(sets or []) + ([f"output_dir={out}"] if out else [])
+
+
+def _guard(fn, *args, **kwargs):
+    """Run a command body, turning known errors into a message and an exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except SettingsError as e:
+        err.print(f"[red]settings error[/]\n{e}")
+        raise typer.Exit(2)
+    except InputError as e:
+        err.print(f"[red]input error[/]: {e}")
+        raise typer.Exit(3)
+    except FileNotFoundError as e:
+        err.print(f"[red]not found[/]: {e}")
+        raise typer.Exit(4)
+
+
+@app.command()
+def run(settings: Annotated[Path, typer.Argument(help="Settings YAML (see settings/).")],
+        set_: SetOpt = None, out: OutOpt = None, quiet: QuietOpt = False) -> None:
+    """Run the whole loop: bootstrap, sample, judge, train, score, route, judge the band, outputs.
+
+    Example: `splink-er run settings/febrl4.yaml --set judge.kind=truth --out runs/febrl4`
+    """
+    from .loop import run as run_job
+
+    _guard(run_job, settings, overrides=_overrides(set_, out), quiet=quiet)
+
+
+@app.command()
+def retrain(settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
+            set_: SetOpt = None, out: OutOpt = None, quiet: QuietOpt = False) -> None:
+    """Retrain from the label store (e.g. after adding human labels), re-score, re-route, rewrite outputs.
+
+    Example: `splink-er retrain settings/febrl4.yaml --out runs/febrl4`
+    """
+    from .loop import retrain as retrain_job
+
+    _guard(retrain_job, settings, overrides=_overrides(set_, out), quiet=quiet)
+
+
+@app.command()
+def label(settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
+          pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
+          match: Annotated[bool, typer.Option("--match/--non-match", help="Your decision.")],
+          source_l: Annotated[Optional[str], typer.Option(help="Source of the left record (default: first source).")] = None,
+          source_r: Annotated[Optional[str], typer.Option(help="Source of the right record (default: last source).")] = None,
+          note: Annotated[str, typer.Option(help="Why (kept with the label).")] = "",
+          set_: SetOpt = None) -> None:
+    """Add a human label to the label store; human labels beat judge labels. Then run `retrain`.
+
+    Example: `splink-er label settings/febrl4.yaml --pair rec-1-org rec-1-dup-0 --non-match --note "checked"`
+    """
+    from .labels import LabelStore, make_label
+    from .settings import load_settings
+
+    def body():
+        s = load_settings(settings, set_ or [])
+        sl = source_l or s.sources[0].name
+        sr = source_r or s.sources[-1].name
+        store = LabelStore(s.label_store_path)
+        store.append([make_label((sl, pair[0], sr, pair[1]), match, 1.0, "human", "human", reason="human", reasoning=note)])
+        err.print(f"human label stored in {store.path}: {sl}:{pair[0]} ~ {sr}:{pair[1]} -> {'match' if match else 'non-match'}")
+
+    _guard(body)
+
+
+@app.command()
+def explain(settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
+            pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
+            source_l: Annotated[Optional[str], typer.Option(help="Source of the left record (default: first source).")] = None,
+            source_r: Annotated[Optional[str], typer.Option(help="Source of the right record (default: last source).")] = None,
+            set_: SetOpt = None, out: OutOpt = None) -> None:
+    """Explain one pair: Splink waterfall chart (HTML and PNG) beside the decision and the judge's reasoning.
+
+    Example: `splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0`
+    """
+    from .explain import explain_pair
+
+    def body():
+        res = explain_pair(settings, pair[0], pair[1], source_l=source_l, source_r=source_r,
+                           overrides=_overrides(set_, out))
+        d = res["decision"]
+        err.print(f"match probability {res['match_probability']:.4f} (weight {res['match_weight']:.2f})")
+        if d:
+            err.print(f"decided by {d['decided_by']}; final match {d['final_match']}"
+                      + (f"; judge: {d['judge_match']} ({d['judge_confidence']}) {d['judge_reasoning']}" if d.get('judge_reasoning') else ""))
+        else:
+            err.print("this pair was not among the blocked pairs of the run (no decision)")
+        err.print(f"chart: {res['html']} and {res['png']}")
+
+    _guard(body)
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/demo"),
+         quiet: QuietOpt = False) -> None:
+    """Run the bundled demo: Splink's fake_1000 persons, deduplicated, with the SIMULATED truth judge.
+
+    Example: `splink-er demo --out runs/demo`
+    """
+    from . import demo_settings_path
+    from .loop import run as run_job
+
+    overrides = [f"output_dir={out}", f"labels.path={out}/labels.jsonl"]
+    _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted: answers received so far are in the label store; run again to continue")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""SIMULATED judge: answers from a ground-truth column. For benchmarks, tests and demos, never for real work.
+
+Every label it writes has source `simulated-truth` and `simulated: true`; the run report says so too.
+With `error_rate` > 0 it flips a seeded, per-pair share of answers: whether a pair is flipped depends only on
+the seed and the pair key, so the same pair always gets the same answer whatever the batching or order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+
+from .base import Judge, JudgeDecision, PairContext, PairKey
+
+
+class TruthJudge(Judge):
+    name = "simulated-truth"
+    simulated = True
+
+    def __init__(self, truth: dict[tuple[str, str], object], truth_column: str, error_rate: float = 0.0,
+                 seed: int = 42, latency_seconds: float = 0.0) -> None:
+        super().__init__()
+        self.truth = truth
+        self.truth_column = truth_column
+        self.error_rate = error_rate
+        self.seed = seed
+        self.latency_seconds = latency_seconds
+
+    @property
+    def method(self) -> dict:
+        return {"kind": "truth", "simulated": True, "truth_column": self.truth_column, "error_rate": self.error_rate}
+
+    def _flipped(self, key: PairKey) -> bool:
+        if self.error_rate <= 0:
+            return False
+        digest = hashlib.sha256(f"{self.seed}|{'|'.join(key)}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.error_rate
+
+    async def judge_batch(self, pairs: Sequence[PairContext]) -> list[JudgeDecision]:
+        if self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)
+        self.usage.calls += 1
+        self.usage.pairs += len(pairs)
+        out = []
+        for p in pairs:
+            t_l, t_r = self.truth.get(p.key[:2]), self.truth.get(p.key[2:])
+            if t_l is None or t_r is None:
+                out.append(JudgeDecision(p.key, None, 0.0, f"simulated: no {self.truth_column} value for a record", True))
+                continue
+            same = t_l == t_r
+            flipped = self._flipped(p.key)
+            why = f"simulated: {self.truth_column} {'equal' if same else 'different'} ({t_l} vs {t_r})"
+            if flipped:
+                why += "; answer flipped by the simulated error rate"
+            out.append(JudgeDecision(p.key, same != flipped, round(1.0 - self.error_rate, 4), why))
+        return out

@@ -1,0 +1,109 @@
+"""The label store: an append-only JSONL file, one line per answer received.
+
+- Appends are flushed and fsynced per batch, so a run killed at any moment loses no answer already written.
+- Reading is idempotent and resolves one label per pair: a human label beats a judge label; among labels of the
+  same kind the latest wins. A torn last line (the process died mid-write) is skipped, not fatal.
+- Pair keys are stored in Splink's order (see `canonical_key`), so labels join predictions without translation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .model import PAIR_KEY
+
+LABEL_COLUMNS = PAIR_KEY + [
+    "match", "confidence", "source", "source_kind", "simulated", "reason", "round", "stratum",
+    "inclusion_probability", "run_id", "method", "reasoning", "time", "label_id",
+]
+
+
+def canonical_key(sd_a: str, id_a: str, sd_b: str, id_b: str) -> tuple[str, str, str, str]:
+    """Order two records the way Splink orders a pair (by 'source_dataset-__-unique_id')."""
+    a, b = (str(sd_a), str(id_a)), (str(sd_b), str(id_b))
+    if f"{a[0]}-__-{a[1]}" > f"{b[0]}-__-{b[1]}":
+        a, b = b, a
+    return (a[0], a[1], b[0], b[1])
+
+
+def make_label(key, match: bool, confidence: float, source: str, source_kind: str, *, simulated: bool = False,
+               reason: str = "", round_no: int | None = None, stratum: str | None = None,
+               inclusion_probability: float | None = None, run_id: str | None = None,
+               method: dict | None = None, reasoning: str = "") -> dict:
+    """One label record. `source_kind` is 'human' or 'judge'."""
+    if source_kind not in ("human", "judge"):
+        raise ValueError("source_kind must be 'human' or 'judge'")
+    sd_l, uid_l, sd_r, uid_r = canonical_key(*key)
+    return {
+        "source_dataset_l": sd_l, "unique_id_l": uid_l, "source_dataset_r": sd_r, "unique_id_r": uid_r,
+        "match": bool(match), "confidence": float(confidence), "source": source, "source_kind": source_kind,
+        "simulated": bool(simulated), "reason": reason, "round": round_no, "stratum": stratum,
+        "inclusion_probability": inclusion_probability, "run_id": run_id, "method": method or {},
+        "reasoning": reasoning, "time": datetime.now(timezone.utc).isoformat(), "label_id": uuid.uuid4().hex,
+    }
+
+
+class LabelStore:
+    """Append-only label store at `path` (created on first write).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> store = LabelStore(pathlib.Path(tempfile.mkdtemp()) / "labels.jsonl")
+        >>> store.append([make_label(("a", "1", "b", "7"), True, 1.0, "human", "human")])
+        >>> store.effective()[["unique_id_l", "unique_id_r", "match"]].values.tolist()
+        [['1', '7', True]]
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def append(self, labels: list[dict]) -> None:
+        if not labels:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(label, default=str) + "\n" for label in labels))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_all(self) -> pd.DataFrame:
+        """Every label line ever written (torn lines skipped)."""
+        rows, bad = [], 0
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        bad += 1
+        if bad:
+            warnings.warn(f"{self.path}: skipped {bad} unreadable line(s) (a run was probably killed mid-write)")
+        df = pd.DataFrame(rows, columns=LABEL_COLUMNS) if rows else pd.DataFrame(columns=LABEL_COLUMNS)
+        for c in PAIR_KEY:
+            df[c] = df[c].astype(str)
+        df["match"] = df["match"].astype(bool)
+        return df
+
+    def effective(self) -> pd.DataFrame:
+        """One label per pair: human beats judge, then the latest line wins."""
+        df = self.read_all()
+        if df.empty:
+            return df
+        df = df.reset_index(names="line")
+        df["is_human"] = df["source_kind"].eq("human")
+        df = df.sort_values(["is_human", "line"]).drop_duplicates(PAIR_KEY, keep="last")
+        return df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
+
+    def snapshot(self, dest: Path) -> None:
+        """Copy the store as used by a run next to that run's outputs."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(self.path.read_bytes() if self.path.exists() else b"")

@@ -1,0 +1,401 @@
+"""The rounds: bootstrap -> score -> sample -> judge -> train -> score -> route -> judge the band -> ... -> outputs.
+
+`Job` holds one job's DuckDB session, registered sources, label store and judge, and exposes each step so a
+notebook can run them one at a time; `Job.run()` runs them all. Every answer is written to the label store as
+its batch arrives, and every pair already in the store is reused instead of re-asked, so a killed run that is
+started again continues where it stopped and reaches the same decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from splink import DuckDBAPI
+
+from . import clusters as clusters_mod
+from . import evaluate, model as model_mod, routing, sampling
+from .judges import Judge, PairContext, TruthJudge, run_judge
+from .labels import LabelStore, make_label
+from .settings import Settings, load_settings
+from .sources import _quote, load_sources, record_lookup
+
+PAIR_KEY = model_mod.PAIR_KEY
+
+
+@dataclass
+class RunResult:
+    """What a run produced. DataFrames are read from the output files on first use."""
+
+    output_dir: Path
+    run: dict
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def metrics(self) -> dict:
+        return self.run.get("metrics", {})
+
+    @property
+    def decisions(self) -> pd.DataFrame:
+        return self._cache.setdefault("decisions", pd.read_parquet(self.output_dir / "decisions.parquet"))
+
+    @property
+    def clusters(self) -> pd.DataFrame:
+        return self._cache.setdefault("clusters", pd.read_parquet(self.output_dir / "clusters.parquet"))
+
+
+def make_judge(settings: Settings, con, loaded) -> Judge | None:
+    """The judge the settings name; None for kind 'none' (the band then goes to needs_review)."""
+    j = settings.judge
+    if j.kind == "none":
+        return None
+    column = settings.judge_truth_column
+    truth = {}
+    for table in loaded.tables.values():
+        for sd, uid, t in con.execute(f"SELECT source_dataset, unique_id, {_quote(column)} FROM {table}").fetchall():
+            if t is not None:
+                truth[(sd, uid)] = t
+    return TruthJudge(truth, column, error_rate=j.error_rate, seed=j.seed, latency_seconds=j.latency_seconds)
+
+
+class Job:
+    """One entity-resolution job: load with `prepare(...)`, then run steps or `run()`.
+
+    Example (runs the bundled demo step by step):
+        >>> import splink_er
+        >>> job = splink_er.prepare(splink_er.demo_settings_path(), overrides=["output_dir=/tmp/se_demo",
+        ...                         "labels.path=/tmp/se_demo/labels.jsonl"], quiet=True)
+        >>> job.bootstrap(); job.score()
+        >>> sample = job.sample()
+        >>> job.judge_pairs(sample, reason="sample")["asked"] >= 0
+        True
+        >>> job.train(); job.score(); job.route()
+        >>> result = job.finish()
+        >>> 0 <= result.metrics["f1"] <= 1
+        True
+    """
+
+    def __init__(self, settings: Settings, data: dict | None = None, judge: Judge | None = None,
+                 quiet: bool = False) -> None:
+        self.settings = settings
+        self.console = Console(stderr=True, quiet=quiet)
+        self.timings: dict[str, float] = {}
+        self.started = time.time()
+        self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.db = DuckDBAPI()
+        self.con = self.db.duckdb_con
+        self.untrained_model = model_mod.splink_settings_dict(settings)
+        required = model_mod.required_columns(settings, self.untrained_model)
+        with self._stage("load"):
+            self.loaded = load_sources(self.con, settings, required, data)
+        self.sdfs = [self.db.register(t, dataset_display_name=n) for n, t in self.loaded.tables.items()]
+        truth_cols = {settings.truth_column, settings.judge_truth_column} - {None}
+        # What a judge sees: the matched and kept columns, never the truth.
+        self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
+        self.n_possible = model_mod.possible_pairs(settings, self.loaded.row_counts)
+        self.store = LabelStore(settings.label_store_path)
+        self.judge = judge if judge is not None else make_judge(settings, self.con, self.loaded)
+        self.budget_left = settings.judge.budget if self.judge is not None else 0
+        self.out = settings.output_path
+        self.round = 0
+        self.model: dict | None = None
+        self.bootstrap_model: dict | None = None
+        self.designs = pd.DataFrame(columns=PAIR_KEY + ["design", "inclusion_probability"])
+        self.rounds: list[dict] = []
+        self.asked_by_reason: dict[str, int] = {}
+        self.training_reports: list[dict] = []
+        self.scores_table: str | None = None
+        self._true_pairs: int | None = None
+        self.console.print(
+            f"[bold]{settings.name}[/]: {settings.link_type}, "
+            + ", ".join(f"{n} {c:,} records" for n, c in self.loaded.row_counts.items())
+            + f"; judge: {self.judge_description}"
+        )
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    @property
+    def judge_description(self) -> str:
+        if self.judge is None:
+            return "none (band goes to needs_review)"
+        return f"{self.judge.name}{' (SIMULATED from ground truth)' if self.judge.simulated else ''}"
+
+    @contextmanager
+    def _stage(self, name: str):
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+    def _progress(self) -> Progress:
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=self.console, transient=True)
+
+    # ---- steps ---------------------------------------------------------------------------------------
+    def bootstrap(self, model: dict | None = None) -> None:
+        """Unsupervised model (prior from deterministic rules, u by random sampling, EM), or a given model."""
+        with self._stage("bootstrap"), self.console.status("bootstrap: prior, u sampling, EM"):
+            self.bootstrap_model = model or model_mod.bootstrap(self.db, self.sdfs, self.settings, self.untrained_model)
+        self.model = self.bootstrap_model
+
+    def score(self) -> str:
+        """Score every blocked pair with the current model (DuckDB table `scores`)."""
+        with self._stage("score"), self.console.status("scoring blocked pairs"):
+            self.scores_table = model_mod.score(self.db, self.sdfs, self.model, self.settings)
+        return self.scores_table
+
+    def sample(self) -> pd.DataFrame:
+        """Draw this round's stratified sample of blocked pairs (with inclusion probabilities)."""
+        with self._stage("sample"):
+            s = sampling.draw_sample(self.con, self.scores_table, self.settings, max(self.round, 1))
+        design = s[PAIR_KEY + ["inclusion_probability"]].assign(design=f"{self.run_id}-r{max(self.round, 1)}")
+        self.designs = pd.concat([self.designs, design], ignore_index=True) if len(self.designs) else design
+        return s.rename(columns={"drawn_by": "stratum_drawn"})
+
+    def judge_pairs(self, pairs: pd.DataFrame, reason: str | None = None) -> dict:
+        """Send pairs without a label to the judge (within the budget); store every answer per batch.
+
+        `pairs` has the pair key and match_probability (and a `reason` column, or pass `reason`)."""
+        labelled = self.store.effective()
+        have = set(map(tuple, labelled[PAIR_KEY].values)) if len(labelled) else set()
+        keys = [tuple(k) for k in pairs[PAIR_KEY].values]
+        todo_idx = [i for i, k in enumerate(keys) if k not in have]
+        stats = {"pairs": len(keys), "reused": len(keys) - len(todo_idx), "asked": 0, "undecided": 0}
+        if self.judge is None or not todo_idx:
+            return stats
+        todo = pairs.iloc[todo_idx[: self.budget_left]]
+        if todo.empty:
+            return stats
+        self.budget_left -= len(todo)
+        records = record_lookup(self.con, self.loaded, [k[:2] for k in map(tuple, todo[PAIR_KEY].values)] +
+                                [k[2:] for k in map(tuple, todo[PAIR_KEY].values)], self.display_columns)
+        show = self.settings.judge.show_score
+        contexts, meta = [], {}
+        for row in todo.itertuples(index=False):
+            key = (row.source_dataset_l, row.unique_id_l, row.source_dataset_r, row.unique_id_r)
+            why = reason or row.reason
+            contexts.append(PairContext(key, records.get(key[:2], {}), records.get(key[2:], {}), why,
+                                        float(row.match_probability) if show else None))
+            meta[key] = (why, getattr(row, "stratum_drawn", None), getattr(row, "inclusion_probability", None))
+
+        def persist(decisions) -> None:
+            new = []
+            for d in decisions:
+                if d.match is None:
+                    stats["undecided"] += 1
+                    continue
+                why, stratum, pi = meta[d.key]
+                new.append(make_label(d.key, d.match, d.confidence, self.judge.name, "judge",
+                                      simulated=self.judge.simulated, reason=why, round_no=self.round,
+                                      stratum=stratum, inclusion_probability=pi, run_id=self.run_id,
+                                      method=self.judge.method, reasoning=d.reasoning))
+            self.store.append(new)
+
+        with self._stage("judge"), self._progress() as bar:
+            task = bar.add_task(f"judging ({reason or 'band'})", total=len(contexts))
+            j = self.settings.judge
+            run_judge(self.judge, contexts, j.batch_size, j.concurrency, persist, lambda n: bar.advance(task, n))
+        stats["asked"] = len(contexts)
+        for c in contexts:
+            self.asked_by_reason[c.reason] = self.asked_by_reason.get(c.reason, 0) + 1
+        return stats
+
+    def _labels_for_training(self) -> pd.DataFrame:
+        labels = self.store.effective()
+        return labels[PAIR_KEY + ["match"]] if len(labels) else pd.DataFrame(columns=PAIR_KEY + ["match"])
+
+    def train(self) -> dict:
+        """Retrain m (and the prior) from the label store, starting from the bootstrap model."""
+        with self._stage("train"):
+            self.model, report = model_mod.train_from_labels(
+                self.con, self.scores_table, self._labels_for_training(), self.designs, self.bootstrap_model,
+                self.settings, self.n_possible)
+        self.training_reports.append({"round": self.round, **report.__dict__})
+        return report.__dict__
+
+    def route(self) -> dict[str, int]:
+        """Route every scored pair (DuckDB table `routed`); returns counts per route."""
+        with self._stage("route"):
+            routing.route(self.con, self.scores_table, self.store.effective(), self.settings)
+            return routing.route_counts(self.con, "routed")
+
+    def judge_band(self) -> dict:
+        """Send the band and conflict pairs to the judge, then re-route so their answers count."""
+        todo = routing.pairs_to_judge(self.con, "routed")
+        stats = self.judge_pairs(todo)
+        if stats["asked"]:
+            self.route()
+        return stats
+
+    def metrics(self, decisions: str = "decisions") -> dict:
+        if not self.settings.truth_column:
+            return {}
+        with self._stage("evaluate"):
+            if self._true_pairs is None:
+                self._true_pairs = evaluate.true_pair_count(self.con, self.loaded, self.settings, self.settings.truth_column)
+            return evaluate.pairwise_metrics(self.con, self.loaded, self.settings, f"SELECT * FROM {decisions}",
+                                             "final_match", self._true_pairs)
+
+    def plain_splink_metrics(self) -> dict:
+        """The bootstrap (unsupervised Splink) model at p >= 0.5, for comparison. Scores with that model."""
+        if not self.settings.truth_column:
+            return {}
+        model_mod.score(self.db, self.sdfs, self.bootstrap_model, self.settings, table="bootstrap_scores")
+        if self._true_pairs is None:
+            self._true_pairs = evaluate.true_pair_count(self.con, self.loaded, self.settings, self.settings.truth_column)
+        return evaluate.pairwise_metrics(self.con, self.loaded, self.settings, "SELECT * FROM bootstrap_scores",
+                                         "match_probability >= 0.5", self._true_pairs)
+
+    # ---- the loop ------------------------------------------------------------------------------------
+    def run_rounds(self, sample_rounds: int | None = None, max_rounds: int | None = None) -> None:
+        s = self.settings
+        sample_rounds = s.sampling.rounds if sample_rounds is None else sample_rounds
+        max_rounds = s.loop.max_rounds if max_rounds is None else max_rounds
+        for r in range(1, max_rounds + 1):
+            self.round = r
+            t0 = time.perf_counter()
+            rec: dict = {"round": r}
+            if r <= sample_rounds and self.judge is not None and s.sampling.budget_per_round:
+                sample = self.sample()
+                st = self.judge_pairs(sample, reason="sample")
+                rec |= {"sampled": len(sample), "sample_asked": st["asked"], "sample_reused": st["reused"],
+                        "sample_strata": sample["stratum"].value_counts().to_dict()}
+            rec["training"] = self.train()
+            self.score()
+            counts = self.route()
+            rec |= {"band": counts.get("band", 0), "conflicts": counts.get("conflict", 0), "routes_before_judge": counts}
+            st = self.judge_band()
+            rec |= {"band_asked": st["asked"], "band_reused": st["reused"], "undecided": st["undecided"]}
+            counts = routing.route_counts(self.con, "routed")
+            routing.decide(self.con, "routed", r)
+            rec |= {"routes": counts, "accepted": counts.get("model_accept", 0), "rejected": counts.get("model_reject", 0),
+                    "labels_in_store": len(self.store.effective()), "judge_budget_left": self.budget_left,
+                    "metrics": self.metrics(), "seconds": round(time.perf_counter() - t0, 3)}
+            new_labels = rec.get("sample_asked", 0) + rec["band_asked"]
+            rec["new_labels"] = new_labels
+            self.rounds.append(rec)
+            m = rec["metrics"]
+            self.console.print(
+                f"round {r}: band {rec['band']:,}, conflicts {rec['conflicts']:,}, judged {new_labels:,} "
+                f"(reused {rec.get('sample_reused', 0) + rec['band_reused']:,}), accepted {rec['accepted']:,}, "
+                f"rejected {rec['rejected']:,}" + (f"; P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f}" if m else ""))
+            stop = None
+            if self.judge is None:
+                stop = "no judge"
+            elif self.budget_left <= 0:
+                stop = "judge budget spent"
+            elif rec["band"] + rec["conflicts"] == 0 and r >= sample_rounds:
+                stop = "band empty"
+            elif new_labels < s.loop.min_new_labels and r >= sample_rounds:
+                stop = f"fewer than {s.loop.min_new_labels} new labels"
+            if stop:
+                rec["stopped"] = stop
+                break
+
+    def finish(self) -> RunResult:
+        """Decide, cluster, evaluate and write every output; return the result."""
+        if not self.rounds:  # steps were run by hand without run_rounds
+            routing.decide(self.con, "routed", self.round)
+        with self._stage("cluster"):
+            clusters_mod.cluster(self.db, self.sdfs, self.model, "decisions")
+        metrics = self.metrics()
+        self.out.mkdir(parents=True, exist_ok=True)
+        with self._stage("write"):
+            self.con.execute(f"COPY decisions TO '{self.out / 'decisions.parquet'}' (FORMAT parquet)")
+            self.con.execute(f"COPY clusters TO '{self.out / 'clusters.parquet'}' (FORMAT parquet)")
+            model_mod.save_model(self.model, self.out / "model.json")
+            model_mod.save_model(self.bootstrap_model, self.out / "model_bootstrap.json")
+            self.designs.to_parquet(self.out / "samples.parquet", index=False)
+            self.store.snapshot(self.out / "labels_snapshot.jsonl")
+        run = self._run_record(metrics)
+        (self.out / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        self._print_summary(run)
+        return RunResult(self.out, run)
+
+    def run(self) -> RunResult:
+        """The whole loop: bootstrap, rounds, outputs."""
+        self.bootstrap()
+        self.score()
+        self.run_rounds()
+        return self.finish()
+
+    def retrain(self) -> RunResult:
+        """Retrain from the label store on the saved bootstrap model, re-score, re-route (judging the band
+        within the budget), and rewrite the outputs. Needs a previous run's output directory."""
+        boot = self.out / "model_bootstrap.json"
+        if not boot.exists():
+            raise FileNotFoundError(f"{boot} not found: run `splink-er run` with these settings first.")
+        self.bootstrap(model_mod.load_model(boot))
+        samples = self.out / "samples.parquet"
+        if samples.exists():
+            self.designs = pd.read_parquet(samples)
+        self.score()
+        self.run_rounds(sample_rounds=0, max_rounds=1)
+        return self.finish()
+
+    # ---- reporting -----------------------------------------------------------------------------------
+    def _run_record(self, metrics: dict) -> dict:
+        (blocked,) = self.con.execute("SELECT count(*) FROM decisions").fetchall()[0]
+        decided = dict(self.con.execute("SELECT decided_by, count(*) FROM decisions GROUP BY 1").fetchall())
+        (n_final,) = self.con.execute("SELECT count(*) FILTER (final_match) FROM decisions").fetchall()[0]
+        usage = self.judge.usage.as_dict() if self.judge else {}
+        return {
+            "name": self.settings.name, "run_id": self.run_id, "link_type": self.settings.link_type,
+            "input_sizes": self.loaded.row_counts, "input_hashes": self.loaded.input_hashes,
+            "possible_pairs": self.n_possible, "blocked_pairs": blocked, "final_matches": n_final,
+            "decided_by": decided, "rounds": self.rounds, "training": self.training_reports,
+            "judge": {"description": self.judge_description, "kind": self.settings.judge.kind,
+                      "simulated": bool(self.judge and self.judge.simulated), "calls": usage.get("calls", 0),
+                      "pairs_judged": usage.get("pairs", 0), "pairs_by_reason": self.asked_by_reason,
+                      "budget": self.settings.judge.budget, "budget_left": self.budget_left,
+                      "cost_usd": usage.get("cost_usd", 0.0), "usage": usage},
+            "metrics": metrics, "wall_seconds": self.timings | {"total": round(time.time() - self.started, 3)},
+            "versions": {p: version(p) for p in ("splink_er", "splink", "duckdb", "pandas")},
+            "settings_hash": self.settings.fingerprint(), "settings": self.settings.model_dump(),
+            "label_store": str(self.store.path), "outputs": str(self.out),
+        }
+
+    def _print_summary(self, run: dict) -> None:
+        c = self.console
+        j = run["judge"]
+        c.print(f"[bold]done[/] in {run['wall_seconds']['total']:.1f}s: {run['blocked_pairs']:,} blocked pairs, "
+                f"{run['final_matches']:,} matches; decided by {run['decided_by']}")
+        c.print(f"judge: {j['description']}: {j['calls']} calls, {j['pairs_judged']} pairs judged {j['pairs_by_reason']}")
+        if run["metrics"]:
+            m = run["metrics"]
+            c.print(f"against truth ({self.settings.truth_column}): precision {m['precision']:.4f}, recall "
+                    f"{m['recall']:.4f}, F1 {m['f1']:.4f} (blocking recall {m['blocking_recall']:.4f})")
+        c.print(f"outputs: {self.out}/ (decisions.parquet, clusters.parquet, run.json, model.json); labels: {self.store.path}")
+
+
+def prepare(settings, *, data: dict | None = None, judge: Judge | None = None, overrides: list[str] | None = None,
+            quiet: bool = False) -> Job:
+    """Load settings and sources, validate them, and return a Job ready for its steps."""
+    return Job(load_settings(settings, overrides), data=data, judge=judge, quiet=quiet)
+
+
+def run(settings, *, data: dict | None = None, judge: Judge | None = None, overrides: list[str] | None = None,
+        quiet: bool = False) -> RunResult:
+    """Run the whole loop and write the outputs.
+
+    Example:
+        >>> import splink_er
+        >>> result = splink_er.run(splink_er.demo_settings_path(), overrides=["output_dir=/tmp/se_run",
+        ...                        "labels.path=/tmp/se_run/labels.jsonl"], quiet=True)
+        >>> result.metrics["f1"] > 0.9
+        True
+    """
+    return prepare(settings, data=data, judge=judge, overrides=overrides, quiet=quiet).run()
+
+
+def retrain(settings, *, data: dict | None = None, judge: Judge | None = None, overrides: list[str] | None = None,
+            quiet: bool = False) -> RunResult:
+    """Retrain from the label store, re-score and re-route; see Job.retrain."""
+    return prepare(settings, data=data, judge=judge, overrides=overrides, quiet=quiet).retrain()

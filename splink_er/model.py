@@ -1,0 +1,225 @@
+"""The Splink model: build it from settings, bootstrap it without labels, train it from labels, score pairs.
+
+A model is a Splink settings dict with m/u values (what `save_model_to_json` writes); it is kept as a dict so
+that training can edit m values and the prior directly and every round's model can be saved and reloaded exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import splink.comparison_library as cl
+from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+from .settings import BlockingRule, ComparisonSettings, Settings
+from .sources import columns_in_sql
+
+PAIR_KEY = ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r"]
+
+
+def blocking_rule(rule: BlockingRule):
+    """A settings blocking rule (list of columns, or SQL) as something Splink accepts."""
+    return block_on(*rule) if isinstance(rule, list) else rule
+
+
+def _comparison(c: ComparisonSettings):
+    if c.kind == "custom":
+        levels = []
+        for lv in c.levels or []:
+            level = {"sql_condition": lv.sql, "label_for_charts": lv.label or lv.sql}
+            if lv.null_level:
+                level["is_null_level"] = True
+            if lv.tf_adjustment_column:
+                level |= {"tf_adjustment_column": lv.tf_adjustment_column, "tf_adjustment_weight": 1.0}
+            levels.append(level)
+        return {"output_column_name": c.output_column_name, "comparison_levels": levels}
+    comp = getattr(cl, c.kind)(c.column, **c.args)
+    if c.term_frequency_adjustments:
+        comp = comp.configure(term_frequency_adjustments=True)
+    return comp
+
+
+def splink_settings_dict(settings: Settings) -> dict:
+    """The untrained Splink settings dict for these settings (DuckDB dialect)."""
+    creator = SettingsCreator(
+        link_type=settings.link_type,
+        comparisons=[_comparison(c) for c in settings.comparisons],
+        blocking_rules_to_generate_predictions=[blocking_rule(r) for r in settings.blocking_rules],
+        unique_id_column_name="unique_id",
+        source_dataset_column_name="source_dataset",
+        # Both retained: gates are SQL over <col>_l/_r, and waterfall charts need the intermediate columns.
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=True,
+    )
+    return creator.create_settings_dict("duckdb")
+
+
+def required_columns(settings: Settings, model: dict) -> set[str]:
+    """Every input column the comparisons, blocking rules, bootstrap rules and gates read."""
+    cols: set[str] = set()
+    for comp in model["comparisons"]:
+        for level in comp["comparison_levels"]:
+            cols |= columns_in_sql(level["sql_condition"])
+            if level.get("tf_adjustment_column"):
+                cols.add(level["tf_adjustment_column"])
+    rules = settings.blocking_rules + settings.bootstrap.deterministic_rules + settings.bootstrap.em_blocking_rules
+    for rule in rules:
+        cols |= set(rule) if isinstance(rule, list) else columns_in_sql(rule)
+    for gate in settings.routing.gates:
+        cols |= columns_in_sql(gate.sql)
+    return cols
+
+
+def make_linker(db: DuckDBAPI, sdfs: list, model: dict) -> Linker:
+    return Linker(sdfs, copy.deepcopy(model), log_level=logging.WARNING)
+
+
+def bootstrap(db: DuckDBAPI, sdfs: list, settings: Settings, model: dict) -> dict:
+    """Unsupervised recipe: prior from deterministic rules, u by random sampling, m by EM. Needs no labels."""
+    b = settings.bootstrap
+    linker = make_linker(db, sdfs, model)
+    if b.deterministic_rules:
+        linker.training.estimate_probability_two_random_records_match(
+            [blocking_rule(r) for r in b.deterministic_rules], recall=b.recall
+        )
+    linker.training.estimate_u_using_random_sampling(max_pairs=b.u_max_pairs, seed=b.seed)
+    for rule in b.em_blocking_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(blocking_rule(rule))
+    return linker.misc.save_model_to_json()
+
+
+def _levels_with_cvv(comparison: dict) -> list[tuple[int, dict]]:
+    """(comparison vector value, level) pairs: null level -1, the rest count down to 0 as Splink numbers them."""
+    non_null = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+    out, k = [], len(non_null) - 1
+    for lv in comparison["comparison_levels"]:
+        if lv.get("is_null_level"):
+            out.append((-1, lv))
+        else:
+            out.append((k, lv))
+            k -= 1
+    return out
+
+
+@dataclass
+class TrainingReport:
+    used_labels: bool
+    positives: int
+    negatives: int
+    prior: float
+    prior_source: str
+    reason: str
+
+
+def train_from_labels(
+    con,
+    scores_table: str,
+    labels: pd.DataFrame,
+    designs: pd.DataFrame,
+    base_model: dict,
+    settings: Settings,
+    n_possible_pairs: int,
+) -> tuple[dict, TrainingReport]:
+    """m per level from the labelled positives, smoothed towards the base model; prior from the weighted sample.
+
+    Splink's `estimate_m_from_pairwise_labels` treats every label as a match, so it is not used: negatives
+    would corrupt m. Here m[level] = (n * m_hat + a * m_base) / (n + a), where m_hat is the share of the
+    (inclusion-weighted) positives at that level among positives with a non-null value, n is their count and
+    a is `training.smoothing`; levels no label reached stay near the bootstrap's EM value, not Splink's default.
+    u stays as random sampling estimated it. The prior is the Horvitz-Thompson estimate of matches among
+    blocked pairs (sample labels weighted by 1/inclusion probability, averaged over sampling rounds) divided
+    by the number of possible pairs.
+
+    `labels`: the pair key and match (bool), one row per pair. `designs`: the pair key, design (one id per
+    sampling round) and inclusion_probability of every sampled pair. A positive's weight is 1/pi from its
+    latest sampling round, or 1 for pairs labelled outside a sample (band, conflict, human).
+    """
+    model = copy.deepcopy(base_model)
+    labels = labels.copy()
+    labels["match"] = labels["match"].astype(bool)
+    latest = designs.drop_duplicates(PAIR_KEY, keep="last")[PAIR_KEY + ["inclusion_probability"]]
+    labels = labels.merge(latest, on=PAIR_KEY, how="left")
+    labels["weight"] = 1.0 / labels["inclusion_probability"].astype(float).fillna(1.0)
+    pos = labels[labels["match"]]
+    report = TrainingReport(False, len(pos), int((~labels["match"]).sum()), model["probability_two_random_records_match"], "bootstrap", "")
+    if len(pos) < settings.training.min_positive_labels:
+        report.reason = f"{len(pos)} positive labels < training.min_positive_labels={settings.training.min_positive_labels}: kept the bootstrap model"
+        return model, report
+
+    gamma_cols = [f"gamma_{c['output_column_name']}" for c in model["comparisons"]]
+    con.register("positive_labels", pos[PAIR_KEY + ["weight"]])
+    try:
+        vectors = con.execute(
+            f"SELECT p.weight, {', '.join('s.' + g for g in gamma_cols)} FROM positive_labels p "
+            f"JOIN {scores_table} s USING ({', '.join(PAIR_KEY)})"
+        ).df()
+    finally:
+        con.unregister("positive_labels")
+    a = settings.training.smoothing
+    for comp, gcol in zip(model["comparisons"], gamma_cols):
+        seen = vectors[vectors[gcol] != -1]
+        n, total_w = len(seen), seen["weight"].sum()
+        for cvv, level in _levels_with_cvv(comp):
+            if cvv == -1:
+                continue
+            m_hat = seen.loc[seen[gcol] == cvv, "weight"].sum() / total_w if total_w > 0 else 0.0
+            m_base = level.get("m_probability")
+            if m_base is None:  # never estimated by EM: fall back to the label estimate alone
+                m_base = m_hat
+            level["m_probability"] = max((n * m_hat + a * m_base) / (n + a) if (n + a) > 0 else m_base, 1e-6)
+
+    sample = designs.merge(labels[PAIR_KEY + ["match"]], on=PAIR_KEY, how="inner")
+    if len(sample):
+        sample["ht"] = sample["match"].astype(float) / sample["inclusion_probability"].astype(float)
+        # Every design's rounds are summed by HT, then averaged; a design's unlabelled pairs count as unknown.
+        est_matches = float(sample.groupby("design")["ht"].sum().mean())
+        prior = min(max(est_matches / max(n_possible_pairs, 1), 1e-9), 0.5)
+        model["probability_two_random_records_match"] = prior
+        report.prior, report.prior_source = prior, f"labels ({len(sample)} sampled pairs, {est_matches:.0f} estimated matches)"
+    report.used_labels = True
+    report.reason = f"m from {len(vectors)} positive labels (smoothing {a})"
+    return model, report
+
+
+def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str = "scores") -> str:
+    """Predict every blocked pair into DuckDB table `table`, with the full pair key for every job type."""
+    linker = make_linker(db, sdfs, model)
+    pred = linker.inference.predict()
+    con = db.duckdb_con
+    if settings.link_type == "dedupe_only":
+        # Splink omits source_dataset for one input; add it so the pair key is the same for every job type.
+        name = settings.sources[0].name.replace("'", "''")
+        extra = f"'{name}' AS source_dataset_l, '{name}' AS source_dataset_r, "
+    else:
+        extra = ""
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {extra}* FROM {pred.physical_name}")
+    pred.drop_table_from_database_and_remove_from_cache()
+    return table
+
+
+def save_model(model: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(model, indent=2))
+    tmp.replace(path)  # atomic: a killed run never leaves half a model
+
+
+def load_model(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def possible_pairs(settings: Settings, row_counts: dict[str, int]) -> int:
+    """Number of record pairs the job could compare without blocking (the prior's denominator)."""
+    n = list(row_counts.values())
+    if settings.link_type == "dedupe_only":
+        return n[0] * (n[0] - 1) // 2
+    if settings.link_type == "link_only":
+        total = sum(n)
+        return (total * total - sum(x * x for x in n)) // 2
+    total = sum(n)
+    return total * (total - 1) // 2

@@ -1,0 +1,118 @@
+"""Route every scored pair: labels first, then gates, conflicts, thresholds; the rest is the band.
+
+Precedence, per pair: a human label, then a judge label (both already paid for), then a gate (hard reject),
+then a one-to-one conflict (sent to the judge even above `high`), then the thresholds: p >= high accepted,
+p <= low rejected, anything between is the band. Band and conflict pairs go to the judge, conflicts first and
+then the band nearest p = 0.5 first, up to the remaining budget; what is left is needs_review.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .model import PAIR_KEY
+from .settings import Settings
+
+KEY = ", ".join(PAIR_KEY)
+
+
+def _gate_sql(settings: Settings) -> str:
+    gates = settings.routing.gates
+    if not gates:
+        return "NULL"
+    whens = " ".join(f"WHEN COALESCE(({g.sql}), false) THEN '{g.name.replace(chr(39), '')}'" for g in gates)
+    return f"CASE {whens} END"
+
+
+def _conflict_sql(settings: Settings, scores: str) -> str:
+    """Pairs at or above `high` whose left or right record has another such candidate in the same other source."""
+    if not settings.routing.one_to_one:
+        return f"SELECT {KEY} FROM {scores} WHERE false"
+    high = settings.routing.high
+    return f"""
+        WITH confident AS (
+            SELECT {KEY} FROM {scores} WHERE match_probability >= {high} AND source_dataset_l <> source_dataset_r
+        ), per_left AS (
+            SELECT source_dataset_l, unique_id_l, source_dataset_r, count(*) AS n FROM confident GROUP BY ALL
+        ), per_right AS (
+            SELECT source_dataset_r, unique_id_r, source_dataset_l, count(*) AS n FROM confident GROUP BY ALL
+        )
+        SELECT c.* FROM confident c
+        JOIN per_left pl USING (source_dataset_l, unique_id_l, source_dataset_r)
+        JOIN per_right pr USING (source_dataset_r, unique_id_r, source_dataset_l)
+        WHERE pl.n > 1 OR pr.n > 1
+    """
+
+
+def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str = "routed") -> str:
+    """Create DuckDB table `table`: one row per scored pair with its route and any label it has."""
+    r = settings.routing
+    lab = labels[PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"]] if len(labels) else \
+        pd.DataFrame({c: pd.Series(dtype="str") for c in PAIR_KEY} | {"match": pd.Series(dtype="bool"),
+                      "confidence": pd.Series(dtype="float"), "reasoning": pd.Series(dtype="str"),
+                      "source": pd.Series(dtype="str"), "source_kind": pd.Series(dtype="str")})
+    con.register("current_labels", lab)
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TABLE {table} AS
+            WITH conflicts AS ({_conflict_sql(settings, scores)}),
+            base AS (
+                SELECT {', '.join('s.' + k for k in PAIR_KEY)}, s.match_probability, s.match_weight,
+                    l.match AS label_match, l.confidence AS label_confidence, l.reasoning AS label_reasoning,
+                    l.source AS label_source, l.source_kind AS label_kind,
+                    {_gate_sql(settings)} AS gate,
+                    c.unique_id_l IS NOT NULL AS conflict
+                FROM {scores} s
+                LEFT JOIN current_labels l USING ({KEY})
+                LEFT JOIN conflicts c USING ({KEY})
+            )
+            SELECT *, CASE
+                WHEN label_kind = 'human' THEN 'human'
+                WHEN label_kind = 'judge' THEN 'judge'
+                WHEN gate IS NOT NULL THEN 'gate'
+                WHEN conflict THEN 'conflict'
+                WHEN match_probability >= {r.high} THEN 'model_accept'
+                WHEN match_probability <= {r.low} THEN 'model_reject'
+                ELSE 'band' END AS route
+            FROM base
+        """)
+    finally:
+        con.unregister("current_labels")
+    return table
+
+
+def pairs_to_judge(con, routed: str) -> pd.DataFrame:
+    """Band and conflict pairs without a label, in the order the budget is spent on them."""
+    return con.execute(f"""
+        SELECT {KEY}, match_probability, route AS reason FROM {routed}
+        WHERE route IN ('band', 'conflict')
+        ORDER BY route = 'conflict' DESC, abs(match_probability - 0.5), {KEY}
+    """).df()
+
+
+def route_counts(con, routed: str) -> dict[str, int]:
+    return dict(con.execute(f"SELECT route, count(*) FROM {routed} GROUP BY 1 ORDER BY 1").fetchall())
+
+
+def decide(con, routed: str, round_no: int, table: str = "decisions") -> str:
+    """Final decisions: one row per scored pair. Unjudged band/conflict pairs are needs_review, with
+    final_match = (p >= 0.5) as the model's best guess."""
+    con.execute(f"""
+        CREATE OR REPLACE TABLE {table} AS
+        SELECT {KEY}, match_probability, match_weight,
+            CASE WHEN route IN ('band', 'conflict') THEN 'needs_review' ELSE route END AS decided_by,
+            CASE WHEN route IN ('judge', 'human') THEN label_match END AS judge_match,
+            CASE WHEN route IN ('judge', 'human') THEN label_confidence END AS judge_confidence,
+            CASE WHEN route IN ('judge', 'human') THEN label_reasoning
+                 WHEN route = 'gate' THEN 'gate: ' || gate END AS judge_reasoning,
+            CASE WHEN route IN ('judge', 'human') THEN label_source END AS label_source,
+            CASE route
+                WHEN 'judge' THEN label_match WHEN 'human' THEN label_match
+                WHEN 'gate' THEN false WHEN 'model_accept' THEN true WHEN 'model_reject' THEN false
+                ELSE match_probability >= 0.5 END AS final_match,
+            route IN ('band', 'conflict') AS needs_review,
+            conflict,
+            {round_no} AS round
+        FROM {routed}
+    """)
+    return table

@@ -1,0 +1,312 @@
+"""YAML settings -> validated `Settings` object.
+
+Every error names the settings key (dotted path) and says what is allowed, so a user can fix the YAML
+without reading this file. Input paths in a settings file are resolved relative to that file; the output
+directory and the label store are resolved relative to the current directory (where the user runs).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class SettingsError(ValueError):
+    """A settings file or override is invalid; the message names the key and what to change."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo such as `thresold` must not be silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+BlockingRule = list[str] | str
+"""A blocking rule: a list of columns (records agree on all of them) or a SQL condition over l. and r."""
+
+
+class SourceSettings(_Strict):
+    name: str = Field(description="Source name; becomes the source_dataset value in pair keys.")
+    path: str | None = Field(None, description="CSV or Parquet file. Omit when passing a DataFrame from Python.")
+    format: Literal["csv", "parquet"] | None = Field(None, description="Inferred from the file suffix if omitted.")
+    id_column: str = Field(description="Column that identifies a record uniquely within this source.")
+    derive: dict[str, str] = Field(
+        default_factory=dict, description="New columns as DuckDB SQL expressions over the raw columns."
+    )
+    trim_whitespace: bool = Field(True, description="Trim text values and column names; empty strings become null.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, v: str) -> str:
+        if not v or not v.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("use letters, digits, '_' or '-' only (it is used in table names and pair keys)")
+        return v
+
+
+class LevelSettings(_Strict):
+    sql: str = Field(description="SQL condition over <col>_l and <col>_r, or ELSE.")
+    label: str | None = None
+    null_level: bool = False
+    tf_adjustment_column: str | None = None
+
+
+class ComparisonSettings(_Strict):
+    kind: str = Field(description="A splink.comparison_library name (e.g. NameComparison, ExactMatch) or 'custom'.")
+    column: str | None = Field(None, description="Input column for library comparisons.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the library comparison.")
+    term_frequency_adjustments: bool = False
+    output_column_name: str | None = Field(None, description="Name of a custom comparison.")
+    levels: list[LevelSettings] | None = Field(None, description="Levels of a custom comparison, strongest first.")
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "ComparisonSettings":
+        import splink.comparison_library as cl
+
+        if self.kind == "custom":
+            if not self.output_column_name or not self.levels:
+                raise ValueError("a custom comparison needs output_column_name and levels")
+            if self.levels[-1].sql.strip().upper() != "ELSE":
+                raise ValueError("the last level of a custom comparison must be `sql: ELSE`")
+            return self
+        factory = getattr(cl, self.kind, None)
+        if factory is None or not inspect.isclass(factory):
+            allowed = sorted(n for n in dir(cl) if n[0].isupper() and n not in ("ComparisonCreator",))
+            raise ValueError(f"unknown comparison kind {self.kind!r}; use 'custom' or one of: {', '.join(allowed)}")
+        if not self.column:
+            raise ValueError(f"{self.kind} needs `column`")
+        params = inspect.signature(factory.__init__).parameters
+        unknown = [a for a in self.args if a not in params]
+        if unknown:
+            ok = [p for p in params if p not in ("self", "col_name")]
+            raise ValueError(f"{self.kind} has no argument(s) {unknown}; it takes: {', '.join(ok)}")
+        return self
+
+
+class BootstrapSettings(_Strict):
+    deterministic_rules: list[BlockingRule] = Field(
+        default_factory=list, description="Rules that almost only true matches pass; give the prior."
+    )
+    recall: float = Field(0.8, gt=0, le=1, description="Assumed recall of the deterministic rules.")
+    u_max_pairs: int = Field(1_000_000, gt=0, description="Random pairs sampled to estimate u.")
+    em_blocking_rules: list[BlockingRule] = Field(
+        default_factory=list, description="Blocking rules for EM training sessions (one session each)."
+    )
+    seed: int = 42
+
+
+class TrainingSettings(_Strict):
+    min_positive_labels: int = Field(
+        10, ge=1, description="Below this many positive labels the bootstrap (EM) model is kept."
+    )
+    smoothing: float = Field(
+        5.0, ge=0, description="Pseudo-count pulling label-estimated m values towards the bootstrap model's."
+    )
+
+
+class SamplingSettings(_Strict):
+    budget_per_round: int = Field(100, ge=0, description="Pairs drawn for labelling in each sampling round.")
+    rounds: int = Field(1, ge=0, description="How many of the first rounds draw a stratified sample.")
+    strata: dict[Literal["random", "high", "ambiguous", "low"], float] = Field(
+        default_factory=lambda: {"random": 0.30, "high": 0.25, "ambiguous": 0.25, "low": 0.20},
+        description="Share of the budget per stratum; strata by match probability (high >= routing.high, "
+        "low <= routing.low, ambiguous between), random is uniform over all blocked pairs.",
+    )
+    seed: int = 42
+
+    @field_validator("strata")
+    @classmethod
+    def _shares_sum_to_one(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(s < 0 for s in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"shares must be >= 0 and sum to 1 (they sum to {sum(v.values()):.3f})")
+        return v
+
+
+class GateSettings(_Strict):
+    name: str
+    sql: str = Field(description="SQL predicate over <col>_l/<col>_r; pairs where it is true are rejected.")
+
+
+class RoutingSettings(_Strict):
+    low: float = Field(0.10, ge=0, le=1, description="At or below: rejected by the model.")
+    high: float = Field(0.95, ge=0, le=1, description="At or above: accepted by the model.")
+    gates: list[GateSettings] = Field(default_factory=list)
+    one_to_one: bool = Field(
+        False, description="Link jobs: a record matches at most one record of another source; records with "
+        "two or more candidates at or above `high` are conflicts and go to the judge."
+    )
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> "RoutingSettings":
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class JudgeSettings(_Strict):
+    kind: Literal["truth", "none"] = Field(
+        "none", description="truth: SIMULATED judge answering from a ground-truth column; none: no judge, "
+        "the band goes to needs_review."
+    )
+    truth_column: str | None = Field(None, description="Ground truth for the truth judge (default: truth_column).")
+    error_rate: float = Field(0.0, ge=0, le=1, description="Truth judge: share of answers flipped (seeded).")
+    seed: int = 42
+    latency_seconds: float = Field(0.0, ge=0, description="Truth judge: simulated seconds per call.")
+    budget: int = Field(1000, ge=0, description="Most pairs sent to the judge in one run (all rounds).")
+    batch_size: int = Field(20, ge=1, description="Pairs per judge call.")
+    concurrency: int = Field(4, ge=1, description="Judge calls in flight at once.")
+    show_score: bool = Field(False, description="Show the model's match probability to the judge.")
+
+
+class LoopSettings(_Strict):
+    max_rounds: int = Field(3, ge=1)
+    min_new_labels: int = Field(1, ge=0, description="Stop when a round adds fewer labels than this.")
+
+
+class LabelStoreSettings(_Strict):
+    path: str = Field("labels/{name}.jsonl", description="JSONL label store; {name} is the settings name.")
+
+
+class Settings(_Strict):
+    name: str = Field(description="Name of the job; used in output and label-store paths.")
+    link_type: Literal["link_only", "dedupe_only", "link_and_dedupe"]
+    sources: list[SourceSettings] = Field(min_length=1)
+    columns_to_keep: list[str] = Field(
+        default_factory=list, description="Extra columns carried to the judge and outputs (not matched on)."
+    )
+    truth_column: str | None = Field(
+        None, description="Ground-truth entity column, never a matching feature: metrics and the truth judge."
+    )
+    comparisons: list[ComparisonSettings] = Field(min_length=1)
+    blocking_rules: list[BlockingRule] = Field(min_length=1)
+    bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    labels: LabelStoreSettings = Field(default_factory=LabelStoreSettings)
+    output_dir: str = Field("runs/{name}", description="Where outputs go; {name} is the settings name.")
+    base_dir: str = Field(".", description="Set by the loader: the settings file's folder (input paths).")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Settings":
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sources: names must be distinct (got {names})")
+        if self.link_type == "link_only" and len(self.sources) < 2:
+            raise ValueError("link_only needs at least two sources; use dedupe_only for one")
+        if self.link_type == "dedupe_only" and len(self.sources) != 1:
+            raise ValueError("dedupe_only takes exactly one source; use link_and_dedupe for several")
+        if self.judge.kind == "truth" and not (self.judge.truth_column or self.truth_column):
+            raise ValueError("judge.kind 'truth' needs judge.truth_column or truth_column")
+        if self.routing.one_to_one and self.link_type == "dedupe_only":
+            raise ValueError("routing.one_to_one applies to link jobs only")
+        return self
+
+    # Derived values: one place, so paths mean the same thing everywhere.
+    @property
+    def judge_truth_column(self) -> str | None:
+        return self.judge.truth_column or self.truth_column
+
+    def input_path(self, source: SourceSettings) -> Path | None:
+        if source.path is None:
+            return None
+        p = Path(source.path)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output_dir.format(name=self.name))
+
+    @property
+    def label_store_path(self) -> Path:
+        return Path(self.labels.path.format(name=self.name))
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that shape results (not base_dir), for run.json."""
+        data = self.model_dump(exclude={"base_dir"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = [f"Invalid settings in {origin}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the settings reference in README.md)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        got = e.get("input")
+        shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  - {key}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `dotted.key=value` overrides (values parsed as YAML: numbers, booleans, lists)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise SettingsError(f"--set {item!r}: expected dotted.key=value, e.g. judge.kind=truth")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise SettingsError(f"--set {key}: {'.'.join(parts[:i])} is a list; use an index 0..{len(node) - 1}")
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+                if not isinstance(node, (dict, list)):
+                    raise SettingsError(f"--set {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
+        value = yaml.safe_load(raw) if raw.strip() else None
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise SettingsError(f"--set {key}: use an index 0..{len(node) - 1}")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def load_settings(source: str | Path | dict | Settings, overrides: list[str] | None = None) -> Settings:
+    """Load and validate settings from a YAML path, a dict or a Settings object.
+
+    Example:
+        >>> from splink_er import load_settings
+        >>> s = load_settings(demo_settings_path(), overrides=["routing.high=0.9"])  # doctest: +SKIP
+        >>> s.routing.high
+        0.9
+    """
+    if isinstance(source, Settings):
+        if not overrides:
+            return source
+        data, origin, base = source.model_dump(), "settings object", source.base_dir
+    elif isinstance(source, dict):
+        data, origin, base = source, "settings dict", source.get("base_dir", ".")
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise SettingsError(f"Settings file not found: {path}. Presets live in settings/ (e.g. settings/febrl4.yaml).")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise SettingsError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path}: the top level must be a mapping of keys (name, link_type, sources, ...)")
+        origin, base = str(path), str(path.parent)
+    data = apply_overrides(data, overrides or [])
+    data["base_dir"] = data.get("base_dir") if isinstance(source, (dict, Settings)) and data.get("base_dir") else base
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise SettingsError(_format_validation_error(e, origin)) from None

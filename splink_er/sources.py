@@ -1,0 +1,202 @@
+"""Read sources into DuckDB, validate them before any compute, register them with Splink.
+
+Every source becomes one DuckDB table `input_<name>` with `unique_id` (text), `source_dataset` (the source
+name) and its columns, so pair keys look the same for every job type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from .settings import Settings, SourceSettings
+
+
+class InputError(ValueError):
+    """Input data cannot be used as configured; the message says which source, which column and what to change."""
+
+
+@dataclass
+class LoadedSources:
+    """The registered input tables of one job."""
+
+    tables: dict[str, str]  # source name -> DuckDB table name
+    row_counts: dict[str, int]
+    input_hashes: dict[str, str]
+    columns: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def columns_in_sql(sql: str) -> set[str]:
+    """Input column names a comparison / blocking / gate SQL refers to (`x_l`, `l.x` and `x` all give `x`)."""
+    if sql.strip().upper() == "ELSE":
+        return set()
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError as e:
+        raise InputError(f"Cannot parse SQL {sql!r}: {e}") from None
+    names = set()
+    for col in tree.find_all(exp.Column):
+        name = col.name
+        if col.table in ("l", "r"):
+            names.add(name)
+        else:
+            names.add(re.sub(r"_(l|r)$", "", name))
+    return names
+
+
+def _read_raw(con: duckdb.DuckDBPyConnection, src: SourceSettings, path: Path | None, frame: pd.DataFrame | None) -> str:
+    raw = f"raw_{src.name}"
+    if frame is not None:
+        con.register(f"{raw}_frame", frame)
+        con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {raw}_frame")
+        con.unregister(f"{raw}_frame")
+        return raw
+    if path is None:
+        raise InputError(f"Source {src.name!r} has no path: set sources[].path, or pass data={{'{src.name}': df}} from Python.")
+    if not path.exists():
+        raise InputError(f"Source {src.name!r}: file not found: {path} (paths are relative to the settings file).")
+    fmt = src.format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
+    if fmt == "parquet":
+        reader = f"read_parquet({_sql_literal(str(path))})"
+    else:
+        # All text: ids like 00123 keep their zeros and no column is mistyped from a sample of rows.
+        reader = f"read_csv({_sql_literal(str(path))}, all_varchar=true, header=true)"
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {reader}")
+    except duckdb.Error as e:
+        raise InputError(f"Source {src.name!r}: cannot read {path} as {fmt}: {e}") from None
+    return raw
+
+
+def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) -> str:
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
+    cols = list(types)
+    select = []
+    for c in cols:
+        out = c.strip() if src.trim_whitespace else c
+        expr = _quote(c)
+        if src.trim_whitespace and types[c] == "VARCHAR":
+            expr = f"NULLIF(TRIM({expr}), '')"
+        select.append(f"{expr} AS {_quote(out)}")
+    clean = f"clean_{src.name}"
+    con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT {', '.join(select)} FROM {raw}")
+    if src.derive:
+        derived = ", ".join(f"({sql}) AS {_quote(col)}" for col, sql in src.derive.items())
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, {derived} FROM {clean}")
+        except duckdb.Error as e:
+            raise InputError(f"sources[{src.name}].derive: a SQL expression failed: {e}") from None
+    return clean
+
+
+def load_sources(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    required_columns: set[str],
+    data: dict[str, pd.DataFrame] | None = None,
+) -> LoadedSources:
+    """Read and validate every source; raise InputError before any Splink work if something is wrong."""
+    data = data or {}
+    unknown = set(data) - {s.name for s in settings.sources}
+    if unknown:
+        raise InputError(f"data= names {sorted(unknown)} match no source; sources are {[s.name for s in settings.sources]}")
+    truth = settings.truth_column
+    judge_truth = settings.judge_truth_column
+    for t in {truth, judge_truth} - {None}:
+        if t in required_columns:
+            raise InputError(
+                f"The truth column {t!r} is also used as a matching feature (comparison, blocking rule or gate). "
+                "Ground truth must never be matched on: remove it from comparisons/blocking or choose another truth column."
+            )
+    loaded = LoadedSources(tables={}, row_counts={}, input_hashes={})
+    seen_columns: set[str] = set()
+    for src in settings.sources:
+        path = settings.input_path(src) if src.name not in data else None
+        clean = _normalise(con, src, _read_raw(con, src, path, data.get(src.name)))
+        cols = [r[0] for r in con.execute(f"DESCRIBE {clean}").fetchall()]
+        needed = set(required_columns) | {src.id_column} | {t for t in (truth, judge_truth) if t}
+        missing = sorted(needed - set(cols) - {"unique_id", "source_dataset"})
+        if missing:
+            raise InputError(
+                f"Source {src.name!r} lacks column(s) {missing}. It has: {cols}. "
+                "Rename them in the file, add them under sources[].derive, or change the comparisons/blocking rules."
+            )
+        n, n_null, n_distinct = con.execute(
+            f"SELECT count(*), count(*) - count({_quote(src.id_column)}), count(DISTINCT {_quote(src.id_column)}) FROM {clean}"
+        ).fetchall()[0]
+        if n == 0:
+            raise InputError(f"Source {src.name!r} is empty: there is nothing to match.")
+        if n_null:
+            raise InputError(f"Source {src.name!r}: id column {src.id_column!r} is null in {n_null} of {n} rows; every record needs an id.")
+        if n_distinct != n:
+            dup = con.execute(
+                f"SELECT {_quote(src.id_column)}, count(*) c FROM {clean} GROUP BY 1 HAVING c > 1 ORDER BY c DESC LIMIT 3"
+            ).fetchall()
+            raise InputError(
+                f"Source {src.name!r}: id column {src.id_column!r} is not unique ({n - n_distinct} duplicate rows; "
+                f"e.g. {[d[0] for d in dup]}). Choose a unique id column or deduplicate the file."
+            )
+        # Only what matching, judging and evaluation use; kept columns a source lacks are null there, so
+        # sources with different schemas line up (link jobs compare columns of the same name).
+        keep = sorted((needed | set(settings.columns_to_keep)) - {src.id_column, "unique_id", "source_dataset"})
+        select = [_quote(c) if c in cols else f"CAST(NULL AS VARCHAR) AS {_quote(c)}" for c in keep]
+        table = f"input_{src.name}"
+        con.execute(
+            f"CREATE OR REPLACE TABLE {table} AS SELECT CAST({_quote(src.id_column)} AS VARCHAR) AS unique_id, "
+            f"{_sql_literal(src.name)} AS source_dataset{''.join(', ' + x for x in select)} FROM {clean}"
+        )
+        con.execute(f"DROP TABLE IF EXISTS raw_{src.name}; DROP TABLE IF EXISTS clean_{src.name}")
+        seen_columns |= set(cols)
+        loaded.tables[src.name] = table
+        loaded.row_counts[src.name] = n
+        loaded.columns[src.name] = keep
+        loaded.input_hashes[src.name] = _input_hash(path, con, table)
+    absent = sorted(set(settings.columns_to_keep) - seen_columns)
+    if absent:
+        raise InputError(f"columns_to_keep {absent} are in no source; remove them or add them to a source.")
+    return loaded
+
+
+def _input_hash(path: Path | None, con: duckdb.DuckDBPyConnection, table: str) -> str:
+    if path is not None:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    # A DataFrame from Python: hash its content as loaded.
+    (h,) = con.execute(f"SELECT hash(list(t ORDER BY unique_id)) FROM {table} t").fetchall()[0]
+    return f"{h:016x}"[:16]
+
+
+def record_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, keys: list[tuple[str, str]], columns: list[str]) -> dict:
+    """(source_dataset, unique_id) -> {column: value} for the given records, None for nulls."""
+    if not keys:
+        return {}
+    wanted = pd.DataFrame(keys, columns=["source_dataset", "unique_id"]).drop_duplicates()
+    con.register("wanted_keys", wanted)
+    out = {}
+    try:
+        for name, table in loaded.tables.items():
+            have = [c for c in columns if c in loaded.columns[name]]
+            sel = ", ".join(f"t.{_quote(c)}" for c in have)
+            rows = con.execute(
+                f"SELECT t.source_dataset, t.unique_id{', ' + sel if sel else ''} FROM {table} t "
+                "JOIN wanted_keys w USING (source_dataset, unique_id)"
+            ).fetchall()
+            for row in rows:
+                out[(row[0], row[1])] = {c: (None if v is None else v) for c, v in zip(have, row[2:])}
+    finally:
+        con.unregister("wanted_keys")
+    return out
