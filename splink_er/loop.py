@@ -110,6 +110,7 @@ class Job:
         self.model: dict | None = None
         self.bootstrap_model: dict | None = None
         self.designs = pd.DataFrame(columns=PAIR_KEY + ["design", "inclusion_probability"])
+        self.obtained: set[tuple] = set()  # pairs whose judge answer this run uses (asked or reused)
         self.rounds: list[dict] = []
         self.asked_by_reason: dict[str, int] = {}
         self.training_reports: list[dict] = []
@@ -160,20 +161,30 @@ class Job:
         return s.rename(columns={"drawn_by": "stratum_drawn"})
 
     def judge_pairs(self, pairs: pd.DataFrame, reason: str | None = None) -> dict:
-        """Send pairs without a label to the judge (within the budget); store every answer per batch.
+        """Get judge answers for pairs, within the budget; store every new answer per batch.
 
+        A pair with a human label is skipped; a pair the store already has a judge answer for is reused, not
+        re-asked. Reused and new answers both count against `judge.budget`, so a run's decisions do not
+        depend on whether an earlier, killed run already paid for some answers.
         `pairs` has the pair key and match_probability (and a `reason` column, or pass `reason`)."""
-        labelled = self.store.effective()
-        have = set(map(tuple, labelled[PAIR_KEY].values)) if len(labelled) else set()
-        keys = [tuple(k) for k in pairs[PAIR_KEY].values]
-        todo_idx = [i for i, k in enumerate(keys) if k not in have]
-        stats = {"pairs": len(keys), "reused": len(keys) - len(todo_idx), "asked": 0, "undecided": 0}
-        if self.judge is None or not todo_idx:
-            return stats
-        todo = pairs.iloc[todo_idx[: self.budget_left]]
+        stored = self.store.effective()
+        kinds = dict(zip(map(tuple, stored[PAIR_KEY].values), stored["source_kind"])) if len(stored) else {}
+        stats = {"pairs": len(pairs), "reused": 0, "asked": 0, "undecided": 0}
+        ask_idx = []
+        for i, key in enumerate(map(tuple, pairs[PAIR_KEY].values)):
+            if kinds.get(key) == "human" or key in self.obtained:
+                continue
+            if self.judge is None or self.budget_left <= 0:
+                break
+            self.budget_left -= 1
+            if key in kinds:
+                self.obtained.add(key)
+                stats["reused"] += 1
+            else:
+                ask_idx.append(i)
+        todo = pairs.iloc[ask_idx]
         if todo.empty:
             return stats
-        self.budget_left -= len(todo)
         records = record_lookup(self.con, self.loaded, [k[:2] for k in map(tuple, todo[PAIR_KEY].values)] +
                                 [k[2:] for k in map(tuple, todo[PAIR_KEY].values)], self.display_columns)
         show = self.settings.judge.show_score
@@ -192,6 +203,7 @@ class Job:
                     stats["undecided"] += 1
                     continue
                 why, stratum, pi = meta[d.key]
+                self.obtained.add(d.key)
                 new.append(make_label(d.key, d.match, d.confidence, self.judge.name, "judge",
                                       simulated=self.judge.simulated, reason=why, round_no=self.round,
                                       stratum=stratum, inclusion_probability=pi, run_id=self.run_id,
@@ -207,8 +219,17 @@ class Job:
             self.asked_by_reason[c.reason] = self.asked_by_reason.get(c.reason, 0) + 1
         return stats
 
-    def _labels_for_training(self) -> pd.DataFrame:
+    def run_labels(self) -> pd.DataFrame:
+        """The labels this run uses: every human label, and judge labels of pairs it sent to the judge."""
         labels = self.store.effective()
+        if labels.empty:
+            return labels
+        keep = labels["source_kind"].eq("human") | pd.Series(
+            [k in self.obtained for k in map(tuple, labels[PAIR_KEY].values)], index=labels.index)
+        return labels[keep]
+
+    def _labels_for_training(self) -> pd.DataFrame:
+        labels = self.run_labels()
         return labels[PAIR_KEY + ["match"]] if len(labels) else pd.DataFrame(columns=PAIR_KEY + ["match"])
 
     def train(self) -> dict:
@@ -223,14 +244,14 @@ class Job:
     def route(self) -> dict[str, int]:
         """Route every scored pair (DuckDB table `routed`); returns counts per route."""
         with self._stage("route"):
-            routing.route(self.con, self.scores_table, self.store.effective(), self.settings)
+            routing.route(self.con, self.scores_table, self.run_labels(), self.settings)
             return routing.route_counts(self.con, "routed")
 
     def judge_band(self) -> dict:
         """Send the band and conflict pairs to the judge, then re-route so their answers count."""
         todo = routing.pairs_to_judge(self.con, "routed")
         stats = self.judge_pairs(todo)
-        if stats["asked"]:
+        if stats["asked"] or stats["reused"]:
             self.route()
         return stats
 
@@ -276,9 +297,10 @@ class Job:
             counts = routing.route_counts(self.con, "routed")
             routing.decide(self.con, "routed", r)
             rec |= {"routes": counts, "accepted": counts.get("model_accept", 0), "rejected": counts.get("model_reject", 0),
-                    "labels_in_store": len(self.store.effective()), "judge_budget_left": self.budget_left,
+                    "labels_used": len(self.run_labels()), "judge_budget_left": self.budget_left,
                     "metrics": self.metrics(), "seconds": round(time.perf_counter() - t0, 3)}
-            new_labels = rec.get("sample_asked", 0) + rec["band_asked"]
+            # Answers this round put to use, asked now or reused from the store (so a resumed run stops alike).
+            new_labels = rec.get("sample_asked", 0) + rec.get("sample_reused", 0) + rec["band_asked"] + rec["band_reused"]
             rec["new_labels"] = new_labels
             self.rounds.append(rec)
             m = rec["metrics"]
@@ -333,6 +355,9 @@ class Job:
         if not boot.exists():
             raise FileNotFoundError(f"{boot} not found: run `splink-er run` with these settings first.")
         self.bootstrap(model_mod.load_model(boot))
+        # Retraining uses every answer in the store, whichever run paid for it.
+        stored = self.store.effective()
+        self.obtained = set(map(tuple, stored[PAIR_KEY].values)) if len(stored) else set()
         samples = self.out / "samples.parquet"
         if samples.exists():
             self.designs = pd.read_parquet(samples)

@@ -1,0 +1,25 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+import splink_er
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def demo_dict(tmp_path):
+    """The demo settings as a dict, writing into tmp_path (input path made absolute)."""
+    path = splink_er.demo_settings_path()
+    data = yaml.safe_load(path.read_text())
+    data["sources"][0]["path"] = str(path.parent / data["sources"][0]["path"])
+    data["output_dir"] = str(tmp_path / "out")
+    data["labels"] = {"path": str(tmp_path / "labels.jsonl")}
+    return copy.deepcopy(data)
+
+
+@pytest.fixture
+def febrl4_overrides(tmp_path):
+    return [f"output_dir={tmp_path / 'febrl4'}", f"labels.path={tmp_path / 'febrl4.jsonl'}", "judge.kind=truth"]

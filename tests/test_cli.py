@@ -1,0 +1,46 @@
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from splink_er.cli import app
+
+runner = CliRunner()
+
+
+def test_help_shows_examples():
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0 and "splink-er run settings/febrl4.yaml" in r.output
+
+
+def test_bad_settings_exit_code_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nlink_type: dedupe_everything\n")
+    r = runner.invoke(app, ["run", str(bad)])
+    assert r.exit_code == 2 and "link_type" in r.output
+
+
+def test_demo_run_label_retrain_explain(tmp_path):
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "splink_er.cli", "demo", "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "F1" in r.stderr and "calls" in r.stderr and "SIMULATED" in r.stderr
+    from splink_er import demo_settings_path
+
+    common = [str(demo_settings_path()), "--set", f"labels.path={out}/labels.jsonl"]
+    r = runner.invoke(app, ["label", *common, "--pair", "0", "1", "--non-match"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["retrain", *common, "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["explain", *common, "--out", str(out), "--pair", "0", "1"])
+    assert r.exit_code == 0, r.output
+    assert "decided by human" in r.output
+    pngs = list((out / "explain").glob("*.png"))
+    assert pngs and pngs[0].stat().st_size > 1000 and list((out / "explain").glob("*.html"))
+
+
+def test_explain_before_run_exit_code_4(tmp_path):
+    from splink_er import demo_settings_path
+
+    r = runner.invoke(app, ["explain", str(demo_settings_path()), "--out", str(tmp_path / "none"), "--pair", "0", "1"])
+    assert r.exit_code == 4 and "run" in r.output

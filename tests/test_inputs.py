@@ -1,0 +1,62 @@
+import pandas as pd
+import pytest
+
+import splink_er
+from splink_er import InputError
+
+
+def _frame():
+    return pd.DataFrame({"unique_id": ["1", "2", "3"], "first_name": ["a", "b", "c"], "surname": ["x", "y", "z"],
+                         "dob": ["2000-01-01"] * 3, "city": ["c"] * 3, "email": ["e"] * 3, "cluster": ["1", "1", "2"]})
+
+
+def _prepare(demo_dict, df):
+    demo_dict["sources"][0].pop("path")
+    return splink_er.prepare(demo_dict, data={"fake_1000": df}, quiet=True)
+
+
+def test_dataframe_input_works(demo_dict):
+    job = _prepare(demo_dict, _frame())
+    assert job.loaded.row_counts == {"fake_1000": 3}
+
+
+def test_missing_column(demo_dict):
+    with pytest.raises(InputError, match=r"lacks column\(s\) \['email'\]"):
+        _prepare(demo_dict, _frame().drop(columns=["email"]))
+
+
+def test_duplicate_ids(demo_dict):
+    df = _frame()
+    df.loc[2, "unique_id"] = "1"
+    with pytest.raises(InputError, match="not unique"):
+        _prepare(demo_dict, df)
+
+
+def test_null_ids(demo_dict):
+    df = _frame()
+    df.loc[1, "unique_id"] = None
+    with pytest.raises(InputError, match="null in 1 of 3"):
+        _prepare(demo_dict, df)
+
+
+def test_empty_table(demo_dict):
+    with pytest.raises(InputError, match="empty"):
+        _prepare(demo_dict, _frame().iloc[0:0])
+
+
+def test_truth_used_as_feature(demo_dict):
+    demo_dict["blocking_rules"].append(["cluster"])
+    with pytest.raises(InputError, match="truth column 'cluster' is also used as a matching feature"):
+        _prepare(demo_dict, _frame())
+
+
+def test_truth_used_in_custom_sql(demo_dict):
+    demo_dict["routing"]["gates"] = [{"name": "peek", "sql": "cluster_l <> cluster_r"}]
+    with pytest.raises(InputError, match="matching feature"):
+        _prepare(demo_dict, _frame())
+
+
+def test_missing_file(demo_dict):
+    demo_dict["sources"][0]["path"] = "/nonexistent/file.csv"
+    with pytest.raises(InputError, match="file not found"):
+        splink_er.prepare(demo_dict, quiet=True)

@@ -1,0 +1,128 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import splink_er
+from splink_er import TruthJudge
+from splink_er.model import PAIR_KEY
+
+
+class RecordingJudge(TruthJudge):
+    """The simulated truth judge, remembering every pair it was asked about."""
+
+    asked: list
+
+    async def judge_batch(self, pairs):
+        self.asked = getattr(self, "asked", []) + [p.key for p in pairs]
+        return await super().judge_batch(pairs)
+
+
+def _truth_lookup(job):
+    return make_truth(job)
+
+
+def make_truth(job):
+    truth = {}
+    for t in job.loaded.tables.values():
+        for sd, uid, c in job.con.execute(f'SELECT source_dataset, unique_id, "{job.settings.truth_column}" FROM {t}').fetchall():
+            truth[(sd, uid)] = c
+    return truth
+
+
+def test_demo_end_to_end(demo_dict):
+    r = splink_er.run(demo_dict, quiet=True)
+    d = r.decisions
+    assert list(d.columns[:4]) == PAIR_KEY
+    assert set(d.decided_by) <= {"model_accept", "model_reject", "gate", "judge", "human", "needs_review"}
+    assert r.run["judge"]["simulated"] and r.run["judge"]["pairs_judged"] <= demo_dict["judge"]["budget"]
+    assert r.metrics["f1"] > 0.85 and r.metrics["precision"] > 0.98
+    assert r.clusters["unique_id"].nunique() == 1000  # every record gets an entity
+    for f in ("decisions.parquet", "clusters.parquet", "run.json", "model.json", "labels_snapshot.jsonl"):
+        assert (r.output_dir / f).exists()
+    run = json.loads((r.output_dir / "run.json").read_text())
+    assert run["rounds"][0]["sampled"] > 0 and run["settings_hash"] and run["input_hashes"]["fake_1000"]
+
+
+def test_febrl4_truth_judge(febrl4_overrides):
+    from conftest import REPO
+
+    job = splink_er.prepare(REPO / "settings/febrl4.yaml", overrides=febrl4_overrides, quiet=True)
+    job.judge = RecordingJudge(make_truth(job), "entity")
+    job.budget_left = job.settings.judge.budget
+    r = job.run()
+    assert r.metrics["f1"] >= 0.995
+    assert r.run["judge"]["pairs_judged"] <= 300
+    # The judge saw only sampled, band and conflict pairs.
+    labels = job.store.read_all()
+    assert set(labels["reason"]) <= {"sample", "band", "conflict"}
+    assert sorted(map(tuple, labels[PAIR_KEY].values)) == sorted(job.judge.asked)
+    sampled = set(map(tuple, job.designs[PAIR_KEY].values))
+    assert {k for k, why in zip(map(tuple, labels[PAIR_KEY].values), labels["reason"]) if why == "sample"} <= sampled
+
+
+KILLER = """
+import os, sys, splink_er
+from splink_er import TruthJudge
+settings, out, labels = sys.argv[1:4]
+class KillAfterTwoBatches(TruthJudge):
+    calls = 0
+    async def judge_batch(self, pairs):
+        KillAfterTwoBatches.calls += 1
+        if KillAfterTwoBatches.calls > 2:
+            os._exit(9)   # killed mid-judging, like SIGKILL: no cleanup runs
+        return await super().judge_batch(pairs)
+job = splink_er.prepare(settings, overrides=[f"output_dir={out}", f"labels.path={labels}", "judge.concurrency=1"], quiet=True)
+truth = {}
+for t in job.loaded.tables.values():
+    for sd, uid, c in job.con.execute(f'SELECT source_dataset, unique_id, cluster FROM {t}').fetchall():
+        truth[(sd, uid)] = c
+job.judge = KillAfterTwoBatches(truth, "cluster")
+job.run()
+"""
+
+
+def test_killed_run_loses_nothing_and_reasks_nothing(tmp_path):
+    settings = str(splink_er.demo_settings_path())
+    killed = subprocess.run([sys.executable, "-c", KILLER, settings, str(tmp_path / "k"), str(tmp_path / "k.jsonl")])
+    assert killed.returncode == 9
+    stored = splink_er.LabelStore(tmp_path / "k.jsonl").read_all()
+    assert len(stored) == 40  # two batches of 20 were answered before the kill, and both are kept
+    before = set(map(tuple, stored[PAIR_KEY].values))
+
+    o = ["judge.concurrency=1"]
+    job = splink_er.prepare(settings, overrides=o + [f"output_dir={tmp_path / 'k'}", f"labels.path={tmp_path / 'k.jsonl'}"], quiet=True)
+    job.judge = RecordingJudge(make_truth(job), "cluster")
+    resumed = job.run()
+    assert not before & set(job.judge.asked)  # nothing re-asked
+
+    clean = splink_er.run(settings, overrides=o + [f"output_dir={tmp_path / 'c'}", f"labels.path={tmp_path / 'c.jsonl'}"], quiet=True)
+    cols = PAIR_KEY + ["final_match", "decided_by"]
+    a = resumed.decisions[cols].sort_values(PAIR_KEY).reset_index(drop=True)
+    b = clean.decisions[cols].sort_values(PAIR_KEY).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_retrain_applies_human_labels(demo_dict):
+    first = splink_er.run(demo_dict, quiet=True)
+    d = first.decisions
+    accepted = d[d.decided_by == "model_accept"].iloc[0]
+    store = splink_er.LabelStore(demo_dict["labels"]["path"])
+    store.append([splink_er.make_label(tuple(accepted[PAIR_KEY]), False, 1.0, "human", "human", reason="human")])
+    again = splink_er.retrain(demo_dict, quiet=True)
+    row = again.decisions.set_index(PAIR_KEY).loc[tuple(accepted[PAIR_KEY])]
+    assert row.decided_by == "human" and not row.final_match
+    assert len(again.decisions) == len(d)
+    # No re-asking: every band pair answered before is reused.
+    assert again.run["judge"]["pairs_judged"] <= again.run["rounds"][0]["band"]
+
+
+def test_no_judge_sends_band_to_review(demo_dict):
+    demo_dict["judge"] = {"kind": "none"}
+    r = splink_er.run(demo_dict, quiet=True)
+    assert r.run["judge"]["pairs_judged"] == 0
+    d = r.decisions
+    band = d[(d.match_probability > 0.10) & (d.match_probability < 0.95)]
+    assert len(band) and (band.decided_by == "needs_review").all() and band.needs_review.all()

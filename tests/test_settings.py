@@ -1,0 +1,68 @@
+import pytest
+
+from splink_er import SettingsError, load_settings
+from splink_er.settings import apply_overrides
+
+
+def test_unknown_key_is_named(demo_dict):
+    demo_dict["routing"]["thresold"] = 0.5
+    with pytest.raises(SettingsError, match=r"routing\.thresold: unknown key"):
+        load_settings(demo_dict)
+
+
+def test_unknown_comparison_kind_lists_allowed(demo_dict):
+    demo_dict["comparisons"][0]["kind"] = "NameComparisn"
+    with pytest.raises(SettingsError) as e:
+        load_settings(demo_dict)
+    assert "comparisons.0" in str(e.value) and "NameComparison" in str(e.value)
+
+
+def test_bad_comparison_argument_lists_accepted_ones(demo_dict):
+    demo_dict["comparisons"][0]["args"] = {"jaro_thresholds": [0.9]}
+    with pytest.raises(SettingsError, match="jaro_winkler_thresholds"):
+        load_settings(demo_dict)
+
+
+def test_low_must_be_below_high(demo_dict):
+    demo_dict["routing"] = {"low": 0.9, "high": 0.5}
+    with pytest.raises(SettingsError, match=r"routing: .*low \(0.9\) must be below high"):
+        load_settings(demo_dict)
+
+
+def test_strata_must_sum_to_one(demo_dict):
+    demo_dict["sampling"]["strata"] = {"random": 0.5, "high": 0.6}
+    with pytest.raises(SettingsError, match="sampling.strata"):
+        load_settings(demo_dict)
+
+
+def test_truth_judge_needs_truth_column(demo_dict):
+    demo_dict.pop("truth_column")
+    with pytest.raises(SettingsError, match="truth_column"):
+        load_settings(demo_dict)
+
+
+def test_dotted_overrides_parse_yaml_values(demo_dict):
+    s = load_settings(demo_dict, ["judge.kind=none", "routing.high=0.9", "sampling.strata.random=1",
+                                  "sampling.strata.high=0", "sampling.strata.ambiguous=0", "sampling.strata.low=0",
+                                  "sources.0.id_column=unique_id"])
+    assert s.judge.kind == "none" and s.routing.high == 0.9 and s.sampling.strata["random"] == 1
+
+
+def test_bad_override_says_the_form():
+    with pytest.raises(SettingsError, match="dotted.key=value"):
+        apply_overrides({}, ["judge.kind"])
+    with pytest.raises(SettingsError, match="is a list"):
+        apply_overrides({"sources": [{}]}, ["sources.x.path=a"])
+
+
+def test_missing_file_points_at_presets(tmp_path):
+    with pytest.raises(SettingsError, match="settings/"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_presets_load():
+    from conftest import REPO
+
+    for p in sorted((REPO / "settings").glob("*.yaml")):
+        s = load_settings(p)
+        assert s.sources and all(s.input_path(src).exists() for src in s.sources), p
