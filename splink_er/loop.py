@@ -259,20 +259,16 @@ class Job:
         if not self.settings.truth_column:
             return {}
         with self._stage("evaluate"):
-            if self._true_pairs is None:
-                self._true_pairs = evaluate.true_pair_count(self.con, self.loaded, self.settings, self.settings.truth_column)
-            return evaluate.pairwise_metrics(self.con, self.loaded, self.settings, f"SELECT * FROM {decisions}",
-                                             "final_match", self._true_pairs)
+            return self.metrics_for_scores(decisions, "final_match")
 
-    def plain_splink_metrics(self) -> dict:
-        """The bootstrap (unsupervised Splink) model at p >= 0.5, for comparison. Scores with that model."""
+    def metrics_for_scores(self, table: str, predicted_sql: str) -> dict:
+        """Metrics of a rule over a scored table, e.g. plain Splink: ("scores", "match_probability >= 0.5")."""
         if not self.settings.truth_column:
             return {}
-        model_mod.score(self.db, self.sdfs, self.bootstrap_model, self.settings, table="bootstrap_scores")
         if self._true_pairs is None:
             self._true_pairs = evaluate.true_pair_count(self.con, self.loaded, self.settings, self.settings.truth_column)
-        return evaluate.pairwise_metrics(self.con, self.loaded, self.settings, "SELECT * FROM bootstrap_scores",
-                                         "match_probability >= 0.5", self._true_pairs)
+        return evaluate.pairwise_metrics(self.con, self.loaded, self.settings, f"SELECT * FROM {table}",
+                                         predicted_sql, self._true_pairs)
 
     # ---- the loop ------------------------------------------------------------------------------------
     def run_rounds(self, sample_rounds: int | None = None, max_rounds: int | None = None) -> None:
