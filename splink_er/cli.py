@@ -126,7 +126,8 @@ def explain(settings: Annotated[Path, typer.Argument(help="Settings YAML used fo
         err.print(f"match probability {res['match_probability']:.4f} (weight {res['match_weight']:.2f})")
         if d:
             err.print(f"decided by {d['decided_by']}; final match {d['final_match']}"
-                      + (f"; judge: {d['judge_match']} ({d['judge_confidence']}) {d['judge_reasoning']}" if d.get('judge_reasoning') else ""))
+                      + (f"; judge: {d['judge_match']} ({d['judge_confidence']}) {d['judge_reasoning']}"
+                         if isinstance(d.get("judge_reasoning"), str) else ""))
         else:
             err.print("this pair was not among the blocked pairs of the run (no decision)")
         err.print(f"chart: {res['html']} and {res['png']}")
