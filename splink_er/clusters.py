@@ -16,7 +16,7 @@ def cluster(db, sdfs: list, model: dict, decisions: str, table: str = "clusters"
         f"CASE WHEN final_match THEN 1.0 ELSE 0.0 END AS match_probability FROM {decisions} WHERE final_match"
     )
     links = db.table_to_splink_dataframe("final_links", "final_links")
-    linker = make_linker(db, sdfs, model)
+    linker = make_linker(sdfs, model)
     clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(links, threshold_match_probability=0.5)
     con.execute(
         f"CREATE OR REPLACE TABLE {table} AS SELECT source_dataset, unique_id, cluster_id AS entity_id "

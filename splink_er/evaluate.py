@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from .model import PAIR_KEY
 from .settings import Settings
-from .sources import LoadedSources, _quote
+from .sources import LoadedSources, quote_ident
 
 
 def _truth_union(loaded: LoadedSources, truth: str) -> str:
     return " UNION ALL ".join(
-        f"SELECT source_dataset, unique_id, CAST({_quote(truth)} AS VARCHAR) AS t FROM {tbl}" for tbl in loaded.tables.values()
+        f"SELECT source_dataset, unique_id, CAST({quote_ident(truth)} AS VARCHAR) AS t FROM {tbl}" for tbl in loaded.tables.values()
     )
 
 

@@ -51,7 +51,7 @@ def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None,
     left = {"unique_id": key[1], "source_dataset": key[0]} | recs[key[:2]]
     right = {"unique_id": key[3], "source_dataset": key[2]} | recs[key[2:]]
 
-    linker = make_linker(job.db, job.sdfs, load_model(model_path))
+    linker = make_linker(job.sdfs, load_model(model_path))
     frame = linker.inference.score_pair(left, right).as_pandas_dataframe()
     scored = {k: (None if pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
     chart = linker.visualisations.waterfall_chart([scored], filter_nulls=False)

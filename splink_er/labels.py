@@ -63,6 +63,16 @@ class LabelStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # (size, mtime) of the file when last parsed, and the effective labels then: the loop asks for labels
+        # several times a round, and re-parsing the whole JSONL each time grows with the store.
+        self._cache: tuple[tuple[int, int] | None, pd.DataFrame] | None = None
+
+    def _signature(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_size, st.st_mtime_ns)
 
     def append(self, labels: list[dict]) -> None:
         if not labels:
@@ -94,14 +104,19 @@ class LabelStore:
         return df
 
     def effective(self) -> pd.DataFrame:
-        """One label per pair: human beats judge, then the latest line wins."""
+        """One label per pair: human beats judge, then the latest line wins. Re-parsed only when the file
+        changed (any writer, this process or another); treat the returned frame as read-only."""
+        signature = self._signature()
+        if self._cache is not None and self._cache[0] == signature:
+            return self._cache[1]
         df = self.read_all()
-        if df.empty:
-            return df
-        df = df.reset_index(names="line")
-        df["is_human"] = df["source_kind"].eq("human")
-        df = df.sort_values(["is_human", "line"]).drop_duplicates(PAIR_KEY, keep="last")
-        return df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
+        if not df.empty:
+            df = df.reset_index(names="line")
+            df["is_human"] = df["source_kind"].eq("human")
+            df = df.sort_values(["is_human", "line"]).drop_duplicates(PAIR_KEY, keep="last")
+            df = df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
+        self._cache = (signature, df)
+        return df
 
     def snapshot(self, dest: Path) -> None:
         """Copy the store as used by a run next to that run's outputs."""

@@ -27,9 +27,10 @@ from . import evaluate, model as model_mod, routing, sampling
 from .judges import Judge, PairContext, TruthJudge, run_judge
 from .labels import LabelStore, make_label
 from .settings import Settings, load_settings
-from .sources import _quote, load_sources, record_lookup
+from .sources import column_lookup, load_sources, record_lookup
 
 PAIR_KEY = model_mod.PAIR_KEY
+pair_keys = model_mod.pair_keys
 
 
 @dataclass
@@ -59,12 +60,8 @@ def make_judge(settings: Settings, con, loaded) -> Judge | None:
     if j.kind == "none":
         return None
     column = settings.judge_truth_column
-    truth = {}
-    for table in loaded.tables.values():
-        for sd, uid, t in con.execute(f"SELECT source_dataset, unique_id, {_quote(column)} FROM {table}").fetchall():
-            if t is not None:
-                truth[(sd, uid)] = t
-    return TruthJudge(truth, column, error_rate=j.error_rate, seed=j.seed, latency_seconds=j.latency_seconds)
+    return TruthJudge(column_lookup(con, loaded, column), column, error_rate=j.error_rate, seed=j.seed,
+                      latency_seconds=j.latency_seconds)
 
 
 class Job:
@@ -143,7 +140,7 @@ class Job:
     def bootstrap(self, model: dict | None = None) -> None:
         """Unsupervised model (prior from deterministic rules, u by random sampling, EM), or a given model."""
         with self._stage("bootstrap"), self.console.status("bootstrap: prior, u sampling, EM"):
-            self.bootstrap_model = model or model_mod.bootstrap(self.db, self.sdfs, self.settings, self.untrained_model)
+            self.bootstrap_model = model or model_mod.bootstrap(self.sdfs, self.settings, self.untrained_model)
         self.model = self.bootstrap_model
 
     def score(self) -> str:
@@ -168,10 +165,10 @@ class Job:
         depend on whether an earlier, killed run already paid for some answers.
         `pairs` has the pair key and match_probability (and a `reason` column, or pass `reason`)."""
         stored = self.store.effective()
-        kinds = dict(zip(map(tuple, stored[PAIR_KEY].values), stored["source_kind"])) if len(stored) else {}
+        kinds = dict(zip(pair_keys(stored), stored["source_kind"]))
         stats = {"pairs": len(pairs), "reused": 0, "asked": 0, "undecided": 0}
         ask_idx = []
-        for i, key in enumerate(map(tuple, pairs[PAIR_KEY].values)):
+        for i, key in enumerate(pair_keys(pairs)):
             if kinds.get(key) == "human" or key in self.obtained:
                 continue
             if self.judge is None or self.budget_left <= 0:
@@ -185,8 +182,9 @@ class Job:
         todo = pairs.iloc[ask_idx]
         if todo.empty:
             return stats
-        records = record_lookup(self.con, self.loaded, [k[:2] for k in map(tuple, todo[PAIR_KEY].values)] +
-                                [k[2:] for k in map(tuple, todo[PAIR_KEY].values)], self.display_columns)
+        todo_keys = pair_keys(todo)
+        records = record_lookup(self.con, self.loaded, [k[:2] for k in todo_keys] + [k[2:] for k in todo_keys],
+                                self.display_columns)
         show = self.settings.judge.show_score
         contexts, meta = [], {}
         for row in todo.itertuples(index=False):
@@ -225,7 +223,7 @@ class Job:
         if labels.empty:
             return labels
         keep = labels["source_kind"].eq("human") | pd.Series(
-            [k in self.obtained for k in map(tuple, labels[PAIR_KEY].values)], index=labels.index)
+            [k in self.obtained for k in pair_keys(labels)], index=labels.index)
         return labels[keep]
 
     def _labels_for_training(self) -> pd.DataFrame:
@@ -256,8 +254,6 @@ class Job:
         return stats
 
     def metrics(self, decisions: str = "decisions") -> dict:
-        if not self.settings.truth_column:
-            return {}
         with self._stage("evaluate"):
             return self.metrics_for_scores(decisions, "final_match")
 
@@ -353,7 +349,7 @@ class Job:
         self.bootstrap(model_mod.load_model(boot))
         # Retraining uses every answer in the store, whichever run paid for it.
         stored = self.store.effective()
-        self.obtained = set(map(tuple, stored[PAIR_KEY].values)) if len(stored) else set()
+        self.obtained = set(pair_keys(stored))
         samples = self.out / "samples.parquet"
         if samples.exists():
             self.designs = pd.read_parquet(samples)

@@ -22,6 +22,11 @@ from .sources import columns_in_sql
 PAIR_KEY = ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r"]
 
 
+def pair_keys(frame: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """The pair key of every row of `frame`, as tuples (the form labels and judges use)."""
+    return list(map(tuple, frame[PAIR_KEY].values))
+
+
 def blocking_rule(rule: BlockingRule):
     """A settings blocking rule (list of columns, or SQL) as something Splink accepts."""
     return block_on(*rule) if isinstance(rule, list) else rule
@@ -75,14 +80,14 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
     return cols
 
 
-def make_linker(db: DuckDBAPI, sdfs: list, model: dict) -> Linker:
+def make_linker(sdfs: list, model: dict) -> Linker:
     return Linker(sdfs, copy.deepcopy(model), log_level=logging.WARNING)
 
 
-def bootstrap(db: DuckDBAPI, sdfs: list, settings: Settings, model: dict) -> dict:
+def bootstrap(sdfs: list, settings: Settings, model: dict) -> dict:
     """Unsupervised recipe: prior from deterministic rules, u by random sampling, m by EM. Needs no labels."""
     b = settings.bootstrap
-    linker = make_linker(db, sdfs, model)
+    linker = make_linker(sdfs, model)
     if b.deterministic_rules:
         linker.training.estimate_probability_two_random_records_match(
             [blocking_rule(r) for r in b.deterministic_rules], recall=b.recall
@@ -188,7 +193,7 @@ def train_from_labels(
 
 def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str = "scores") -> str:
     """Predict every blocked pair into DuckDB table `table`, with the full pair key for every job type."""
-    linker = make_linker(db, sdfs, model)
+    linker = make_linker(sdfs, model)
     pred = linker.inference.predict()
     con = db.duckdb_con
     if settings.link_type == "dedupe_only":

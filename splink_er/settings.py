@@ -305,7 +305,7 @@ def load_settings(source: str | Path | dict | Settings, overrides: list[str] | N
             raise SettingsError(f"{path}: the top level must be a mapping of keys (name, link_type, sources, ...)")
         origin, base = str(path), str(path.parent)
     data = apply_overrides(data, overrides or [])
-    data["base_dir"] = data.get("base_dir") if isinstance(source, (dict, Settings)) and data.get("base_dir") else base
+    data["base_dir"] = base
     try:
         return Settings.model_validate(data)
     except ValidationError as e:

@@ -33,7 +33,7 @@ class LoadedSources:
     columns: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _quote(name: str) -> str:
+def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -89,14 +89,14 @@ def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) ->
     select = []
     for c in cols:
         out = c.strip() if src.trim_whitespace else c
-        expr = _quote(c)
+        expr = quote_ident(c)
         if src.trim_whitespace and types[c] == "VARCHAR":
             expr = f"NULLIF(TRIM({expr}), '')"
-        select.append(f"{expr} AS {_quote(out)}")
+        select.append(f"{expr} AS {quote_ident(out)}")
     clean = f"clean_{src.name}"
     con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT {', '.join(select)} FROM {raw}")
     if src.derive:
-        derived = ", ".join(f"({sql}) AS {_quote(col)}" for col, sql in src.derive.items())
+        derived = ", ".join(f"({sql}) AS {quote_ident(col)}" for col, sql in src.derive.items())
         try:
             con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, {derived} FROM {clean}")
         except duckdb.Error as e:
@@ -137,7 +137,7 @@ def load_sources(
                 "Rename them in the file, add them under sources[].derive, or change the comparisons/blocking rules."
             )
         n, n_null, n_distinct = con.execute(
-            f"SELECT count(*), count(*) - count({_quote(src.id_column)}), count(DISTINCT {_quote(src.id_column)}) FROM {clean}"
+            f"SELECT count(*), count(*) - count({quote_ident(src.id_column)}), count(DISTINCT {quote_ident(src.id_column)}) FROM {clean}"
         ).fetchall()[0]
         if n == 0:
             raise InputError(f"Source {src.name!r} is empty: there is nothing to match.")
@@ -145,7 +145,7 @@ def load_sources(
             raise InputError(f"Source {src.name!r}: id column {src.id_column!r} is null in {n_null} of {n} rows; every record needs an id.")
         if n_distinct != n:
             dup = con.execute(
-                f"SELECT {_quote(src.id_column)}, count(*) c FROM {clean} GROUP BY 1 HAVING c > 1 ORDER BY c DESC LIMIT 3"
+                f"SELECT {quote_ident(src.id_column)}, count(*) c FROM {clean} GROUP BY 1 HAVING c > 1 ORDER BY c DESC LIMIT 3"
             ).fetchall()
             raise InputError(
                 f"Source {src.name!r}: id column {src.id_column!r} is not unique ({n - n_distinct} duplicate rows; "
@@ -154,10 +154,10 @@ def load_sources(
         # Only what matching, judging and evaluation use; kept columns a source lacks are null there, so
         # sources with different schemas line up (link jobs compare columns of the same name).
         keep = sorted((needed | set(settings.columns_to_keep)) - {src.id_column, "unique_id", "source_dataset"})
-        select = [_quote(c) if c in cols else f"CAST(NULL AS VARCHAR) AS {_quote(c)}" for c in keep]
+        select = [quote_ident(c) if c in cols else f"CAST(NULL AS VARCHAR) AS {quote_ident(c)}" for c in keep]
         table = f"input_{src.name}"
         con.execute(
-            f"CREATE OR REPLACE TABLE {table} AS SELECT CAST({_quote(src.id_column)} AS VARCHAR) AS unique_id, "
+            f"CREATE OR REPLACE TABLE {table} AS SELECT CAST({quote_ident(src.id_column)} AS VARCHAR) AS unique_id, "
             f"{_sql_literal(src.name)} AS source_dataset{''.join(', ' + x for x in select)} FROM {clean}"
         )
         con.execute(f"DROP TABLE IF EXISTS raw_{src.name}; DROP TABLE IF EXISTS clean_{src.name}")
@@ -190,7 +190,7 @@ def record_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, keys: l
     try:
         for name, table in loaded.tables.items():
             have = [c for c in columns if c in loaded.columns[name]]
-            sel = ", ".join(f"t.{_quote(c)}" for c in have)
+            sel = ", ".join(f"t.{quote_ident(c)}" for c in have)
             rows = con.execute(
                 f"SELECT t.source_dataset, t.unique_id{', ' + sel if sel else ''} FROM {table} t "
                 "JOIN wanted_keys w USING (source_dataset, unique_id)"
@@ -199,4 +199,14 @@ def record_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, keys: l
                 out[(row[0], row[1])] = {c: (None if v is None else v) for c, v in zip(have, row[2:])}
     finally:
         con.unregister("wanted_keys")
+    return out
+
+
+def column_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, column: str) -> dict[tuple[str, str], object]:
+    """(source_dataset, unique_id) -> value of `column` for every record where it is not null (e.g. the truth)."""
+    out = {}
+    for table in loaded.tables.values():
+        rows = con.execute(f"SELECT source_dataset, unique_id, {quote_ident(column)} FROM {table} "
+                           f"WHERE {quote_ident(column)} IS NOT NULL").fetchall()
+        out.update(((sd, uid), v) for sd, uid, v in rows)
     return out

@@ -7,29 +7,24 @@ import pytest
 
 import splink_er
 from splink_er import TruthJudge
-from splink_er.model import PAIR_KEY
+from splink_er.model import PAIR_KEY, pair_keys
+from splink_er.sources import column_lookup
 
 
 class RecordingJudge(TruthJudge):
     """The simulated truth judge, remembering every pair it was asked about."""
 
-    asked: list
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked = []
 
     async def judge_batch(self, pairs):
-        self.asked = getattr(self, "asked", []) + [p.key for p in pairs]
+        self.asked += [p.key for p in pairs]
         return await super().judge_batch(pairs)
 
 
-def _truth_lookup(job):
-    return make_truth(job)
-
-
 def make_truth(job):
-    truth = {}
-    for t in job.loaded.tables.values():
-        for sd, uid, c in job.con.execute(f'SELECT source_dataset, unique_id, "{job.settings.truth_column}" FROM {t}').fetchall():
-            truth[(sd, uid)] = c
-    return truth
+    return column_lookup(job.con, job.loaded, job.settings.truth_column)
 
 
 def test_demo_end_to_end(demo_dict):
@@ -58,14 +53,15 @@ def test_febrl4_truth_judge(febrl4_overrides):
     # The judge saw only sampled, band and conflict pairs.
     labels = job.store.read_all()
     assert set(labels["reason"]) <= {"sample", "band", "conflict"}
-    assert sorted(map(tuple, labels[PAIR_KEY].values)) == sorted(job.judge.asked)
-    sampled = set(map(tuple, job.designs[PAIR_KEY].values))
-    assert {k for k, why in zip(map(tuple, labels[PAIR_KEY].values), labels["reason"]) if why == "sample"} <= sampled
+    assert sorted(pair_keys(labels)) == sorted(job.judge.asked)
+    sampled = set(pair_keys(job.designs))
+    assert {k for k, why in zip(pair_keys(labels), labels["reason"]) if why == "sample"} <= sampled
 
 
 KILLER = """
 import os, sys, splink_er
 from splink_er import TruthJudge
+from splink_er.sources import column_lookup
 settings, out, labels = sys.argv[1:4]
 class KillAfterTwoBatches(TruthJudge):
     calls = 0
@@ -75,11 +71,7 @@ class KillAfterTwoBatches(TruthJudge):
             os._exit(9)   # killed mid-judging, like SIGKILL: no cleanup runs
         return await super().judge_batch(pairs)
 job = splink_er.prepare(settings, overrides=[f"output_dir={out}", f"labels.path={labels}", "judge.concurrency=1"], quiet=True)
-truth = {}
-for t in job.loaded.tables.values():
-    for sd, uid, c in job.con.execute(f'SELECT source_dataset, unique_id, cluster FROM {t}').fetchall():
-        truth[(sd, uid)] = c
-job.judge = KillAfterTwoBatches(truth, "cluster")
+job.judge = KillAfterTwoBatches(column_lookup(job.con, job.loaded, "cluster"), "cluster")
 job.run()
 """
 
@@ -90,7 +82,7 @@ def test_killed_run_loses_nothing_and_reasks_nothing(tmp_path):
     assert killed.returncode == 9
     stored = splink_er.LabelStore(tmp_path / "k.jsonl").read_all()
     assert len(stored) == 40  # two batches of 20 were answered before the kill, and both are kept
-    before = set(map(tuple, stored[PAIR_KEY].values))
+    before = set(pair_keys(stored))
 
     o = ["judge.concurrency=1"]
     job = splink_er.prepare(settings, overrides=o + [f"output_dir={tmp_path / 'k'}", f"labels.path={tmp_path / 'k.jsonl'}"], quiet=True)
