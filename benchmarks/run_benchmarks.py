@@ -33,7 +33,7 @@ def fake_20000_settings() -> dict | None:
     data = yaml.safe_load((REPO / "settings" / "fake_1000.yaml").read_text())
     data["name"] = "fake_20000"
     data["sources"] = [{"name": "fake_20000", "path": str(path), "id_column": "unique_id"}]
-    data["judge"] = {"kind": "truth", "budget": 2000}
+    data["judge"] = {"kind": "truth", "max_pairs": 2000}
     data["sampling"] = {"budget_per_round": 300, "rounds": 1}
     # The demo's broadest rule (two surname letters) is too coarse at 20k records.
     data["blocking_rules"] = [r for r in data["blocking_rules"] if "substr(l.surname, 1, 2)" not in str(r)]

@@ -12,7 +12,8 @@ Quick start:
 from importlib.resources import files
 from pathlib import Path
 
-from .judges import Judge, JudgeDecision, PairContext, TruthJudge
+from .decision_log import DecisionLog
+from .judges import Judge, JudgeDecision, JudgeFatalError, PairContext, TruthJudge
 from .labels import LabelStore, make_label
 from .loop import Job, RunResult, prepare, retrain, run
 from .settings import Settings, SettingsError, load_settings
@@ -25,6 +26,6 @@ def demo_settings_path() -> Path:
 
 
 __all__ = [
-    "InputError", "Job", "Judge", "JudgeDecision", "LabelStore", "PairContext", "RunResult", "Settings",
+    "DecisionLog", "InputError", "Job", "Judge", "JudgeFatalError", "JudgeDecision", "LabelStore", "PairContext", "RunResult", "Settings",
     "SettingsError", "TruthJudge", "demo_settings_path", "load_settings", "make_label", "prepare", "retrain", "run",
 ]

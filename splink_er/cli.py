@@ -1,7 +1,7 @@
 """The `splink-er` command.
 
 Exit codes scripts can rely on: 0 success, 2 bad settings or usage, 3 bad input data, 4 missing previous run
-(retrain/explain before run), 1 anything else.
+(retrain/explain before run), 5 judge unusable (no API key, key rejected, replay answer missing), 1 anything else.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from .judges.base import JudgeFatalError
+from .judges.factory import JudgeConfigError
 from .settings import SettingsError
 from .sources import InputError
 
@@ -29,6 +31,9 @@ app = typer.Typer(
     splink-er label settings/febrl4.yaml --out runs/febrl4 --pair rec-1-org rec-1-dup-0 --non-match
     splink-er retrain settings/febrl4.yaml --out runs/febrl4
     splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0
+    splink-er run settings/febrl4.yaml --set judge.kind=gemini          (key in GEMINI_API_KEY)
+    splink-er run settings/febrl4.yaml --set judge.kind=replay          (no calls: answers from the log)
+    splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl
 """,
 )
 err = Console(stderr=True)
@@ -55,6 +60,9 @@ def _guard(fn, *args, **kwargs):
     except FileNotFoundError as e:
         err.print(f"[red]not found[/]: {e}")
         raise typer.Exit(4)
+    except (JudgeConfigError, JudgeFatalError) as e:
+        err.print(f"[red]judge error[/]: {e}\nAnswers received before this are kept; run again to continue.")
+        raise typer.Exit(5)
 
 
 @app.command()
@@ -147,6 +155,64 @@ def demo(out: Annotated[Path, typer.Option("--out", help="Output directory.")] =
 
     overrides = [f"output_dir={out}", f"labels.path={out}/labels.jsonl"]
     _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet)
+
+
+decisions_app = typer.Typer(no_args_is_help=True, help="Work with decision logs.")
+app.add_typer(decisions_app, name="decisions")
+
+
+@decisions_app.command("diff")
+def decisions_diff(log_a: Annotated[Path, typer.Argument(help="First decision log (decision_log.jsonl).")],
+                   log_b: Annotated[Path, typer.Argument(help="Second decision log.")],
+                   run_a: Annotated[Optional[str], typer.Option(help="run_id in the first log (default: latest).")] = None,
+                   run_b: Annotated[Optional[str], typer.Option(help="run_id in the second log (default: latest).")] = None,
+                   csv: Annotated[Optional[Path], typer.Option(help="Also write the changed pairs to this CSV.")] = None,
+                   limit: Annotated[int, typer.Option(help="Rows to print.")] = 50) -> None:
+    """List pairs whose final decision differs between two runs (or that only one run decided).
+
+    Example: `splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl --csv changed.csv`
+    """
+    from rich.table import Table
+
+    from .decision_log import diff
+
+    def body():
+        for path in (log_a, log_b):
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no such decision log")
+        changed = diff(log_a, log_b, run_a, run_b)
+        a = changed.attrs
+        out = Console()
+        out.print(f"{len(changed):,} pairs differ (run {a['run_a']}: {a['pairs_a']:,} pairs; run {a['run_b']}: "
+                  f"{a['pairs_b']:,} pairs)")
+        if len(changed):
+            table = Table("left", "right", "A decided by", "A match", "B decided by", "B match")
+            for r in changed.head(limit).itertuples(index=False):
+                table.add_row(f"{r.source_dataset_l}:{r.unique_id_l}", f"{r.source_dataset_r}:{r.unique_id_r}",
+                              str(r.decided_by_a), str(r.match_a), str(r.decided_by_b), str(r.match_b))
+            out.print(table)
+        if csv:
+            changed.to_csv(csv, index=False)
+            out.print(f"written: {csv}")
+
+    _guard(body)
+
+
+@app.command("fake-llm")
+def fake_llm(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+             latency: Annotated[float, typer.Option(help="Seconds per call.")] = 0.0,
+             rpm: Annotated[int, typer.Option(help="Requests per minute before 429s (0: no limit).")] = 0,
+             reject_json_schema: Annotated[bool, typer.Option(help="Refuse json_schema like llama.cpp.")] = False) -> None:
+    """Serve a SIMULATED LLM on 127.0.0.1 in Gemini's and OpenAI's REST shapes (a similarity heuristic, not a
+    language model): try the real judges offline.
+
+    Example: `splink-er fake-llm --port 8765 &` then
+    `GEMINI_API_KEY=any splink-er run settings/febrl4.yaml --set judge.kind=gemini --set judge.base_url=http://127.0.0.1:8765`
+    """
+    from .testing.fake_llm import serve_forever
+
+    err.print(f"SIMULATED LLM (field-similarity heuristic) on http://127.0.0.1:{port}; Ctrl-C stops it")
+    serve_forever(port, latency, rpm, reject_json_schema)
 
 
 def main() -> None:

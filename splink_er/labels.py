@@ -21,7 +21,7 @@ from .model import PAIR_KEY
 
 LABEL_COLUMNS = PAIR_KEY + [
     "match", "confidence", "source", "source_kind", "simulated", "reason", "round", "stratum",
-    "inclusion_probability", "run_id", "method", "reasoning", "time", "label_id",
+    "inclusion_probability", "run_id", "method", "reasoning", "time", "label_id", "method_id", "input_hash",
 ]
 
 
@@ -36,7 +36,8 @@ def canonical_key(sd_a: str, id_a: str, sd_b: str, id_b: str) -> tuple[str, str,
 def make_label(key, match: bool, confidence: float, source: str, source_kind: str, *, simulated: bool = False,
                reason: str = "", round_no: int | None = None, stratum: str | None = None,
                inclusion_probability: float | None = None, run_id: str | None = None,
-               method: dict | None = None, reasoning: str = "") -> dict:
+               method: dict | None = None, reasoning: str = "", method_id: str | None = None,
+               input_hash: str | None = None) -> dict:
     """One label record. `source_kind` is 'human' or 'judge'."""
     if source_kind not in ("human", "judge"):
         raise ValueError("source_kind must be 'human' or 'judge'")
@@ -47,6 +48,7 @@ def make_label(key, match: bool, confidence: float, source: str, source_kind: st
         "simulated": bool(simulated), "reason": reason, "round": round_no, "stratum": stratum,
         "inclusion_probability": inclusion_probability, "run_id": run_id, "method": method or {},
         "reasoning": reasoning, "time": datetime.now(timezone.utc).isoformat(), "label_id": uuid.uuid4().hex,
+        "method_id": method_id, "input_hash": input_hash,
     }
 
 
@@ -63,9 +65,10 @@ class LabelStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        # (size, mtime) of the file when last parsed, and the effective labels then: the loop asks for labels
-        # several times a round, and re-parsing the whole JSONL each time grows with the store.
-        self._cache: tuple[tuple[int, int] | None, pd.DataFrame] | None = None
+        # Parsed lines and derived views, valid while the file's (size, mtime) is unchanged: the loop asks for
+        # labels several times a round, and re-parsing the whole JSONL each time grows with the store.
+        self._signature_seen: tuple[int, int] | None = None
+        self._views: dict = {}
 
     def _signature(self) -> tuple[int, int] | None:
         try:
@@ -103,20 +106,34 @@ class LabelStore:
         df["match"] = df["match"].astype(bool)
         return df
 
-    def effective(self) -> pd.DataFrame:
-        """One label per pair: human beats judge, then the latest line wins. Re-parsed only when the file
-        changed (any writer, this process or another); treat the returned frame as read-only."""
+    def _view(self, name: str, build):
+        """A derived view of the store, rebuilt only when the file changed (any writer, any process)."""
         signature = self._signature()
-        if self._cache is not None and self._cache[0] == signature:
-            return self._cache[1]
-        df = self.read_all()
-        if not df.empty:
+        if signature != self._signature_seen:
+            self._signature_seen, self._views = signature, {}
+        if name not in self._views:
+            self._views[name] = build()
+        return self._views[name]
+
+    def effective(self) -> pd.DataFrame:
+        """One label per pair: human beats judge, then the latest line wins. Treat it as read-only."""
+        def build() -> pd.DataFrame:
+            df = self._view("all", self.read_all)
+            if df.empty:
+                return df
             df = df.reset_index(names="line")
             df["is_human"] = df["source_kind"].eq("human")
             df = df.sort_values(["is_human", "line"]).drop_duplicates(PAIR_KEY, keep="last")
-            df = df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
-        self._cache = (signature, df)
-        return df
+            return df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
+        return self._view("effective", build)
+
+    def judge_answers(self, method_id: str) -> dict[tuple, dict]:
+        """The latest judge answer per pair given by the judge method `method_id` (the answer cache)."""
+        def build() -> dict[tuple, dict]:
+            df = self._view("all", self.read_all)
+            df = df[df["source_kind"].eq("judge") & df["method_id"].eq(method_id)]
+            return {tuple(r[k] for k in PAIR_KEY): r for r in df.to_dict("records")}
+        return self._view(f"judge:{method_id}", build)
 
     def snapshot(self, dest: Path) -> None:
         """Copy the store as used by a run next to that run's outputs."""

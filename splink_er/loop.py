@@ -24,10 +24,13 @@ from splink import DuckDBAPI
 
 from . import clusters as clusters_mod
 from . import evaluate, model as model_mod, routing, sampling
-from .judges import Judge, PairContext, TruthJudge, run_judge
-from .labels import LabelStore, make_label
+from .decision_log import DecisionLog
+from .judges import Judge, JudgeDecision, PairContext, input_hash, run_judge
+from .judges.factory import make_judge
+from .labels import LABEL_COLUMNS, LabelStore, make_label
+from .privacy import redact_record
 from .settings import Settings, load_settings
-from .sources import column_lookup, load_sources, record_lookup
+from .sources import load_sources, record_lookup
 
 PAIR_KEY = model_mod.PAIR_KEY
 pair_keys = model_mod.pair_keys
@@ -52,16 +55,6 @@ class RunResult:
     @property
     def clusters(self) -> pd.DataFrame:
         return self._cache.setdefault("clusters", pd.read_parquet(self.output_dir / "clusters.parquet"))
-
-
-def make_judge(settings: Settings, con, loaded) -> Judge | None:
-    """The judge the settings name; None for kind 'none' (the band then goes to needs_review)."""
-    j = settings.judge
-    if j.kind == "none":
-        return None
-    column = settings.judge_truth_column
-    return TruthJudge(column_lookup(con, loaded, column), column, error_rate=j.error_rate, seed=j.seed,
-                      latency_seconds=j.latency_seconds)
 
 
 class Job:
@@ -100,16 +93,19 @@ class Job:
         self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
         self.n_possible = model_mod.possible_pairs(settings, self.loaded.row_counts)
         self.store = LabelStore(settings.label_store_path)
-        self.judge = judge if judge is not None else make_judge(settings, self.con, self.loaded)
-        self.budget_left = settings.judge.budget if self.judge is not None else 0
+        self.judge, self.judge_note = (judge, "") if judge is not None else make_judge(settings, self.con, self.loaded)
+        self.budget_left = settings.judge.max_pairs if self.judge is not None else 0
+        self.log = DecisionLog(settings.decision_log_path, self.run_id)
         self.out = settings.output_path
         self.round = 0
         self.model: dict | None = None
         self.bootstrap_model: dict | None = None
         self.designs = pd.DataFrame(columns=PAIR_KEY + ["design", "inclusion_probability"])
-        self.obtained: set[tuple] = set()  # pairs whose judge answer this run uses (asked or reused)
+        self.answers: dict[tuple, dict] = {}  # judge answers (as labels) this run uses: asked or reused
         self.rounds: list[dict] = []
         self.asked_by_reason: dict[str, int] = {}
+        self.reused_by_reason: dict[str, int] = {}
+        self.cost_by_reason: dict[str, float] = {}
         self.training_reports: list[dict] = []
         self.scores_table: str | None = None
         self._true_pairs: int | None = None
@@ -122,9 +118,19 @@ class Job:
     # ---- helpers -------------------------------------------------------------------------------------
     @property
     def judge_description(self) -> str:
+        note = f" [{self.judge_note}]" if self.judge_note else ""
         if self.judge is None:
-            return "none (band goes to needs_review)"
-        return f"{self.judge.name}{' (SIMULATED from ground truth)' if self.judge.simulated else ''}"
+            return f"none (band goes to needs_review){note}"
+        model = self.judge.method.get("model") or self.judge.method.get("first", {}).get("model")
+        what = self.judge.name + (f" {model}" if model else "")
+        if self.settings.judge.kind == "replay":
+            what = f"replay of run {self.judge.run_id} ({what} answers, no calls)"
+        return what + (" (SIMULATED from ground truth)" if self.judge.simulated else "") + note
+
+    @property
+    def _cost_exhausted(self) -> bool:
+        meter = getattr(getattr(self.judge, "first", self.judge), "cost_meter", None)
+        return bool(meter and meter.exhausted)
 
     @contextmanager
     def _stage(self, name: str):
@@ -158,73 +164,111 @@ class Job:
         return s.rename(columns={"drawn_by": "stratum_drawn"})
 
     def judge_pairs(self, pairs: pd.DataFrame, reason: str | None = None) -> dict:
-        """Get judge answers for pairs, within the budget; store every new answer per batch.
+        """Get judge answers for pairs, within `judge.max_pairs`; log and store every answer per batch.
 
-        A pair with a human label is skipped; a pair the store already has a judge answer for is reused, not
-        re-asked. Reused and new answers both count against `judge.budget`, so a run's decisions do not
-        depend on whether an earlier, killed run already paid for some answers.
-        `pairs` has the pair key and match_probability (and a `reason` column, or pass `reason`)."""
+        A pair with a human label is skipped. A pair this judge method already answered for the same input (in
+        the label store, from any run) is reused, not paid for again. Reused and new answers both count against
+        `judge.max_pairs`, so a run's decisions do not depend on whether an earlier, killed run already paid for
+        some answers. `pairs` has the pair key and match_probability (and a `reason` column, or pass `reason`)."""
         stored = self.store.effective()
-        kinds = dict(zip(pair_keys(stored), stored["source_kind"]))
+        human = set(pair_keys(stored[stored["source_kind"].eq("human")])) if len(stored) else set()
         stats = {"pairs": len(pairs), "reused": 0, "asked": 0, "undecided": 0}
-        ask_idx = []
+        chosen = []
         for i, key in enumerate(pair_keys(pairs)):
-            if kinds.get(key) == "human" or key in self.obtained:
+            if key in human or key in self.answers:
                 continue
             if self.judge is None or self.budget_left <= 0:
                 break
             self.budget_left -= 1
-            if key in kinds:
-                self.obtained.add(key)
-                stats["reused"] += 1
-            else:
-                ask_idx.append(i)
-        todo = pairs.iloc[ask_idx]
-        if todo.empty:
+            chosen.append(i)
+        if not chosen:
             return stats
-        todo_keys = pair_keys(todo)
-        records = record_lookup(self.con, self.loaded, [k[:2] for k in todo_keys] + [k[2:] for k in todo_keys],
-                                self.display_columns)
-        show = self.settings.judge.show_score
-        contexts, meta = [], {}
-        for row in todo.itertuples(index=False):
-            key = (row.source_dataset_l, row.unique_id_l, row.source_dataset_r, row.unique_id_r)
-            why = reason or row.reason
-            contexts.append(PairContext(key, records.get(key[:2], {}), records.get(key[2:], {}), why,
-                                        float(row.match_probability) if show else None))
-            meta[key] = (why, getattr(row, "stratum_drawn", None), getattr(row, "inclusion_probability", None))
+        contexts = self._contexts(pairs.iloc[chosen], reason)
+        meta = {c.key: row for c, row in zip(contexts, pairs.iloc[chosen].itertuples(index=False))}
+        method, method_id = self.judge.method, self.judge.method_id
+        # The replay judge must answer from its log only, so it never takes answers from the label store.
+        cache = {} if self.settings.judge.kind == "replay" else self.store.judge_answers(method_id)
+        ask, reused_lines = [], []
+        for c in contexts:
+            hit = cache.get(c.key)
+            if hit is not None and hit.get("input_hash") == input_hash(c):
+                self.answers[c.key] = hit
+                stats["reused"] += 1
+                self.reused_by_reason[c.reason] = self.reused_by_reason.get(c.reason, 0) + 1
+                d = JudgeDecision(c.key, hit["match"], hit["confidence"], hit["reasoning"])
+                reused_lines.append(self.log.judge_record(c, d, method, method_id, self.round, hit["run_id"]))
+            else:
+                ask.append(c)
+        self.log.append(reused_lines)
+        if not ask:
+            return stats
+        by_key = {c.key: c for c in ask}
 
-        def persist(decisions) -> None:
+        def persist(decisions: list[JudgeDecision]) -> None:
             new = []
             for d in decisions:
+                c = by_key[d.key]
+                self.cost_by_reason[c.reason] = self.cost_by_reason.get(c.reason, 0.0) + d.call.get("cost_usd", 0.0)
                 if d.match is None:
                     stats["undecided"] += 1
                     continue
-                why, stratum, pi = meta[d.key]
-                self.obtained.add(d.key)
-                new.append(make_label(d.key, d.match, d.confidence, self.judge.name, "judge",
-                                      simulated=self.judge.simulated, reason=why, round_no=self.round,
-                                      stratum=stratum, inclusion_probability=pi, run_id=self.run_id,
-                                      method=self.judge.method, reasoning=d.reasoning))
+                row = meta[d.key]
+                label = make_label(d.key, d.match, d.confidence, self.judge.name, "judge",
+                                   simulated=self.judge.simulated, reason=c.reason, round_no=self.round,
+                                   stratum=getattr(row, "stratum_drawn", None),
+                                   inclusion_probability=getattr(row, "inclusion_probability", None),
+                                   run_id=self.run_id, method=method, reasoning=d.reasoning,
+                                   method_id=method_id, input_hash=input_hash(c))
+                self.answers[d.key] = label
+                new.append(label)
+            # Log first, then the label store: a label is never stored without its log line.
+            self.log.append([self.log.judge_record(by_key[d.key], d, method, method_id, self.round)
+                             for d in decisions])
             self.store.append(new)
 
         with self._stage("judge"), self._progress() as bar:
-            task = bar.add_task(f"judging ({reason or 'band'})", total=len(contexts))
+            task = bar.add_task(f"judging ({reason or 'band'})", total=len(ask))
             j = self.settings.judge
-            run_judge(self.judge, contexts, j.batch_size, j.concurrency, persist, lambda n: bar.advance(task, n))
-        stats["asked"] = len(contexts)
-        for c in contexts:
+            run_judge(self.judge, ask, j.batch_size, j.concurrency, persist, lambda n: bar.advance(task, n))
+        stats["asked"] = len(ask)
+        for c in ask:
             self.asked_by_reason[c.reason] = self.asked_by_reason.get(c.reason, 0) + 1
         return stats
 
+    def _contexts(self, todo: pd.DataFrame, reason: str | None) -> list[PairContext]:
+        """What the judge is shown per pair: redacted records, the score only if settings say so, and the
+        conflict group (one record with several candidates is asked as one selection question)."""
+        keys = pair_keys(todo)
+        records = record_lookup(self.con, self.loaded, [k[:2] for k in keys] + [k[2:] for k in keys],
+                                self.display_columns)
+        redact = self.settings.judge.redact
+        shown = {rid: redact_record(rec, redact) for rid, rec in records.items()}
+        reasons = [reason or r for r in (todo["reason"] if "reason" in todo else [reason] * len(todo))]
+        conflict_keys = [k for k, r in zip(keys, reasons) if r == "conflict"]
+        left_n = pd.Series([k[:2] for k in conflict_keys], dtype=object).value_counts().to_dict()
+        right_n = pd.Series([k[2:] for k in conflict_keys], dtype=object).value_counts().to_dict()
+        show = self.settings.judge.show_score
+        out = []
+        for key, why, p in zip(keys, reasons, todo["match_probability"]):
+            group, side = None, "left"
+            if why == "conflict" and left_n.get(key[:2], 0) > 1:
+                group = f"{key[0]}:{key[1]}"
+            elif why == "conflict" and right_n.get(key[2:], 0) > 1:
+                group, side = f"{key[2]}:{key[3]}", "right"
+            out.append(PairContext(key, shown.get(key[:2], {}), shown.get(key[2:], {}), why,
+                                   float(p) if show else None, group, side))
+        return out
+
     def run_labels(self) -> pd.DataFrame:
-        """The labels this run uses: every human label, and judge labels of pairs it sent to the judge."""
+        """The labels this run uses: every human label, and the judge answers this run asked for or reused."""
         labels = self.store.effective()
-        if labels.empty:
-            return labels
-        keep = labels["source_kind"].eq("human") | pd.Series(
-            [k in self.obtained for k in pair_keys(labels)], index=labels.index)
-        return labels[keep]
+        human = labels[labels["source_kind"].eq("human")] if len(labels) else labels
+        human_keys = set(pair_keys(human))
+        judged = [a for k, a in self.answers.items() if k not in human_keys]
+        if not judged:
+            return human
+        judged_df = pd.DataFrame(judged, columns=LABEL_COLUMNS)
+        return pd.concat([human, judged_df], ignore_index=True) if len(human) else judged_df
 
     def _labels_for_training(self) -> pd.DataFrame:
         labels = self.run_labels()
@@ -304,7 +348,9 @@ class Job:
             if self.judge is None:
                 stop = "no judge"
             elif self.budget_left <= 0:
-                stop = "judge budget spent"
+                stop = "judge.max_pairs reached"
+            elif self._cost_exhausted:
+                stop = "judge.max_cost reached"
             elif rec["band"] + rec["conflicts"] == 0 and r >= sample_rounds:
                 stop = "band empty"
             elif new_labels < s.loop.min_new_labels and r >= sample_rounds:
@@ -322,12 +368,17 @@ class Job:
         metrics = self.metrics()
         self.out.mkdir(parents=True, exist_ok=True)
         with self._stage("write"):
-            self.con.execute(f"COPY decisions TO '{self.out / 'decisions.parquet'}' (FORMAT parquet)")
-            self.con.execute(f"COPY clusters TO '{self.out / 'clusters.parquet'}' (FORMAT parquet)")
+            # Sorted, so the same decisions always make the same file (runs and replays compare directly).
+            self.con.execute(f"COPY (SELECT * FROM decisions ORDER BY {', '.join(PAIR_KEY)}) "
+                             f"TO '{self.out / 'decisions.parquet'}' (FORMAT parquet)")
+            self.con.execute(f"COPY (SELECT * FROM clusters ORDER BY source_dataset, unique_id) "
+                             f"TO '{self.out / 'clusters.parquet'}' (FORMAT parquet)")
             model_mod.save_model(self.model, self.out / "model.json")
             model_mod.save_model(self.bootstrap_model, self.out / "model_bootstrap.json")
             self.designs.to_parquet(self.out / "samples.parquet", index=False)
             self.store.snapshot(self.out / "labels_snapshot.jsonl")
+            if self.settings.judge.log_final_decisions:
+                self.log.append_final(self.con, "decisions")
         run = self._run_record(metrics)
         (self.out / "run.json").write_text(json.dumps(run, indent=2, default=str))
         self._print_summary(run)
@@ -349,7 +400,8 @@ class Job:
         self.bootstrap(model_mod.load_model(boot))
         # Retraining uses every answer in the store, whichever run paid for it.
         stored = self.store.effective()
-        self.obtained = set(pair_keys(stored))
+        judged = stored[stored["source_kind"].eq("judge")] if len(stored) else stored
+        self.answers = dict(zip(pair_keys(judged), judged.to_dict("records")))
         samples = self.out / "samples.parquet"
         if samples.exists():
             self.designs = pd.read_parquet(samples)
@@ -363,6 +415,9 @@ class Job:
         decided = dict(self.con.execute("SELECT decided_by, count(*) FROM decisions GROUP BY 1").fetchall())
         (n_final,) = self.con.execute("SELECT count(*) FILTER (final_match) FROM decisions").fetchall()[0]
         usage = self.judge.usage.as_dict() if self.judge else {}
+        (n_entities,) = self.con.execute("SELECT count(DISTINCT entity_id) FROM clusters").fetchall()[0]
+        n_records = sum(self.loaded.row_counts.values())
+        cost = usage.get("cost_usd", 0.0)
         return {
             "name": self.settings.name, "run_id": self.run_id, "link_type": self.settings.link_type,
             "input_sizes": self.loaded.row_counts, "input_hashes": self.loaded.input_hashes,
@@ -371,8 +426,15 @@ class Job:
             "judge": {"description": self.judge_description, "kind": self.settings.judge.kind,
                       "simulated": bool(self.judge and self.judge.simulated), "calls": usage.get("calls", 0),
                       "pairs_judged": usage.get("pairs", 0), "pairs_by_reason": self.asked_by_reason,
-                      "budget": self.settings.judge.budget, "budget_left": self.budget_left,
-                      "cost_usd": usage.get("cost_usd", 0.0), "usage": usage},
+                      "pairs_reused_by_reason": self.reused_by_reason,
+                      "max_pairs": self.settings.judge.max_pairs, "pairs_left": self.budget_left,
+                      "cost_usd": cost, "cost_by_stage": self.cost_by_reason,
+                      "cost_per_record": cost / n_records if n_records else 0.0,
+                      "cost_per_entity": cost / n_entities if n_entities else 0.0,
+                      "tokens_estimated": usage.get("tokens_estimated", False),
+                      "method": self.judge.method if self.judge else None,
+                      "decision_log": str(self.log.path), "usage": usage},
+            "entities": n_entities,
             "metrics": metrics, "wall_seconds": self.timings | {"total": round(time.time() - self.started, 3)},
             "versions": {p: version(p) for p in ("splink_er", "splink", "duckdb", "pandas")},
             "settings_hash": self.settings.fingerprint(), "settings": self.settings.model_dump(),
@@ -384,7 +446,12 @@ class Job:
         j = run["judge"]
         c.print(f"[bold]done[/] in {run['wall_seconds']['total']:.1f}s: {run['blocked_pairs']:,} blocked pairs, "
                 f"{run['final_matches']:,} matches; decided by {run['decided_by']}")
-        c.print(f"judge: {j['description']}: {j['calls']} calls, {j['pairs_judged']} pairs judged {j['pairs_by_reason']}")
+        u = j["usage"]
+        tokens = (f"; tokens in/out {u['input_tokens']:,}/{u['output_tokens']:,}"
+                  + (" (estimated: simulated judge)" if j["tokens_estimated"] else f", cost ${j['cost_usd']:.4f}")
+                  if u else "")
+        c.print(f"judge: {j['description']}: {j['calls']} calls, {j['pairs_judged']} pairs judged "
+                f"{j['pairs_by_reason']}, {sum(j['pairs_reused_by_reason'].values())} reused{tokens}")
         if run["metrics"]:
             m = run["metrics"]
             c.print(f"against truth ({self.settings.truth_column}): precision {m['precision']:.4f}, recall "

@@ -95,7 +95,25 @@ def bootstrap(sdfs: list, settings: Settings, model: dict) -> dict:
     linker.training.estimate_u_using_random_sampling(max_pairs=b.u_max_pairs, seed=b.seed)
     for rule in b.em_blocking_rules:
         linker.training.estimate_parameters_using_expectation_maximisation(blocking_rule(rule))
-    return linker.misc.save_model_to_json()
+    return stable_parameters(linker.misc.save_model_to_json())
+
+
+def stable_parameters(model: dict, digits: int = 12) -> dict:
+    """Round m, u and the prior to `digits` significant digits, in place.
+
+    DuckDB sums in parallel, so EM's floating-point results differ between runs in the last bits; rounding
+    them makes the same labels give the same model, scores and decisions on every run (replay relies on it).
+    """
+    def r(x):
+        return float(f"{x:.{digits}g}") if isinstance(x, float) else x
+
+    model["probability_two_random_records_match"] = r(model.get("probability_two_random_records_match"))
+    for comparison in model.get("comparisons", []):
+        for level in comparison.get("comparison_levels", []):
+            for k in ("m_probability", "u_probability"):
+                if k in level:
+                    level[k] = r(level[k])
+    return model
 
 
 def _levels_with_cvv(comparison: dict) -> list[tuple[int, dict]]:
@@ -188,7 +206,7 @@ def train_from_labels(
         report.prior, report.prior_source = prior, f"labels ({len(sample)} sampled pairs, {est_matches:.0f} estimated matches)"
     report.used_labels = True
     report.reason = f"m from {len(vectors)} positive labels (smoothing {a})"
-    return model, report
+    return stable_parameters(model), report
 
 
 def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str = "scores") -> str:

@@ -148,19 +148,104 @@ class RoutingSettings(_Strict):
         return self
 
 
-class JudgeSettings(_Strict):
-    kind: Literal["truth", "none"] = Field(
-        "none", description="truth: SIMULATED judge answering from a ground-truth column; none: no judge, "
-        "the band goes to needs_review."
+JudgeKind = Literal["auto", "gemini", "openai", "replay", "truth", "none"]
+
+DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "openai": "gpt-4o-mini"}
+DEFAULT_KEY_ENVS = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
+
+
+class PriceSettings(_Strict):
+    input_per_million: float = Field(ge=0, description="USD per 1M input (prompt) tokens.")
+    output_per_million: float = Field(ge=0, description="USD per 1M output tokens.")
+
+
+def _default_prices() -> dict[str, PriceSettings]:
+    # List prices (USD per 1M tokens, standard tier) seen in 2026 material; override in settings when they change.
+    return {
+        "gemini-2.5-flash": PriceSettings(input_per_million=0.30, output_per_million=2.50),
+        "gemini-2.5-flash-lite": PriceSettings(input_per_million=0.10, output_per_million=0.40),
+    }
+
+
+class DomainSettings(_Strict):
+    preset: Literal["person", "election_candidate", "generic"] = Field(
+        "person", description="Starting matching rules: person, election_candidate or generic."
     )
+    entity: str | None = Field(None, description="What one entity is, e.g. 'a candidate in one election' "
+                               "(default from the preset).")
+    fields: dict[str, str] = Field(default_factory=dict, description="What each field shown to the judge means.")
+    rules: list[str] = Field(default_factory=list, description="Extra matching rules, added to the preset's.")
+    replace_rules: bool = Field(False, description="Use only `rules`, not the preset's.")
+
+
+class EscalationSettings(_Strict):
+    kind: Literal["gemini", "openai"] | None = Field(None, description="Default: the primary judge's kind.")
+    model: str = Field(description="The stronger model asked when the first answer is unsure.")
+    base_url: str | None = Field(None, description="Default: the primary judge's base_url.")
+    api_key_env: str | None = Field(None, description="Default: the primary judge's key variable.")
+    threshold: float = Field(0.70, ge=0, le=1, description="Answers with confidence below this are escalated.")
+
+
+class RedactSettings(_Strict):
+    drop: list[str] = Field(default_factory=list, description="Fields never sent to a judge.")
+    hash: list[str] = Field(default_factory=list, description="Fields sent as a salted hash: equal values stay "
+                            "equal, the value itself never leaves the machine.")
+    salt: str = Field("splink_er", description="Salt of the hash (change it per project).")
+
+
+class JudgeSettings(_Strict):
+    kind: JudgeKind = Field(
+        "auto", description="gemini | openai (any OpenAI-compatible server) | replay (answers only from a decision "
+        "log) | truth (SIMULATED from a ground-truth column) | none (band goes to needs_review) | auto (gemini when "
+        "an API key variable is set, else none)."
+    )
+    model: str | None = Field(None, description="Model name (default gemini-2.5-flash; gpt-4o-mini for openai).")
+    base_url: str | None = Field(None, description="Endpoint override, e.g. http://127.0.0.1:8080 or an Ollama URL.")
+    api_version: str | None = Field("v1beta", description="Gemini API version.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (default "
+                                    "GEMINI_API_KEY then GOOGLE_API_KEY; OPENAI_API_KEY for openai). Never the key.")
+    timeout_seconds: float = Field(60.0, gt=0, description="Per-call timeout.")
+    max_retries: int = Field(5, ge=0, description="Retries per call on 408/429/5xx, timeouts and transport errors.")
+    backoff_seconds: float = Field(1.0, ge=0, description="First retry delay; doubles per retry (with jitter, "
+                                   "capped at 60 s); a Retry-After header wins.")
+    rpm: int = Field(1000, ge=0, description="Requests per minute at most (0: no limit).")
+    batch_size: int = Field(20, ge=1, le=500, description="Pairs per call (accuracy holds to ~64, collapses by 512).")
+    concurrency: int = Field(16, ge=1, description="Calls in flight at once.")
+    reasks: int = Field(1, ge=0, description="Times an invalid or missing answer is asked again in a smaller batch "
+                        "before the pair goes to needs_review.")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_pairs: int = Field(1000, ge=0, description="Most pairs sent to the judge in one run (all rounds); the "
+                           "rest goes to needs_review.")
+    max_cost: float | None = Field(None, ge=0, description="USD; stop calling once spent and send the rest to "
+                                   "needs_review.")
+    show_score: bool = Field(False, description="Show the model's match probability to the judge (it anchors "
+                             "the answer, so off by default).")
+    domain: DomainSettings = Field(default_factory=DomainSettings)
+    redact: RedactSettings = Field(default_factory=RedactSettings)
+    prices: dict[str, PriceSettings] = Field(default_factory=_default_prices, description="USD per 1M tokens "
+                                             "by model.")
+    escalation: EscalationSettings | None = Field(None, description="A second, stronger judge for unsure answers.")
+    log_path: str = Field("{output_dir}/decision_log.jsonl", description="Append-only decision log "
+                          "(JSONL): every decision of every run, with the judge's inputs and outputs.")
+    log_final_decisions: bool = Field(True, description="Also log model accepts, rejects and gates (one line per "
+                                      "blocked pair).")
+    replay_log: str | None = Field(None, description="Replay judge: the decision log to answer from (default: "
+                                   "log_path).")
+    replay_run: str | None = Field(None, description="Replay judge: the run_id to replay (default: the log's "
+                                   "latest run with judge answers).")
     truth_column: str | None = Field(None, description="Ground truth for the truth judge (default: truth_column).")
     error_rate: float = Field(0.0, ge=0, le=1, description="Truth judge: share of answers flipped (seeded).")
     seed: int = 42
     latency_seconds: float = Field(0.0, ge=0, description="Truth judge: simulated seconds per call.")
-    budget: int = Field(1000, ge=0, description="Most pairs sent to the judge in one run (all rounds).")
-    batch_size: int = Field(20, ge=1, description="Pairs per judge call.")
-    concurrency: int = Field(4, ge=1, description="Judge calls in flight at once.")
-    show_score: bool = Field(False, description="Show the model's match probability to the judge.")
+
+    @property
+    def model_name(self) -> str | None:
+        return self.model or DEFAULT_MODELS.get(self.kind)
+
+    def key_envs(self, kind: str | None = None) -> tuple[str, ...]:
+        if self.api_key_env:
+            return (self.api_key_env,)
+        return DEFAULT_KEY_ENVS.get(kind or self.kind, ())
 
 
 class LoopSettings(_Strict):
@@ -205,6 +290,8 @@ class Settings(_Strict):
             raise ValueError("dedupe_only takes exactly one source; use link_and_dedupe for several")
         if self.judge.kind == "truth" and not (self.judge.truth_column or self.truth_column):
             raise ValueError("judge.kind 'truth' needs judge.truth_column or truth_column")
+        if self.judge.escalation and self.judge.kind not in ("gemini", "openai", "auto"):
+            raise ValueError("judge.escalation needs an LLM judge (judge.kind gemini or openai)")
         if self.routing.one_to_one and self.link_type == "dedupe_only":
             raise ValueError("routing.one_to_one applies to link jobs only")
         return self
@@ -227,6 +314,10 @@ class Settings(_Strict):
     @property
     def label_store_path(self) -> Path:
         return Path(self.labels.path.format(name=self.name))
+
+    @property
+    def decision_log_path(self) -> Path:
+        return Path(self.judge.log_path.format(name=self.name, output_dir=self.output_path))
 
     def fingerprint(self) -> str:
         """Hash of the settings that shape results (not base_dir), for run.json."""

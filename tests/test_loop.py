@@ -32,7 +32,7 @@ def test_demo_end_to_end(demo_dict):
     d = r.decisions
     assert list(d.columns[:4]) == PAIR_KEY
     assert set(d.decided_by) <= {"model_accept", "model_reject", "gate", "judge", "human", "needs_review"}
-    assert r.run["judge"]["simulated"] and r.run["judge"]["pairs_judged"] <= demo_dict["judge"]["budget"]
+    assert r.run["judge"]["simulated"] and r.run["judge"]["pairs_judged"] <= demo_dict["judge"]["max_pairs"]
     assert r.metrics["f1"] > 0.85 and r.metrics["precision"] > 0.98
     assert r.clusters["unique_id"].nunique() == 1000  # every record gets an entity
     for f in ("decisions.parquet", "clusters.parquet", "run.json", "model.json", "labels_snapshot.jsonl"):
@@ -46,7 +46,7 @@ def test_febrl4_truth_judge(febrl4_overrides):
 
     job = splink_er.prepare(REPO / "settings/febrl4.yaml", overrides=febrl4_overrides, quiet=True)
     job.judge = RecordingJudge(make_truth(job), "entity")
-    job.budget_left = job.settings.judge.budget
+    job.budget_left = job.settings.judge.max_pairs
     r = job.run()
     assert r.metrics["f1"] >= 0.995
     assert r.run["judge"]["pairs_judged"] <= 300

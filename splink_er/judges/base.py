@@ -9,9 +9,11 @@ the caller can persist answers as they arrive (a killed run loses nothing alread
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 PairKey = tuple[str, str, str, str]
 
@@ -25,21 +27,33 @@ class PairContext:
     right: dict
     reason: str  # sample | band | conflict
     match_probability: float | None = None
+    group: str | None = None  # conflict group: pairs sharing one anchor record are asked as one selection question
+    group_side: str = "left"  # which side of each pair in the group is the anchor record
 
     @property
     def pair_id(self) -> str:
         return f"{self.key[0]}:{self.key[1]}|{self.key[2]}:{self.key[3]}"
 
 
+def input_hash(ctx: PairContext) -> str:
+    """Hash of what a judge is shown for a pair: a stored answer is reused only for the same input."""
+    shown = {"left": ctx.left, "right": ctx.right, "p": ctx.match_probability}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 @dataclass
 class JudgeDecision:
-    """One answer. `match` is None when the judge could not decide (then needs_review is True)."""
+    """One answer. `match` is None when the judge could not decide (then needs_review is True and
+    `reasoning` says why). `call` describes the call that answered (id, model, tokens and cost shared out per
+    pair, latency, attempts); `escalated_from` holds the first judge's answer when a second judge decided."""
 
     key: PairKey
     match: bool | None
     confidence: float
     reasoning: str
     needs_review: bool = False
+    call: dict = field(default_factory=dict)
+    escalated_from: dict | None = None
 
 
 @dataclass
@@ -51,9 +65,17 @@ class JudgeUsage:
     cost_usd: float = 0.0
     retries: int = 0
     failed_calls: int = 0
+    reasked_pairs: int = 0
+    escalated_pairs: int = 0
+    tokens_estimated: bool = False  # True for the simulated judge: tokens its prompts would have used
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+class JudgeFatalError(RuntimeError):
+    """The judge cannot work at all (key rejected, model unknown, replay answer missing): stop the run.
+    Answers received before it are already stored."""
 
 
 class Judge(ABC):
@@ -70,9 +92,48 @@ class Judge(ABC):
         """What produced the answers (kind, model, prompt version): recorded with every label."""
         return {"kind": self.name, "simulated": self.simulated}
 
+    @property
+    def method_id(self) -> str:
+        """Short hash of `method`: a stored answer is reused only by a judge with the same method_id."""
+        return hashlib.sha256(json.dumps(self.method, sort_keys=True).encode()).hexdigest()[:16]
+
     @abstractmethod
     async def judge_batch(self, pairs: Sequence[PairContext]) -> list[JudgeDecision]:
         """Decide every pair of one batch (one call to the underlying service)."""
+
+
+def group_units(pairs: Sequence[PairContext]) -> list[list[PairContext]]:
+    """Pairs as units to ask: a conflict group (pairs sharing `group`) is one unit, any other pair its own."""
+    units: list[list[PairContext]] = []
+    by_group: dict[str, list[PairContext]] = {}
+    for p in pairs:
+        if p.group is None:
+            units.append([p])
+        elif p.group in by_group:
+            by_group[p.group].append(p)
+        else:
+            by_group[p.group] = [p]
+            units.append(by_group[p.group])
+    return units
+
+
+def pack(units: Sequence, size: int, weight: Callable[[object], int] = len) -> list[list]:
+    """Units into chunks of total weight at most `size`, in order; a unit is never split (a unit heavier than
+    `size` gets a chunk of its own)."""
+    chunks: list[list] = [[]]
+    total = 0
+    for unit in units:
+        if chunks[-1] and total + weight(unit) > size:
+            chunks.append([])
+            total = 0
+        chunks[-1].append(unit)
+        total += weight(unit)
+    return chunks
+
+
+def make_batches(pairs: Sequence[PairContext], batch_size: int) -> list[list[PairContext]]:
+    """Batches of at most `batch_size` pairs that keep each conflict group whole."""
+    return [[p for unit in chunk for p in unit] for chunk in pack(group_units(pairs), batch_size)]
 
 
 def run_judge(
@@ -86,7 +147,7 @@ def run_judge(
     """Judge `pairs` in batches with bounded concurrency; `on_batch` runs as each batch completes."""
     if not pairs:
         return []
-    batches = [list(pairs[i : i + batch_size]) for i in range(0, len(pairs), batch_size)]
+    batches = make_batches(pairs, batch_size)
 
     async def _run() -> list[JudgeDecision]:
         gate = asyncio.Semaphore(concurrency)

@@ -3,6 +3,8 @@
 Every label it writes has source `simulated-truth` and `simulated: true`; the run report says so too.
 With `error_rate` > 0 it flips a seeded, per-pair share of answers: whether a pair is flipped depends only on
 the seed and the pair key, so the same pair always gets the same answer whatever the batching or order.
+It renders the prompt an LLM judge would get and reports the tokens that prompt would have used (4 characters
+per token), marked as an estimate (`usage.tokens_estimated`), so runs can be costed before paying.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import hashlib
 from collections.abc import Sequence
 
 from .base import Judge, JudgeDecision, PairContext, PairKey
+from .prompt import make_questions, render
+
+CHARS_PER_TOKEN = 4
 
 
 class TruthJudge(Judge):
@@ -19,8 +24,10 @@ class TruthJudge(Judge):
     simulated = True
 
     def __init__(self, truth: dict[tuple[str, str], object], truth_column: str, error_rate: float = 0.0,
-                 seed: int = 42, latency_seconds: float = 0.0) -> None:
+                 seed: int = 42, latency_seconds: float = 0.0, system: str = "") -> None:
         super().__init__()
+        self.usage.tokens_estimated = True
+        self.system = system
         self.truth = truth
         self.truth_column = truth_column
         self.error_rate = error_rate
@@ -42,6 +49,10 @@ class TruthJudge(Judge):
             await asyncio.sleep(self.latency_seconds)
         self.usage.calls += 1
         self.usage.pairs += len(pairs)
+        prompt = render(make_questions(pairs), show_score=False)
+        self.usage.input_tokens += (len(self.system) + len(prompt.text)) // CHARS_PER_TOKEN
+        # An answer line per pair: ids, match, confidence and a one-sentence reason (~140 characters).
+        self.usage.output_tokens += (20 + 140 * len(pairs)) // CHARS_PER_TOKEN
         out = []
         for p in pairs:
             t_l, t_r = self.truth.get(p.key[:2]), self.truth.get(p.key[2:])

@@ -1,0 +1,144 @@
+"""The decision log: an append-only JSONL file with every decision of every run, one line per pair.
+
+- `judge` lines: a judge's answer (or why there is none), with exactly what the judge was shown, the method
+  (kind, model, prompt version), tokens, cost, latency and attempts; `cached: true` when a stored answer of
+  the same method for the same input was reused instead of paying for it again.
+- `final` lines (written at the end of a run): how each blocked pair was decided (model accept or reject,
+  gate, judge, human, needs_review) with its match probability.
+Lines are flushed and fsynced per batch, so a killed run keeps what it logged. The `replay` judge answers from
+the `judge` lines; `splink-er decisions diff` compares the `final` lines of two logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .judges.base import JudgeDecision, PairContext, input_hash
+from .model import PAIR_KEY
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class DecisionLog:
+    def __init__(self, path: str | Path, run_id: str) -> None:
+        self.path = Path(path)
+        self.run_id = run_id
+
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def judge_record(self, ctx: PairContext, d: JudgeDecision, method: dict, method_id: str, round_no: int,
+                     cached_from: str | None = None) -> dict:
+        return {
+            "type": "judge", "run_id": self.run_id, "time": _now(), "round": round_no, "reason": ctx.reason,
+            **dict(zip(PAIR_KEY, ctx.key)),
+            "input": {"left": ctx.left, "right": ctx.right, "match_probability": ctx.match_probability,
+                      "group": ctx.group},
+            "input_hash": input_hash(ctx), "method": method, "method_id": method_id,
+            "cached": cached_from is not None, "cached_from_run": cached_from,
+            "match": d.match, "confidence": d.confidence, "reasoning": d.reasoning, "needs_review": d.needs_review,
+            "call": d.call, "escalated_from": d.escalated_from,
+        }
+
+    def append_final(self, con, decisions: str) -> None:
+        """One `final` line per decided pair, written by DuckDB (no Python loop over millions of rows)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.path.parent) as tmp:
+            part = Path(tmp) / "final.jsonl"
+            run_id = self.run_id.replace("'", "")
+            con.execute(f"""
+                COPY (SELECT 'final' AS type, '{run_id}' AS run_id, '{_now()}' AS time, round,
+                        {', '.join(PAIR_KEY)}, decided_by, final_match, needs_review, match_probability,
+                        match_weight, judge_match, judge_confidence, label_source
+                      FROM {decisions} ORDER BY {', '.join(PAIR_KEY)})
+                TO '{part}' (FORMAT json)""")
+            with open(self.path, "ab") as out, open(part, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+
+
+def read_log(path: str | Path, types: tuple[str, ...] = ("judge", "final")) -> Iterator[dict]:
+    """Lines of a decision log of the given types; a torn last line (killed mid-write) is skipped."""
+    bad = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                continue
+            if rec.get("type") in types:
+                yield rec
+    if bad:
+        warnings.warn(f"{path}: skipped {bad} unreadable line(s)")
+
+
+def judge_answers(path: str | Path, run_id: str | None = None) -> tuple[str, dict[tuple, dict]]:
+    """The judge lines of one run (default: the latest run that has any): (run_id, pair key -> latest line)."""
+    by_run: dict[str, dict[tuple, dict]] = {}
+    order: list[str] = []
+    for rec in read_log(path, ("judge",)):
+        rid = rec["run_id"]
+        if rid not in by_run:
+            by_run[rid] = {}
+            order.append(rid)
+        by_run[rid][tuple(str(rec[k]) for k in PAIR_KEY)] = rec
+    if not order:
+        raise ValueError(f"{path} has no judge answers to replay")
+    rid = run_id or order[-1]
+    if rid not in by_run:
+        raise ValueError(f"{path} has no judge answers of run {rid!r}; runs in it: {', '.join(order)}")
+    return rid, by_run[rid]
+
+
+def final_decisions(path: str | Path, run_id: str | None = None) -> pd.DataFrame:
+    """The final decision per pair of one run in a log (default: the latest run with final lines). A log
+    without final lines falls back to the judge lines (match as the decision)."""
+    rows: dict[str, list[dict]] = {}
+    for rec in read_log(path):
+        rows.setdefault(rec["run_id"], []).append(rec)
+    finals = [r for r, recs in rows.items() if any(x["type"] == "final" for x in recs)]
+    rid = run_id or (finals[-1] if finals else (list(rows)[-1] if rows else None))
+    if rid is None or rid not in rows:
+        raise ValueError(f"{path}: no run {run_id!r}" if run_id else f"{path} has no decisions")
+    recs = rows[rid]
+    use_final = any(x["type"] == "final" for x in recs)
+    out = []
+    for x in recs:
+        if use_final and x["type"] == "final":
+            out.append({**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": x["decided_by"], "match": x["final_match"]})
+        elif not use_final:
+            out.append({**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": "judge", "match": x["match"]})
+    df = pd.DataFrame(out, columns=PAIR_KEY + ["decided_by", "match"]).drop_duplicates(PAIR_KEY, keep="last")
+    df.attrs["run_id"] = rid
+    return df
+
+
+def diff(log_a: str | Path, log_b: str | Path, run_a: str | None = None, run_b: str | None = None) -> pd.DataFrame:
+    """Pairs whose decision differs between two logs (or that only one of them decided)."""
+    a, b = final_decisions(log_a, run_a), final_decisions(log_b, run_b)
+    m = a.merge(b, on=PAIR_KEY, how="outer", suffixes=("_a", "_b"), indicator=True)
+    changed = (m["_merge"] != "both") | (m["match_a"].astype("boolean") != m["match_b"].astype("boolean"))
+    out = m[changed.fillna(True)].drop(columns="_merge").reset_index(drop=True)
+    out.attrs.update(run_a=a.attrs["run_id"], run_b=b.attrs["run_id"], pairs_a=len(a), pairs_b=len(b))
+    return out
