@@ -57,15 +57,29 @@ class RateLimiter:
 
 
 class CostMeter:
-    """Money spent by the judges of one run (shared by a judge and its escalation judge)."""
+    """Money spent by the judges of one run (shared by a judge and its escalation judge).
+
+    A call reserves its estimated cost before it starts and settles the real cost when it returns, so calls
+    in flight together cannot overshoot `max_cost` by more than the estimates' error."""
 
     def __init__(self, max_cost: float | None) -> None:
         self.max_cost = max_cost
         self.spent = 0.0
+        self.reserved = 0.0
 
     @property
     def exhausted(self) -> bool:
         return self.max_cost is not None and self.spent >= self.max_cost
+
+    def reserve(self, estimate: float) -> bool:
+        if self.max_cost is not None and self.spent + self.reserved + estimate > self.max_cost:
+            return False
+        self.reserved += estimate
+        return True
+
+    def settle(self, estimate: float, actual: float) -> None:
+        self.reserved -= estimate
+        self.spent += actual
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -140,6 +154,11 @@ class LLMJudge(Judge):
         """Remove the API key from any text that may be shown or written."""
         return text.replace(self._secret, "***") if self._secret else text
 
+    def _cost(self, input_tokens: int, output_tokens: int) -> float:
+        if self.price is None:
+            return 0.0
+        return (input_tokens * self.price.input_per_million + output_tokens * self.price.output_per_million) / 1e6
+
     # ---- provider hook -------------------------------------------------------------------------------
     async def _call(self, text: str) -> CallResult:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -177,18 +196,21 @@ class LLMJudge(Judge):
         """Returns (verdicts by pair key, problems by question id, call info, whether re-asking may help)."""
         prompt = render(questions, self.settings.show_score)
         n_pairs = sum(len(q.pairs) for q in questions)
-        if self.cost_meter.exhausted:
+        # Estimate: 4 characters per input token, ~40 output tokens per pair.
+        estimate = self._cost((len(self.system) + len(prompt.text)) // 4, 40 * n_pairs)
+        if not self.cost_meter.reserve(estimate):
             return {}, {q.qid: f"judge.max_cost (${self.cost_meter.max_cost}) reached" for q in questions}, {}, False
         try:
             result, attempts, latency = await self._call_with_retries(prompt.text)
         except CallFailed as e:
+            self.cost_meter.settle(estimate, 0.0)
             self.usage.failed_calls += 1
             return {}, {q.qid: f"call failed: {e}" for q in questions}, {}, False
-        cost = 0.0
-        if self.price is not None:
-            cost = (result.input_tokens * self.price.input_per_million
-                    + result.output_tokens * self.price.output_per_million) / 1e6
-        self.cost_meter.spent += cost
+        except BaseException:
+            self.cost_meter.settle(estimate, 0.0)
+            raise
+        cost = self._cost(result.input_tokens, result.output_tokens)
+        self.cost_meter.settle(estimate, cost)
         u = self.usage
         u.calls += 1
         u.input_tokens += result.input_tokens

@@ -67,8 +67,10 @@ class OpenAIJudge(LLMJudge):
                 resp = await self._create("json_schema", text)
                 self._schema_accepted = True
             except Exception as exc:
-                # Probe json_object once, only while json_schema has never worked: a later 500 is a real error.
-                if self._schema_accepted or status_of(exc) not in (400, 422, 500, 501):
+                # Probe json_object only while json_schema has never worked and the error is about the response
+                # format (llama.cpp: HTTP 500 "response_format type must be one of ..."); other errors are retried.
+                about_format = any(w in str(exc).lower() for w in ("response_format", "json_schema", "schema"))
+                if self._schema_accepted or status_of(exc) not in (400, 422, 500, 501) or not about_format:
                     raise
                 try:
                     resp = await self._create("json_object", text)

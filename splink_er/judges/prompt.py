@@ -20,6 +20,7 @@ from ..settings import DomainSettings
 from .base import PairContext, PairKey, group_units
 
 PROMPT_VERSION = "pairs-v1"
+DATA_BLOCK_START, DATA_BLOCK_END = "<<<DATA", "<<<END DATA"
 
 _PERSON_RULES = [
     "Nicknames and short forms are the same first name (Bob = Robert, Bill = William, Peggy = Margaret, "
@@ -166,7 +167,7 @@ def render(questions: Sequence[Question], show_score: bool) -> RenderedPrompt:
     body = _data_json(data)
     nonce = hashlib.sha256(body.encode()).hexdigest()[:12]
     text = (f"Answer every question in the data block below ({len(data['pairs'])} pairs, {len(data['groups'])} "
-            f"groups).\n<<<DATA {nonce}>>>\n{body}\n<<<END DATA {nonce}>>>")
+            f"groups).\n{DATA_BLOCK_START} {nonce}>>>\n{body}\n{DATA_BLOCK_END} {nonce}>>>")
     return RenderedPrompt(text, pair_ids, groups, nonce, list(questions))
 
 

@@ -59,6 +59,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     daemon_threads = True
 
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a client gave up (timeout)
+            super().handle_error(request, client_address)
+
 
 class _Bucket:
     """Token bucket: `rpm` per minute with one second of burst."""
@@ -88,13 +94,14 @@ class FakeLLMServer:
 
     def __init__(self, brain: Brain | None = None, *, latency: float = 0.0, rpm: int = 0,
                  faults: list | Callable | None = None, reject_json_schema: bool = False,
-                 timeout_sleep: float = 3.0, port: int = 0) -> None:
+                 timeout_sleep: float = 3.0, echo_key_in_errors: bool = False, port: int = 0) -> None:
         self.brain = brain or similarity_brain
         self.latency = latency
         self.bucket = _Bucket(rpm) if rpm else None
         self.faults = faults if callable(faults) else list(faults or [])
         self.reject_json_schema = reject_json_schema
         self.timeout_sleep = timeout_sleep
+        self.echo_key_in_errors = echo_key_in_errors  # like gateways that quote the key they refused
         self.lock = threading.Lock()
         self.requests = 0
         self.status_counts: dict[int, int] = {}
@@ -183,7 +190,8 @@ class FakeLLMServer:
                     user = " ".join(m["content"] for m in msgs if m["role"] == "user")
                     fmt = (body.get("response_format") or {}).get("type", "none")
                     if fmt == "json_schema" and server.reject_json_schema:
-                        return self._send(500, {"error": {"message": "json_schema response format is not supported",
+                        return self._send(500, {"error": {"message": 'response_format type must be one of "text" or '
+                                                          '"json_object", but got: json_schema',
                                                           "type": "server_error"}})
                 else:
                     return self._send(404, {"error": {"message": f"no route {self.path}", "code": 404}})
@@ -196,7 +204,9 @@ class FakeLLMServer:
                         return self._send(429, {"error": {"code": 429, "message": "rate limit", "status":
                                                           "RESOURCE_EXHAUSTED"}}, {"Retry-After": f"{wait:.3f}"})
                 if fault in ("429", "500", "503", "401"):
-                    return self._send(int(fault), {"error": {"code": int(fault), "message": f"injected {fault}",
+                    key = self.headers.get("x-goog-api-key") or self.headers.get("Authorization", "")
+                    quoted = f" (key {key})" if server.echo_key_in_errors else ""
+                    return self._send(int(fault), {"error": {"code": int(fault), "message": f"injected {fault}{quoted}",
                                                              "status": "INJECTED"}},
                                       {"Retry-After": "0.05"} if fault == "429" else None)
                 if fault == "timeout":

@@ -1,0 +1,188 @@
+"""The whole loop with the real Gemini client against a loopback server: CLI, decision log, answer cache across
+runs, replay with the server stopped, kill and resume, automatic judge choice, secrets never written."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import splink_er
+from splink_er.cli import app
+from splink_er.decision_log import read_log
+from splink_er.testing import FakeLLMServer
+
+SECRET = "sk-test-NEVER-WRITE-ME-8c1e"
+
+
+@pytest.fixture
+def keyed(monkeypatch):
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET)
+
+
+def settings_file(demo_dict, tmp_path, server, **judge):
+    data = dict(demo_dict)
+    data["judge"] = {"kind": "gemini", "base_url": server.url, "max_pairs": 300, "backoff_seconds": 0.01, **judge}
+    path = tmp_path / "gemini.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def judge_lines(log, cached=None):
+    return [r for r in read_log(log, ("judge",)) if cached is None or r["cached"] == cached]
+
+
+def all_written_text(root: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file())
+
+
+def test_cli_run_against_loopback_gemini_logs_every_decision_and_writes_no_key(demo_dict, tmp_path, keyed, capfd):
+    with FakeLLMServer() as srv:
+        path = settings_file(demo_dict, tmp_path, srv)
+        res = CliRunner().invoke(app, ["run", str(path)])
+        assert res.exit_code == 0, res.output
+    out = Path(demo_dict["output_dir"])
+    run = json.loads((out / "run.json").read_text())
+    j = run["judge"]
+    assert j["kind"] == "gemini" and j["calls"] == srv.calls > 0 and not j["simulated"]
+    assert j["pairs_judged"] == srv.pairs_answered and j["usage"]["input_tokens"] > 0 and j["cost_usd"] > 0
+    assert j["cost_per_record"] == pytest.approx(j["cost_usd"] / 1000)
+    assert sum(j["cost_by_stage"].values()) == pytest.approx(j["cost_usd"])
+    log = out / "decision_log.jsonl"
+    judged = judge_lines(log)
+    assert len(judged) == j["pairs_judged"] and all(r["method"]["model"] == "gemini-2.5-flash" for r in judged)
+    assert all(r["call"]["input_tokens"] > 0 and r["input"]["left"] for r in judged)
+    finals = list(read_log(log, ("final",)))
+    assert len(finals) == run["blocked_pairs"]
+    assert {r["decided_by"] for r in finals} >= {"model_accept", "model_reject", "judge"}
+    # The key reached the server, and appears in no file, no output and no help text.
+    assert any(h.get("x-goog-api-key") == SECRET for h in srv.seen_headers)
+    for args in (["--help"], ["run", "--help"]):
+        assert SECRET not in CliRunner().invoke(app, args).output
+    captured = capfd.readouterr()
+    assert SECRET not in all_written_text(tmp_path) + res.output + captured.out + captured.err
+
+
+def test_answers_are_cached_across_runs_and_replay_reproduces_the_run_with_no_server(demo_dict, tmp_path, keyed):
+    with FakeLLMServer() as srv:
+        path = settings_file(demo_dict, tmp_path, srv)
+        first = splink_er.run(path, quiet=True)
+        calls = srv.calls
+        second = splink_er.run(path, overrides=[f"output_dir={tmp_path / 'second'}"], quiet=True)
+        assert srv.calls == calls  # nothing paid twice
+    assert second.run["judge"]["calls"] == 0
+    assert sum(second.run["judge"]["pairs_reused_by_reason"].values()) == first.run["judge"]["pairs_judged"]
+    assert len(judge_lines(tmp_path / "second" / "decision_log.jsonl", cached=True)) == first.run["judge"]["pairs_judged"]
+    # Server stopped: replay answers from the first run's log only.
+    replay = splink_er.run(path, overrides=["judge.kind=replay", f"output_dir={tmp_path / 'replay'}",
+                                            f"judge.replay_log={first.output_dir / 'decision_log.jsonl'}"], quiet=True)
+    assert (first.output_dir / "decisions.parquet").read_bytes() == (replay.output_dir / "decisions.parquet").read_bytes()
+    assert replay.run["judge"]["calls"] == 0 and replay.run["judge"]["method"]["kind"] == "gemini"
+
+
+def test_replay_fails_loudly_on_a_pair_missing_from_the_log(demo_dict, tmp_path, keyed):
+    with FakeLLMServer() as srv:
+        path = settings_file(demo_dict, tmp_path, srv)
+        first = splink_er.run(path, quiet=True)
+    log = first.output_dir / "decision_log.jsonl"
+    lines = log.read_text().splitlines()
+    first_judge = next(i for i, line in enumerate(lines) if '"type": "judge"' in line)
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("\n".join(lines[:first_judge] + lines[first_judge + 1:]) + "\n")
+    res = CliRunner().invoke(app, ["run", str(path), "--set", "judge.kind=replay", "--set",
+                                   f"judge.replay_log={partial}", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 5 and "has no answer in run" in res.output and "never calls a model" in res.output
+
+
+def test_kill_mid_run_then_resume_repeats_no_persisted_pair(demo_dict, tmp_path, keyed):
+    def keys(lines):
+        return [tuple(r[k] for k in splink_er.model.PAIR_KEY) for r in lines]
+
+    with FakeLLMServer(latency=0.3) as srv:
+        path = settings_file(demo_dict, tmp_path, srv, batch_size=10, concurrency=2)
+        code = f"import splink_er; splink_er.run({str(path)!r}, quiet=True)"
+        proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ), start_new_session=True)
+        deadline = time.time() + 120
+        while srv.calls < 4 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(1.0)  # calls in flight at the kill finish on the server side; count them as run 1's
+        log = Path(demo_dict["output_dir"]) / "decision_log.jsonl"
+        killed_run = judge_lines(log)
+        persisted = set(keys(killed_run))
+        assert len(persisted) >= 20 and not list(read_log(log, ("final",)))  # killed after some batches
+        served_before = srv.pairs_answered
+        resumed = splink_er.run(path, quiet=True)
+        served_after = srv.pairs_answered - served_before
+    run2 = [r for r in judge_lines(log) if r["run_id"] == resumed.run["run_id"]]
+    fresh = keys(r for r in run2 if not r["cached"])
+    assert len(fresh) == served_after > 0  # every pair the server answered is a fresh line, asked once
+    assert not persisted & set(fresh) and len(fresh) == len(set(fresh))
+    assert persisted <= set(keys(r for r in run2 if r["cached"]))  # all of them reused instead
+    # Same decisions as an uninterrupted run with a fresh store.
+    with FakeLLMServer() as srv2:
+        path2 = settings_file(demo_dict | {"output_dir": str(tmp_path / "clean"),
+                                           "labels": {"path": str(tmp_path / "clean.jsonl")}}, tmp_path, srv2,
+                              batch_size=10, concurrency=2)
+        clean = splink_er.run(path2, quiet=True)
+    pd.testing.assert_frame_equal(resumed.decisions, clean.decisions)
+
+
+def test_auto_judge_is_gemini_with_a_key_and_none_without(demo_dict, tmp_path, monkeypatch):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    data = dict(demo_dict, judge={"max_pairs": 40})
+    job = splink_er.prepare(data, quiet=True)
+    assert job.judge is None and "auto: no GEMINI_API_KEY or GOOGLE_API_KEY set" in job.judge_description
+    monkeypatch.setenv("GOOGLE_API_KEY", SECRET)
+    with FakeLLMServer() as srv:
+        job = splink_er.prepare(dict(data, judge={"max_pairs": 40, "base_url": srv.url}), quiet=True)
+        assert job.judge.name == "gemini" and "auto: GOOGLE_API_KEY is set" in job.judge_description
+        assert SECRET not in job.judge_description
+
+
+def test_missing_key_for_gemini_is_a_clear_error(demo_dict, tmp_path, monkeypatch):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(dict(demo_dict, judge={"kind": "gemini"})))
+    res = CliRunner().invoke(app, ["run", str(path)])
+    assert res.exit_code == 5 and "GEMINI_API_KEY" in res.output and "api_key_env" in res.output
+
+
+def test_redacted_fields_never_reach_the_judge(demo_dict, tmp_path, keyed):
+    with FakeLLMServer() as srv:
+        path = settings_file(demo_dict, tmp_path, srv, max_pairs=40, redact={"drop": ["email"], "hash": ["dob"]})
+        splink_er.run(path, quiet=True)
+    records = [r for c in srv.answered for q in c["data"]["pairs"] for r in (q["record_a"], q["record_b"])]
+    assert records and all("email" not in r for r in records)
+    assert all(r["dob"] is None or r["dob"].startswith("hash:") for r in records)
+
+
+def test_decisions_diff_lists_exactly_the_pairs_a_human_changed(demo_dict, tmp_path, keyed):
+    with FakeLLMServer() as srv:
+        path = settings_file(demo_dict, tmp_path, srv)
+        first = splink_er.run(path, quiet=True)
+        flip = first.decisions[first.decisions["decided_by"] == "model_accept"].iloc[0]
+        res = CliRunner().invoke(app, ["label", str(path), "--pair", flip.unique_id_l, flip.unique_id_r, "--non-match"])
+        assert res.exit_code == 0, res.output
+        second = splink_er.retrain(path, quiet=True)
+    log = first.output_dir / "decision_log.jsonl"
+    csv = tmp_path / "changed.csv"
+    res = CliRunner().invoke(app, ["decisions", "diff", str(log), str(log), "--run-a", first.run["run_id"],
+                                   "--run-b", second.run["run_id"], "--csv", str(csv)])
+    assert res.exit_code == 0, res.output
+    changed = pd.read_csv(csv, dtype=str)
+    model_changes = (first.decisions.merge(second.decisions, on=splink_er.model.PAIR_KEY)
+                     .query("final_match_x != final_match_y"))
+    assert len(changed) == len(model_changes) >= 1
+    assert (flip.unique_id_l, flip.unique_id_r) in set(zip(changed.unique_id_l, changed.unique_id_r))
