@@ -118,7 +118,7 @@ class Job:
     # ---- helpers -------------------------------------------------------------------------------------
     @property
     def judge_description(self) -> str:
-        note = f" [{self.judge_note}]" if self.judge_note else ""
+        note = f" ({self.judge_note})" if self.judge_note else ""
         if self.judge is None:
             return f"none (band goes to needs_review){note}"
         model = self.judge.method.get("model") or self.judge.method.get("first", {}).get("model")

@@ -23,3 +23,11 @@ def demo_dict(tmp_path):
 @pytest.fixture
 def febrl4_overrides(tmp_path):
     return [f"output_dir={tmp_path / 'febrl4'}", f"labels.path={tmp_path / 'febrl4.jsonl'}", "judge.kind=truth"]
+
+
+@pytest.fixture(autouse=True)
+def no_real_api_keys(monkeypatch):
+    """Tests never call a real API: provider keys from the developer's environment are hidden from every test
+    (tests that need a key set a fake one and point the judge at a loopback server)."""
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(var, raising=False)

@@ -186,3 +186,37 @@ def test_decisions_diff_lists_exactly_the_pairs_a_human_changed(demo_dict, tmp_p
                      .query("final_match_x != final_match_y"))
     assert len(changed) == len(model_changes) >= 1
     assert (flip.unique_id_l, flip.unique_id_r) in set(zip(changed.unique_id_l, changed.unique_id_r))
+
+
+def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
+    with FakeLLMServer() as srv:
+        path = settings_file(demo_dict, tmp_path, srv, max_pairs=120,
+                             escalation={"model": "gemini-2.5-pro", "threshold": 0.7})
+        # No price for the escalation model in the default table: its cost is not counted, but it still runs.
+        result = splink_er.run(path, quiet=True)
+    models = {c["model"] for c in srv.answered}
+    assert models == {"gemini-2.5-flash", "gemini-2.5-pro"}
+    lines = judge_lines(result.output_dir / "decision_log.jsonl")
+    escalated = [r for r in lines if r["escalated_from"]]
+    assert escalated and all(r["escalated_from"]["confidence"] < 0.7 for r in escalated)
+    assert all(r["call"]["model"] == "gemini-2.5-pro" for r in escalated)
+    assert result.run["judge"]["usage"]["escalated_pairs"] == sum(len(c["data"]["pairs"]) for c in srv.answered
+                                                                  if c["model"] == "gemini-2.5-pro")
+
+
+def test_openai_compatible_server_without_json_schema(demo_dict, tmp_path, monkeypatch):
+    # A local server (llama.cpp-like): no key needed when base_url is set.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeLLMServer(reject_json_schema=True) as srv:
+        path = settings_file(demo_dict, tmp_path, srv, kind="openai", model="local-llama", max_pairs=60)
+        result = splink_er.run(path, quiet=True)
+    assert result.run["judge"]["method"]["kind"] == "openai" and result.run["judge"]["pairs_judged"] == 60
+    assert {c["format"] for c in srv.answered} == {"json_object"}
+
+
+def test_simulated_judge_reports_estimated_tokens(demo_dict):
+    result = splink_er.run(demo_dict, overrides=["judge.max_pairs=100"], quiet=True)
+    j = result.run["judge"]
+    assert j["simulated"] and j["tokens_estimated"] and j["cost_usd"] == 0.0
+    # ~100-600 input tokens per pair, as the prompt an LLM judge would get
+    assert 50 < j["usage"]["input_tokens"] / j["pairs_judged"] < 1000
