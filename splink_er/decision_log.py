@@ -44,10 +44,11 @@ class DecisionLog:
             f.flush()
             os.fsync(f.fileno())
 
-    def judge_record(self, ctx: PairContext, d: JudgeDecision, method: dict, method_id: str, round_no: int,
-                     cached_from: str | None = None) -> dict:
+    def judge_record(self, ctx: PairContext, d: JudgeDecision, judge_name: str, method: dict, method_id: str,
+                     round_no: int, cached_from: str | None = None) -> dict:
         return {
             "type": "judge", "run_id": self.run_id, "time": _now(), "round": round_no, "reason": ctx.reason,
+            "judge": judge_name,
             **dict(zip(PAIR_KEY, ctx.key)),
             "input": {"left": ctx.left, "right": ctx.right, "match_probability": ctx.match_probability,
                       "group": ctx.group},

@@ -196,7 +196,8 @@ class Job:
                 stats["reused"] += 1
                 self.reused_by_reason[c.reason] = self.reused_by_reason.get(c.reason, 0) + 1
                 d = JudgeDecision(c.key, hit["match"], hit["confidence"], hit["reasoning"])
-                reused_lines.append(self.log.judge_record(c, d, method, method_id, self.round, hit["run_id"]))
+                reused_lines.append(self.log.judge_record(c, d, self.judge.name, method, method_id, self.round,
+                                                          hit["run_id"]))
             else:
                 ask.append(c)
         self.log.append(reused_lines)
@@ -222,7 +223,7 @@ class Job:
                 self.answers[d.key] = label
                 new.append(label)
             # Log first, then the label store: a label is never stored without its log line.
-            self.log.append([self.log.judge_record(by_key[d.key], d, method, method_id, self.round)
+            self.log.append([self.log.judge_record(by_key[d.key], d, self.judge.name, method, method_id, self.round)
                              for d in decisions])
             self.store.append(new)
 

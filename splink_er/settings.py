@@ -290,8 +290,9 @@ class Settings(_Strict):
             raise ValueError("dedupe_only takes exactly one source; use link_and_dedupe for several")
         if self.judge.kind == "truth" and not (self.judge.truth_column or self.truth_column):
             raise ValueError("judge.kind 'truth' needs judge.truth_column or truth_column")
-        if self.judge.escalation and self.judge.kind not in ("gemini", "openai", "auto"):
-            raise ValueError("judge.escalation needs an LLM judge (judge.kind gemini or openai)")
+        if self.judge.escalation and self.judge.kind in ("truth", "none"):
+            raise ValueError("judge.escalation needs an LLM judge (judge.kind gemini or openai); "
+                             "replay uses the escalated answers in its log")
         if self.routing.one_to_one and self.link_type == "dedupe_only":
             raise ValueError("routing.one_to_one applies to link jobs only")
         return self

@@ -202,6 +202,9 @@ def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
     assert all(r["call"]["model"] == "gemini-2.5-pro" for r in escalated)
     assert result.run["judge"]["usage"]["escalated_pairs"] == sum(len(c["data"]["pairs"]) for c in srv.answered
                                                                   if c["model"] == "gemini-2.5-pro")
+    replay = splink_er.run(path, overrides=["judge.kind=replay", f"output_dir={tmp_path / 'replay'}",
+                                            f"judge.replay_log={result.output_dir / 'decision_log.jsonl'}"], quiet=True)
+    assert (result.output_dir / "decisions.parquet").read_bytes() == (replay.output_dir / "decisions.parquet").read_bytes()
 
 
 def test_openai_compatible_server_without_json_schema(demo_dict, tmp_path, monkeypatch):

@@ -79,25 +79,19 @@ def system_instruction(domain: DomainSettings, show_score: bool) -> str:
     return "\n".join(lines)
 
 
+def _answer_item(id_field: str, answer_field: str, answer_type: str) -> dict:
+    props = {id_field: {"type": "string"}, answer_field: {"type": answer_type},
+             "confidence": {"type": "number", "minimum": 0, "maximum": 1}, "reasoning": {"type": "string"}}
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
 def response_schema() -> dict:
-    """JSON schema of an answer (sent to the provider for structured output)."""
-    decision = {
-        "type": "object",
-        "properties": {"pair_id": {"type": "string"}, "match": {"type": "boolean"},
-                       "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                       "reasoning": {"type": "string"}},
-        "required": ["pair_id", "match", "confidence", "reasoning"], "additionalProperties": False,
-    }
-    selection = {
-        "type": "object",
-        "properties": {"group_id": {"type": "string"}, "chosen_pair_id": {"type": "string"},
-                       "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                       "reasoning": {"type": "string"}},
-        "required": ["group_id", "chosen_pair_id", "confidence", "reasoning"], "additionalProperties": False,
-    }
+    """JSON schema of an answer (sent to the provider for structured output): a decision per pair question,
+    a selection (chosen_pair_id or "none") per group question."""
     return {"type": "object",
-            "properties": {"decisions": {"type": "array", "items": decision},
-                           "selections": {"type": "array", "items": selection}},
+            "properties": {"decisions": {"type": "array", "items": _answer_item("pair_id", "match", "boolean")},
+                           "selections": {"type": "array",
+                                          "items": _answer_item("group_id", "chosen_pair_id", "string")}},
             "required": ["decisions", "selections"], "additionalProperties": False}
 
 

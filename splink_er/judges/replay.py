@@ -24,7 +24,8 @@ class ReplayJudge(Judge):
         self.run_id, self.answers = judge_answers(self.log_path, run_id)
         methods = {r["method_id"]: r["method"] for r in self.answers.values()}
         self._method = next(iter(methods.values())) if len(methods) == 1 else {"kind": "mixed", "methods": methods}
-        self.name = self._method.get("kind", "replay") if len(methods) == 1 else "replay"
+        names = {r.get("judge") for r in self.answers.values()}
+        self.name = names.pop() if len(names) == 1 else "replay"  # label source as in the replayed run
         self.simulated = any(m.get("simulated") for m in methods.values())
 
     @property
