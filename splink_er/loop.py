@@ -114,6 +114,9 @@ class Job:
             + ", ".join(f"{n} {c:,} records" for n, c in self.loaded.row_counts.items())
             + f"; judge: {self.judge_description}"
         )
+        for m in self.unpriced_models:
+            self.console.print(f"[yellow]warning[/]: no price for model {m} in judge.prices; its cost is not counted "
+                               f"(add judge.prices.{m}: {{input_per_million: ..., output_per_million: ...}})")
 
     # ---- helpers -------------------------------------------------------------------------------------
     @property
@@ -126,6 +129,12 @@ class Job:
         if self.settings.judge.kind == "replay":
             what = f"replay of run {self.judge.run_id} ({what} answers, no calls)"
         return what + (" (SIMULATED from ground truth)" if self.judge.simulated else "") + note
+
+    @property
+    def unpriced_models(self) -> list[str]:
+        """LLM models the judge uses that have no entry in judge.prices (their cost is not counted)."""
+        judges = [self.judge, getattr(self.judge, "first", None), getattr(self.judge, "second", None)]
+        return sorted({j.model for j in judges if j is not None and hasattr(j, "price") and j.price is None})
 
     @property
     def _cost_exhausted(self) -> bool:
@@ -433,6 +442,7 @@ class Job:
                       "cost_per_record": cost / n_records if n_records else 0.0,
                       "cost_per_entity": cost / n_entities if n_entities else 0.0,
                       "tokens_estimated": usage.get("tokens_estimated", False),
+                      "unpriced_models": self.unpriced_models,
                       "method": self.judge.method if self.judge else None,
                       "decision_log": str(self.log.path), "usage": usage},
             "entities": n_entities,

@@ -192,10 +192,11 @@ def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
     with FakeLLMServer() as srv:
         path = settings_file(demo_dict, tmp_path, srv, max_pairs=120,
                              escalation={"model": "gemini-2.5-pro", "threshold": 0.7})
-        # No price for the escalation model in the default table: its cost is not counted, but it still runs.
+        # No price for the escalation model in the default table: its cost is not counted (and reported so).
         result = splink_er.run(path, quiet=True)
     models = {c["model"] for c in srv.answered}
     assert models == {"gemini-2.5-flash", "gemini-2.5-pro"}
+    assert result.run["judge"]["unpriced_models"] == ["gemini-2.5-pro"]
     lines = judge_lines(result.output_dir / "decision_log.jsonl")
     escalated = [r for r in lines if r["escalated_from"]]
     assert escalated and all(r["escalated_from"]["confidence"] < 0.7 for r in escalated)
