@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from splink import DuckDBAPI
 
 from . import clusters as clusters_mod
-from . import evaluate, model as model_mod, routing, sampling
+from . import evaluate, model as model_mod, report as report_mod, routing, sampling
 from .decision_log import DecisionLog
 from .judges import Judge, JudgeDecision, PairContext, input_hash, run_judge
 from .judges.factory import make_judge
@@ -391,6 +391,8 @@ class Job:
                 self.log.append_final(self.con, "decisions")
         run = self._run_record(metrics)
         (self.out / "run.json").write_text(json.dumps(run, indent=2, default=str))
+        with self._stage("report"), self.console.status("writing report.html"):
+            report_mod.write_report(self, run, self.out / "report.html")
         self._print_summary(run)
         return RunResult(self.out, run)
 
@@ -467,7 +469,8 @@ class Job:
             m = run["metrics"]
             c.print(f"against truth ({self.settings.truth_column}): precision {m['precision']:.4f}, recall "
                     f"{m['recall']:.4f}, F1 {m['f1']:.4f} (blocking recall {m['blocking_recall']:.4f})")
-        c.print(f"outputs: {self.out}/ (decisions.parquet, clusters.parquet, run.json, model.json); labels: {self.store.path}")
+        c.print(f"outputs: {self.out}/ (report.html, decisions.parquet, clusters.parquet, run.json, decision_log.jsonl); "
+                f"labels: {self.store.path}")
 
 
 def prepare(settings, *, data: dict | None = None, judge: Judge | None = None, overrides: list[str] | None = None,

@@ -1,0 +1,188 @@
+"""The run report: `report.html`, one self-contained file that opens offline in any browser.
+
+Charts are rendered to inline SVG by vl-convert (no JavaScript, no CDN), so the page shows the same thing with
+or without a network: the summary, accuracy, the model's match weights and m/u values, band and labels per
+round, the distribution of match weights with the thresholds drawn in, the most uncertain and the worst pairs
+each with its waterfall and the judge's reasoning, and the largest entities.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import vl_convert as vlc
+
+from .model import PAIR_KEY, make_linker
+from .sources import record_lookup
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}section{margin:2em 0}
+table{border-collapse:collapse;font-size:14px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f5f5f5}.chart svg{max-width:100%;height:auto}.pair{border-top:1px solid #ccc;padding-top:1em;margin-top:1em}
+.cols{display:flex;gap:2em;flex-wrap:wrap}.warn{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e6a700}"""
+
+
+def svg(spec: dict | alt.TopLevelMixin) -> str:
+    """A Vega-Lite chart (Altair object or dict) as inline SVG."""
+    spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec, default=str)
+    return f'<div class="chart">{vlc.vegalite_to_svg(spec_json)}</div>'
+
+
+def table(rows: list[dict] | pd.DataFrame, columns: list[str] | None = None) -> str:
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if columns:
+        df = df[columns]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
+                   for r in df.itertuples(index=False))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _weight(p: float) -> float:
+    return math.log2(p / (1 - p))
+
+
+def weights_histogram(con, decisions: str, low: float, high: float):
+    """Match weights of every blocked pair, stacked by how each was decided, thresholds drawn in."""
+    df = con.execute(f"""
+        SELECT floor(greatest(least(match_weight, 40), -40)) AS weight, decided_by, count(*) AS pairs
+        FROM {decisions} GROUP BY ALL""").df()
+    bars = alt.Chart(df).mark_bar().encode(
+        x=alt.X("weight:Q", title="match weight (log2 odds; capped at ±40)", bin=alt.Bin(step=1)),
+        y=alt.Y("sum(pairs):Q", title="pairs", scale=alt.Scale(type="symlog")),
+        color=alt.Color("decided_by:N", title="decided by"))
+    rules = pd.DataFrame({"weight": [_weight(low), _weight(high)], "label": [f"low {low}", f"high {high}"]})
+    lines = alt.Chart(rules).mark_rule(strokeDash=[4, 3], color="black").encode(x="weight:Q")
+    text = alt.Chart(rules).mark_text(align="left", dx=4, dy=-120).encode(x="weight:Q", text="label:N")
+    return (bars + lines + text).properties(width=900, height=260,
+                                            title="Distribution of match weights with the routing thresholds")
+
+
+def rounds_chart(rounds: list[dict]):
+    rows = []
+    for r in rounds:
+        rows += [{"round": r["round"], "what": "band (before judging)", "pairs": r.get("band", 0)},
+                 {"round": r["round"], "what": "conflicts", "pairs": r.get("conflicts", 0)},
+                 {"round": r["round"], "what": "new labels", "pairs": r.get("new_labels", 0)},
+                 {"round": r["round"], "what": "labels used", "pairs": r.get("labels_used", 0)}]
+    return alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
+        x=alt.X("what:N", title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("pairs:Q"),
+        color=alt.Color("what:N", legend=None), column=alt.Column("round:O", title="round"),
+    ).properties(width=220, height=200, title="Band, conflicts and labels per round")
+
+
+def pair_sections(job, keys: list[tuple], decisions: pd.DataFrame, title: str) -> str:
+    """One block per pair: waterfall (final model) beside the records and how the pair was decided."""
+    if not keys:
+        return f"<h3>{html.escape(title)}</h3><p>none</p>"
+    cols = sorted({c for cols in job.loaded.columns.values() for c in cols})
+    recs = record_lookup(job.con, job.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
+    linker = make_linker(job.sdfs, job.model)
+    dec = decisions.set_index(PAIR_KEY)
+    out = [f"<h3>{html.escape(title)}</h3>"]
+    for key in keys:
+        left = {"unique_id": key[1], "source_dataset": key[0]} | recs.get(key[:2], {})
+        right = {"unique_id": key[3], "source_dataset": key[2]} | recs.get(key[2:], {})
+        scored = linker.inference.score_pair(left, right).as_pandas_dataframe().iloc[0].to_dict()
+        scored = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in scored.items()}
+        chart = linker.visualisations.waterfall_chart([scored], filter_nulls=False)
+        d = dec.loc[key].to_dict() if key in dec.index else {}
+        how = {k: d.get(k) for k in ("decided_by", "final_match", "match_probability", "judge_match",
+                                       "judge_confidence", "judge_reasoning", "label_source", "round")}
+        shown = job.display_columns  # never the truth column
+        records = pd.DataFrame({"field": shown, "left": [recs.get(key[:2], {}).get(c) for c in shown],
+                                "right": [recs.get(key[2:], {}).get(c) for c in shown]})
+        out.append(f'<div class="pair"><b>{html.escape(":".join(key[:2]))} &harr; {html.escape(":".join(key[2:]))}'
+                   f'</b><div class="cols"><div>{svg(chart.chart_dict)}</div><div>'
+                   f'{table([{"": k, "value": v} for k, v in how.items()])}<br>{table(records)}</div></div></div>')
+    return "".join(out)
+
+
+def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
+    """Write report.html for a finished job (its DuckDB tables `decisions` and `clusters` are still open)."""
+    s = job.settings
+    con = job.con
+    decisions = con.execute(f"SELECT * FROM decisions ORDER BY {', '.join(PAIR_KEY)}").df()
+    linker = make_linker(job.sdfs, job.model)
+    j = run["judge"]
+    summary = {
+        "inputs": ", ".join(f"{k}: {v:,} records" for k, v in run["input_sizes"].items()),
+        "link type": run["link_type"], "blocked pairs": f"{run['blocked_pairs']:,}",
+        "rounds": len(run["rounds"]), "final matches": f"{run['final_matches']:,}",
+        "entities": f"{run['entities']:,}",
+        "decided by": ", ".join(f"{k} {v:,}" for k, v in sorted(run["decided_by"].items())),
+        "judge": j["description"], "judge calls": j["calls"], "pairs judged": j["pairs_judged"],
+        "tokens in / out": f"{j['usage'].get('input_tokens', 0):,} / {j['usage'].get('output_tokens', 0):,}"
+                           + (" (estimated)" if j["tokens_estimated"] else ""),
+        "cost (USD)": f"{j['cost_usd']:.4f}", "wall time (s)": run["wall_seconds"]["total"],
+        "run id": run["run_id"],
+    }
+    m = run["metrics"]
+    if m:
+        accuracy = (f"<p>Against the truth column <code>{html.escape(str(s.truth_column))}</code>: precision "
+                    f"<b>{m['precision']:.4f}</b>, recall <b>{m['recall']:.4f}</b>, F1 <b>{m['f1']:.4f}</b> "
+                    f"(blocking recall {m['blocking_recall']:.4f}).</p>")
+        per_round = [{"round": r["round"], **{k: r["metrics"].get(k) for k in ("precision", "recall", "f1")}}
+                     for r in run["rounds"] if r.get("metrics")]
+        accuracy += table(per_round) if per_round else ""
+    else:
+        accuracy = ('<p class="warn">No truth column: precision and recall are not known for this run. The '
+                    "pairs below and the review queue (<code>splink-er review export</code>) show where to look.</p>")
+    simulated = ('<p class="warn">The judge of this run is SIMULATED (answers from a ground-truth column).</p>'
+                 if j["simulated"] else "")
+    # Most uncertain: undecided band pairs nearest 0.5, then the least confident judge answers.
+    uncertain = decisions[decisions["needs_review"]].assign(d=lambda x: (x.match_probability - 0.5).abs())
+    uncertain = uncertain.sort_values("d").head(n_pairs)
+    if len(uncertain) < n_pairs:
+        judged = decisions[decisions["decided_by"].eq("judge")].sort_values("judge_confidence")
+        uncertain = pd.concat([uncertain, judged.head(n_pairs - len(uncertain))])
+    # Worst: where the judge (or a human) most strongly overruled the model.
+    labelled = decisions[decisions["judge_match"].notna()].copy()
+    labelled["surprise"] = (labelled["judge_match"].astype(bool).astype(float) - labelled["match_probability"]).abs()
+    worst = labelled[labelled["surprise"] > 0.5].sort_values("surprise", ascending=False).head(n_pairs)
+    sizes = con.execute("SELECT entity_id, count(*) AS records FROM clusters GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").df()
+    cols = [c for c in job.display_columns if c not in ("unique_id", "source_dataset")][:8]
+    entity_blocks = []
+    for e in sizes.itertuples(index=False):
+        members = con.execute("SELECT source_dataset, unique_id FROM clusters WHERE entity_id = ? ORDER BY 1, 2",
+                              [e.entity_id]).fetchall()
+        recs = record_lookup(con, job.loaded, [tuple(map(str, k)) for k in members[:50]], cols)
+        rows = [{"source": k[0], "id": k[1], **recs.get(k, {})} for k in (tuple(map(str, m)) for m in members[:50])]
+        entity_blocks.append(f"<h3 id=\"entity-{html.escape(str(e.entity_id))}\">Entity "
+                             f"{html.escape(str(e.entity_id))}: {e.records} records</h3>{table(rows)}")
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>splink_er report: {html.escape(s.name)}</title><style>{CSS}</style></head><body>
+<h1>{html.escape(s.name)}</h1><p class="sub">splink_er run report, {html.escape(run['run_id'])}</p>{simulated}
+<nav><a href="#summary">Summary</a> · <a href="#accuracy">Accuracy</a> · <a href="#model">Model</a> ·
+<a href="#rounds">Rounds</a> · <a href="#distribution">Distribution</a> · <a href="#pairs">Pairs</a> ·
+<a href="#entities">Largest entities</a></nav>
+<section id="summary"><h2>Summary</h2>{table([{"": k, "value": v} for k, v in summary.items()])}</section>
+<section id="accuracy"><h2>Accuracy</h2>{accuracy}</section>
+<section id="model"><h2>Model</h2><p>Match weights of the final model (how much each comparison level moves
+the odds), and its m and u probabilities.</p>{svg(linker.visualisations.match_weights_chart().chart_dict)}
+{svg(linker.visualisations.m_u_parameters_chart().chart_dict)}</section>
+<section id="rounds"><h2>Rounds</h2>{svg(rounds_chart(run['rounds'])) if run['rounds'] else '<p>no rounds</p>'}
+{table([{k: r.get(k) for k in ('round', 'band', 'conflicts', 'new_labels', 'labels_used', 'accepted', 'rejected',
+                                 'judge_budget_left', 'seconds', 'stopped')} for r in run['rounds']])}</section>
+<section id="distribution"><h2>Distribution</h2>{svg(weights_histogram(con, 'decisions', s.routing.low, s.routing.high))}</section>
+<section id="pairs"><h2>Pairs to look at</h2>
+{pair_sections(job, [tuple(k) for k in uncertain[PAIR_KEY].itertuples(index=False)], decisions, 'Most uncertain')}
+{pair_sections(job, [tuple(k) for k in worst[PAIR_KEY].itertuples(index=False)], decisions,
+               'Worst: where the judge most strongly overruled the model')}</section>
+<section id="entities"><h2>Largest entities</h2>{''.join(entity_blocks) or '<p>none</p>'}</section>
+</body></html>"""
+    path.write_text(page, encoding="utf-8")
+    return path
