@@ -79,6 +79,8 @@ def run(settings: Annotated[Path, typer.Argument(help="Settings YAML (see settin
 
 @app.command()
 def retrain(settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
+            judge_band: Annotated[bool, typer.Option("--judge-band", help="Also ask the judge about the band "
+                                                     "(within judge.max_pairs); off: no calls.")] = False,
             set_: SetOpt = None, out: OutOpt = None, quiet: QuietOpt = False) -> None:
     """Retrain from the label store (e.g. after adding human labels), re-score, re-route, rewrite outputs.
 
@@ -86,7 +88,7 @@ def retrain(settings: Annotated[Path, typer.Argument(help="Settings YAML used fo
     """
     from .loop import retrain as retrain_job
 
-    _guard(retrain_job, settings, overrides=_overrides(set_, out), quiet=quiet)
+    _guard(retrain_job, settings, overrides=_overrides(set_, out), quiet=quiet, judge_band=judge_band)
 
 
 @app.command()
@@ -155,6 +157,46 @@ def demo(out: Annotated[Path, typer.Option("--out", help="Output directory.")] =
 
     overrides = [f"output_dir={out}", f"labels.path={out}/labels.jsonl"]
     _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet)
+
+
+review_app = typer.Typer(no_args_is_help=True, help="Send the pairs a person should decide to a file, read the answers back.")
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+def review_export(settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
+                  limit: Annotated[Optional[int], typer.Option(help="At most this many pairs (nearest p = 0.5 first).")] = None,
+                  set_: SetOpt = None, out: OutOpt = None) -> None:
+    """Write the needs_review and conflict pairs, records side by side, to review/review_queue.csv and .html.
+
+    Example: `splink-er review export settings/febrl4.yaml --out runs/febrl4`
+    """
+    from .review import export
+
+    def body():
+        res = export(settings, overrides=_overrides(set_, out), limit=limit)
+        err.print(f"{res['pairs']} pairs to review: {res['csv']} (fill the `answer` column with match / non-match) "
+                  f"and {res['html']}")
+
+    _guard(body)
+
+
+@review_app.command("import")
+def review_import(settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
+                  file: Annotated[Path, typer.Argument(help="The answered review_queue.csv.")],
+                  set_: SetOpt = None, out: OutOpt = None) -> None:
+    """Store the answered rows as human labels (they beat judge labels); then run `retrain`.
+
+    Example: `splink-er review import settings/febrl4.yaml runs/febrl4/review/review_queue.csv`
+    """
+    from .review import import_answers
+
+    def body():
+        res = import_answers(settings, file, overrides=_overrides(set_, out))
+        err.print(f"{res['answered']} human labels stored in {res['label_store']} ({res['skipped']} rows left blank); "
+                  "run `splink-er retrain` to use them")
+
+    _guard(body)
 
 
 decisions_app = typer.Typer(no_args_is_help=True, help="Work with decision logs.")

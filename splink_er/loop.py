@@ -403,9 +403,10 @@ class Job:
         self.run_rounds()
         return self.finish()
 
-    def retrain(self) -> RunResult:
-        """Retrain from the label store on the saved bootstrap model, re-score, re-route (judging the band
-        within the budget), and rewrite the outputs. Needs a previous run's output directory."""
+    def retrain(self, judge_band: bool = False) -> RunResult:
+        """Retrain from the label store on the saved bootstrap model, re-score, re-route and rewrite the outputs.
+        Needs a previous run's output directory. By default no judge is called, so applying human answers
+        changes nothing else that costs money; `judge_band=True` also judges the band within judge.max_pairs."""
         boot = self.out / "model_bootstrap.json"
         if not boot.exists():
             raise FileNotFoundError(f"{boot} not found: run `splink-er run` with these settings first.")
@@ -417,6 +418,8 @@ class Job:
         samples = self.out / "samples.parquet"
         if samples.exists():
             self.designs = pd.read_parquet(samples)
+        if not judge_band:
+            self.judge, self.judge_note, self.budget_left = None, "retrain without judging", 0
         self.score()
         self.run_rounds(sample_rounds=0, max_rounds=1)
         return self.finish()
@@ -494,6 +497,6 @@ def run(settings, *, data: dict | None = None, judge: Judge | None = None, overr
 
 
 def retrain(settings, *, data: dict | None = None, judge: Judge | None = None, overrides: list[str] | None = None,
-            quiet: bool = False) -> RunResult:
+            quiet: bool = False, judge_band: bool = False) -> RunResult:
     """Retrain from the label store, re-score and re-route; see Job.retrain."""
-    return prepare(settings, data=data, judge=judge, overrides=overrides, quiet=quiet).retrain()
+    return prepare(settings, data=data, judge=judge, overrides=overrides, quiet=quiet).retrain(judge_band)

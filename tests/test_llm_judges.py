@@ -221,3 +221,15 @@ def test_rate_limit_spaces_calls():
         ask(j, people(10), batch_size=1, concurrency=10)
         elapsed = time.perf_counter() - t0
     assert elapsed >= 0.9 and srv.status_counts.get(429, 0) == 0
+
+
+def test_run_judge_works_inside_a_running_event_loop():
+    # Jupyter runs cells inside an event loop; asyncio.run() alone would refuse.
+    import asyncio
+
+    async def in_a_notebook():
+        with FakeLLMServer() as srv:
+            return ask(judge("gemini", srv), people(4))
+
+    out = asyncio.run(in_a_notebook())
+    assert len(out) == 4 and all(not d.needs_review for d in out.values())

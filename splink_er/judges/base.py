@@ -9,6 +9,7 @@ the caller can persist answers as they arrive (a killed run loses nothing alread
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -167,5 +168,12 @@ def run_judge(
         await asyncio.gather(*(one(b) for b in batches))
         return results
 
-    return asyncio.run(_run())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_run())
+    # Called from a running event loop (Jupyter): run the calls on a worker thread with its own loop. This
+    # thread waits, so `on_batch` never runs concurrently with the caller.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _run()).result()
 
