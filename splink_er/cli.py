@@ -119,17 +119,28 @@ def label(settings: Annotated[Path, typer.Argument(help="Settings YAML (names th
 
 @app.command()
 def explain(settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
-            pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
+            pair: Annotated[Optional[tuple[str, str]], typer.Option("--pair", help="unique_id of the left and right record.")] = None,
+            uncertain: Annotated[Optional[int], typer.Option(help="Explain the N most uncertain pairs on one page.")] = None,
+            needs_review: Annotated[Optional[int], typer.Option(help="Explain N needs_review pairs on one page.")] = None,
             source_l: Annotated[Optional[str], typer.Option(help="Source of the left record (default: first source).")] = None,
             source_r: Annotated[Optional[str], typer.Option(help="Source of the right record (default: last source).")] = None,
             set_: SetOpt = None, out: OutOpt = None) -> None:
-    """Explain one pair: Splink waterfall chart (HTML and PNG) beside the decision and the judge's reasoning.
+    """Explain a pair: Splink waterfall chart (HTML and PNG) beside the decision record and the judge's reasoning;
+    or a page of the most uncertain / needs_review pairs.
 
-    Example: `splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0`
+    Examples: `splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0`,
+    `splink-er explain settings/febrl4.yaml --out runs/febrl4 --uncertain 10`
     """
-    from .explain import explain_pair
+    from .explain import explain_batch, explain_pair
 
     def body():
+        if sum(x is not None for x in (pair, uncertain, needs_review)) != 1:
+            raise typer.BadParameter("give exactly one of --pair ID_L ID_R, --uncertain N, --needs-review N")
+        if pair is None:
+            which, n = ("uncertain", uncertain) if uncertain is not None else ("needs_review", needs_review)
+            page = explain_batch(settings, which=which, n=n, overrides=_overrides(set_, out))
+            err.print(f"page: {page}")
+            return
         res = explain_pair(settings, pair[0], pair[1], source_l=source_l, source_r=source_r,
                            overrides=_overrides(set_, out))
         d = res["decision"]
@@ -137,7 +148,8 @@ def explain(settings: Annotated[Path, typer.Argument(help="Settings YAML used fo
         if d:
             err.print(f"decided by {d['decided_by']}; final match {d['final_match']}"
                       + (f"; judge: {d['judge_match']} ({d['judge_confidence']}) {d['judge_reasoning']}"
-                         if isinstance(d.get("judge_reasoning"), str) else ""))
+                         if isinstance(d.get("judge_reasoning"), str) else "")
+                      + (f"; human override: {d['human_override']}" if d.get("human_override") else ""))
         else:
             err.print("this pair was not among the blocked pairs of the run (no decision)")
         err.print(f"chart: {res['html']} and {res['png']}")

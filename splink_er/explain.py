@@ -12,15 +12,75 @@ from pathlib import Path
 
 import pandas as pd
 
+from .decision_log import read_log
 from .labels import canonical_key
 from .loop import prepare
-from .model import load_model, make_linker
+from .model import PAIR_KEY, load_model, make_linker
 from .sources import record_lookup
 
 
 def _row_html(title: str, rows: dict) -> str:
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
     return f"<h3>{html.escape(title)}</h3><table>{cells}</table>"
+
+
+def decision_record(job, key: tuple) -> dict | None:
+    """How the run decided a pair: its row of decisions.parquet, plus the judge's model and escalation from the
+    decision log and, for a human decision, the judge answer the human overrode."""
+    path = job.out / "decisions.parquet"
+    if not path.exists():
+        return None
+    d = pd.read_parquet(path, filters=[("unique_id_l", "==", key[1]), ("unique_id_r", "==", key[3])])
+    d = d[(d.source_dataset_l == key[0]) & (d.source_dataset_r == key[2])]
+    if not len(d):
+        return None
+    rec = d.iloc[0].to_dict()
+    log = job.settings.decision_log_path
+    if log.exists():
+        lines = [r for r in read_log(log, ("judge",)) if tuple(str(r[k]) for k in PAIR_KEY) == key]
+        if lines:
+            last = lines[-1]
+            rec["judge_model"] = (last.get("call") or {}).get("model") or last["method"].get("model")
+            rec["judge_prompt_version"] = last["method"].get("prompt_version")
+            rec["judge_cached_from_run"] = last.get("cached_from_run")
+            if last.get("escalated_from"):
+                e = last["escalated_from"]
+                rec["escalated_from"] = f"{'match' if e['match'] else 'non-match'} ({e['confidence']}): {e['reasoning']}"
+    if rec.get("decided_by") == "human":
+        labels = job.store.read_all()
+        judged = labels[(labels["source_kind"] == "judge") & (labels[PAIR_KEY].apply(tuple, axis=1) == key)]
+        rec["human_override"] = (f"yes: the judge had answered {'match' if judged.iloc[-1]['match'] else 'non-match'}"
+                                 if len(judged) else "no judge answer to override")
+    return rec
+
+
+def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides: list[str] | None = None) -> Path:
+    """One page explaining the `n` most uncertain pairs (nearest p = 0.5 among needs_review and judged pairs,
+    least confident judge answers) or the needs_review pairs: `<out>/explain/<which>.html`."""
+    from .report import CSS, pair_sections
+
+    if which not in ("uncertain", "needs_review"):
+        raise ValueError("which must be 'uncertain' or 'needs_review'")
+    job = prepare(settings, overrides=overrides, quiet=True)
+    for name in ("model.json", "decisions.parquet"):
+        if not (job.out / name).exists():
+            raise FileNotFoundError(f"{job.out / name} not found: run `splink-er run` with these settings first.")
+    job.model = load_model(job.out / "model.json")
+    d = pd.read_parquet(job.out / "decisions.parquet")
+    if which == "needs_review":
+        pick = d[d["needs_review"]]
+    else:
+        pick = d[d["needs_review"] | d["decided_by"].eq("judge")]
+    pick = pick.assign(_u=(pick["match_probability"] - 0.5).abs() + pick["judge_confidence"].fillna(0))
+    keys = [tuple(k) for k in pick.sort_values("_u")[PAIR_KEY].head(n).itertuples(index=False)]
+    folder = job.out / "explain"
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / f"{which}.html"
+    title = "Most uncertain pairs" if which == "uncertain" else "Pairs that need review"
+    page.write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>{CSS}</style></head><body><h1>{title}: {html.escape(job.settings.name)}</h1>
+{pair_sections(job, keys, d, f"{len(keys)} pairs")}</body></html>""", encoding="utf-8")
+    return page
 
 
 def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None, source_r: str | None = None,
@@ -56,13 +116,7 @@ def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None,
     scored = {k: (None if pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
     chart = linker.visualisations.waterfall_chart([scored], filter_nulls=False)
 
-    decision = None
-    dec_path = job.out / "decisions.parquet"
-    if dec_path.exists():
-        d = pd.read_parquet(dec_path, filters=[("unique_id_l", "==", key[1]), ("unique_id_r", "==", key[3])])
-        d = d[(d.source_dataset_l == key[0]) & (d.source_dataset_r == key[2])]
-        if len(d):
-            decision = d.iloc[0].to_dict()
+    decision = decision_record(job, key)
 
     folder = job.out / "explain"
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,8 +126,7 @@ def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None,
     how = {"match probability (final model)": f"{scored['match_probability']:.4f}",
            "match weight": f"{scored['match_weight']:.2f}"}
     if decision:
-        how |= {k: decision[k] for k in ("decided_by", "final_match", "needs_review", "judge_match",
-                                          "judge_confidence", "judge_reasoning", "label_source", "round")}
+        how |= {k: v for k, v in decision.items() if k not in ("match_probability", "match_weight")}
     else:
         how["decision"] = "not among the blocked pairs of the run"
     img = base64.b64encode(png.read_bytes()).decode()

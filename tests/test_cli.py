@@ -34,9 +34,15 @@ def test_demo_run_label_retrain_explain(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["explain", *common, "--out", str(out), "--pair", "0", "1"])
     assert r.exit_code == 0, r.output
-    assert "decided by human" in r.output
+    assert "decided by human" in r.output and "human override:" in r.output
     pngs = list((out / "explain").glob("*.png"))
-    assert pngs and pngs[0].stat().st_size > 1000 and list((out / "explain").glob("*.html"))
+    assert pngs and pngs[0].stat().st_size > 1000
+    page = next((out / "explain").glob("fake_1000__0__*.html")).read_text()
+    assert "waterfall" in page and "human_override" in page and "decided_by" in page
+    r = runner.invoke(app, ["explain", *common, "--out", str(out), "--uncertain", "3"])
+    assert r.exit_code == 0, r.output
+    batch = (out / "explain" / "uncertain.html").read_text()
+    assert batch.count("<svg") == 3 and batch.count('class="pair"') == 3
 
 
 def test_explain_before_run_exit_code_4(tmp_path):

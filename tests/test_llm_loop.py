@@ -206,6 +206,13 @@ def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
     replay = splink_er.run(path, overrides=["judge.kind=replay", f"output_dir={tmp_path / 'replay'}",
                                             f"judge.replay_log={result.output_dir / 'decision_log.jsonl'}"], quiet=True)
     assert (result.output_dir / "decisions.parquet").read_bytes() == (replay.output_dir / "decisions.parquet").read_bytes()
+    # The explanation of an escalated pair shows both answers and the model that decided.
+    from splink_er.explain import explain_pair
+
+    e = escalated[0]
+    exp = explain_pair(path, e["unique_id_l"], e["unique_id_r"])
+    assert exp["decision"]["judge_model"] == "gemini-2.5-pro" and exp["decision"]["escalated_from"]
+    assert "escalated_from" in exp["html"].read_text()
 
 
 def test_openai_compatible_server_without_json_schema(demo_dict, tmp_path, monkeypatch):
