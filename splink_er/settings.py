@@ -31,11 +31,26 @@ BlockingRule = list[str] | str
 """A blocking rule: a list of columns (records agree on all of them) or a SQL condition over l. and r."""
 
 
+class PrepareStep(_Strict):
+    """A normalizer applied to one column of a source, once per distinct value, before `derive`."""
+
+    column: str = Field(description="Input column.")
+    kind: Literal["person_name", "first_name_canonical"] = Field(
+        description="person_name: split a full name into first_name, middle_name, last_name, name_suffix, "
+        "nickname, first_name_canonical, party_tag, running_mate, name_title; first_name_canonical: add "
+        "<column>_canonical from the nickname table (Bob -> ROBERT).")
+    format: Literal["auto", "last_first_middle"] = Field(
+        "auto", description="person_name: 'auto' reads any common format; 'last_first_middle' is the comma-less "
+        "voter-file format (declared, never guessed).")
+    prefix: str = Field("", description="person_name: prefix of the output column names.")
+
+
 class SourceSettings(_Strict):
     name: str = Field(description="Source name; becomes the source_dataset value in pair keys.")
     path: str | None = Field(None, description="CSV or Parquet file. Omit when passing a DataFrame from Python.")
     format: Literal["csv", "parquet"] | None = Field(None, description="Inferred from the file suffix if omitted.")
     id_column: str = Field(description="Column that identifies a record uniquely within this source.")
+    prepare: list[PrepareStep] = Field(default_factory=list, description="Normalizers, applied before derive.")
     derive: dict[str, str] = Field(
         default_factory=dict, description="New columns as DuckDB SQL expressions over the raw columns."
     )

@@ -95,6 +95,8 @@ def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) ->
         select.append(f"{expr} AS {quote_ident(out)}")
     clean = f"clean_{src.name}"
     con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT {', '.join(select)} FROM {raw}")
+    for i, step in enumerate(src.prepare):
+        _prepare(con, src, clean, step, f"sources[{src.name}].prepare[{i}]")
     if src.derive:
         derived = ", ".join(f"({sql}) AS {quote_ident(col)}" for col, sql in src.derive.items())
         try:
@@ -102,6 +104,35 @@ def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) ->
         except duckdb.Error as e:
             raise InputError(f"sources[{src.name}].derive: a SQL expression failed: {e}") from None
     return clean
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, clean: str, step, where: str) -> None:
+    """Run a normalizer once per distinct value of its column and join the new columns back, in DuckDB."""
+    from .normalize.names import FIELDS, canonical_first, parse_names
+
+    have = [r[0] for r in con.execute(f"DESCRIBE {clean}").fetchall()]
+    if step.column not in have:
+        raise InputError(f"{where}: column {step.column!r} not found; columns: {', '.join(have)}")
+    col = quote_ident(step.column)
+    values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {clean} WHERE {col} IS NOT NULL").fetchall()]
+    if step.kind == "person_name":
+        parsed = parse_names(values, step.format)
+        new = [step.prefix + f for f in FIELDS]
+        rows = [[raw] + [fields[f] for f in FIELDS] for raw, fields in parsed.items()]
+    else:
+        new = [f"{step.column}_canonical"]
+        rows = [[v, canonical_first(v)] for v in values]
+    clash = sorted(set(new) & set(have))
+    if clash:
+        raise InputError(f"{where}: the {step.kind} columns {clash} already exist in source {src.name!r}; "
+                         "set `prefix` on the step or rename those columns")
+    frame = pd.DataFrame(rows, columns=["__raw"] + new, dtype="string")
+    con.register("__prepared", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT c.*, {', '.join('p.' + quote_ident(n) for n in new)} "
+                    f"FROM {clean} c LEFT JOIN __prepared p ON CAST(c.{col} AS VARCHAR) = p.__raw")
+    finally:
+        con.unregister("__prepared")
 
 
 def load_sources(

@@ -1,0 +1,116 @@
+"""Person names as candidate data carries them, decomposed into first, middle, last, suffix and nickname.
+
+Handles "CRIST, CHARLES JOSEPH", "Charlie Crist", "Milton F. (Toby) Fitch, Jr.", "Tom Wolf / John Fetterman",
+"Mike Pence (R)", "BOB CASEY, JR", titles, particles (van, de la) and the comma-less voter-file format
+"LAST FIRST MIDDLE" (declared, never guessed). A pre-pass removes what `nameparser` would misread (party tags it
+would take for nicknames, running mates, quoted nicknames); `nameparser` does the rest; a post-pass fixes its
+known traps (first names that are also titles: Judge, Prince; "J.D." read as a degree). The canonical first
+name comes from a reviewed nickname table with one canonical per nickname (data/nicknames.csv).
+Work is done once per distinct value (`parse_names`), so a column of 1M rows with 300k distinct names costs
+300k parses.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from functools import lru_cache
+from importlib.resources import files
+
+from nameparser import HumanName
+from nameparser.config import Constants
+
+FIELDS = ["first_name", "middle_name", "last_name", "name_suffix", "nickname", "first_name_canonical",
+          "party_tag", "running_mate", "name_title"]
+
+_PARTIES = r"R|D|I|L|G|C|U|REP|DEM|IND|LIB|GRN|GRE|CON|WF|WFP|NPA|UNA|UNAF|NP|NPP|NL|REF|SOC|SWP|PSL|GOP"
+PARTY_TAG = re.compile(rf"\s*[\(\[]\s*({_PARTIES})\s*[\)\]]\s*", re.I)
+RUNNING_MATE = re.compile(r"\s+(?:/|&|\band\b)\s+(?=\S)", re.I)
+# "Bob", “Bob”, 'Bob' (single quotes only between spaces: O'Brien and D'Angelo are names) or (Bob).
+QUOTED_NICK = re.compile(r"\s*[\"“”]([^\"“”]+)[\"“”]\s*|(?:^|\s)'([^']+)'(?=\s|$)\s*|\s*\(([^()]+)\)\s*")
+SUFFIXES = {"JR": "JR", "JNR": "JR", "SR": "SR", "SNR": "SR", "II": "II", "III": "III", "IV": "IV", "V": "V",
+            "2ND": "II", "3RD": "III", "4TH": "IV"}
+# First names nameparser takes for titles; they are read as first names when nothing else is.
+TITLE_TRAPS = {"judge", "prince", "king", "duke", "earl", "major", "bishop", "dean", "pastor", "sister", "bishop",
+               "royal", "justice", "chancellor", "marshal", "president", "governor", "colonel"}
+DEGREE_TRAPS = {"jd"}
+
+
+@lru_cache(maxsize=1)
+def nickname_table() -> dict[str, str]:
+    with (files("splink_er.normalize") / "data" / "nicknames.csv").open(encoding="utf-8") as f:
+        return {row["nickname"]: row["canonical"] for row in csv.DictReader(f)}
+
+
+@lru_cache(maxsize=1)
+def _constants() -> Constants:
+    c = Constants()
+    # "J.D." is a first name far more often than a degree on a ballot.
+    for degree in DEGREE_TRAPS:
+        c.suffix_acronyms.remove(degree)
+    return c
+
+
+def canonical_first(first: str | None) -> str | None:
+    """Canonical first name, upper case, without dots: Bob -> ROBERT, J.D. -> JD, Milton -> MILTON."""
+    if not first:
+        return None
+    key = first.lower().replace(".", "").strip()
+    return nickname_table().get(key, key).upper()
+
+
+def _suffix(text: str) -> str | None:
+    parts = [SUFFIXES.get(p.upper().strip(". ,")) for p in re.split(r"[\s,]+", text) if p]
+    parts = [p for p in parts if p]
+    return parts[0] if parts else None
+
+
+def parse_name(raw: str | None, fmt: str = "auto") -> dict:
+    """Decompose one name. `fmt`: "auto" (any of the formats above) or "last_first_middle" (voter files)."""
+    out = dict.fromkeys(FIELDS)
+    if raw is None or not str(raw).strip():
+        return out
+    text = " ".join(str(raw).split())
+    party = PARTY_TAG.search(text)
+    if party:
+        out["party_tag"] = party.group(1).upper()
+        text = PARTY_TAG.sub(" ", text).strip()
+    mate = RUNNING_MATE.split(text, maxsplit=1)
+    if len(mate) == 2:
+        text, out["running_mate"] = mate[0].strip(), mate[1].strip()
+    nick = QUOTED_NICK.search(text)
+    if nick:
+        out["nickname"] = next(g for g in nick.groups() if g).strip().upper()
+        text = QUOTED_NICK.sub(" ", text, count=1).strip()
+    if fmt == "last_first_middle":
+        tokens = text.replace(",", " ").split()
+        suffix = SUFFIXES.get(tokens[-1].upper().strip(".")) if len(tokens) > 1 else None
+        if suffix:
+            tokens = tokens[:-1]
+        out |= {"last_name": tokens[0] if tokens else None, "first_name": tokens[1] if len(tokens) > 1 else None,
+                "middle_name": " ".join(tokens[2:]) or None, "name_suffix": suffix}
+    else:
+        n = HumanName(text, constants=_constants())
+        first, middle, last, title = n.first, n.middle, n.last, n.title
+        if title and title.lower().strip(".") in TITLE_TRAPS and (not first or not last):
+            # "Judge Smith" -> first Judge? No: a lone title plus surname keeps the surname; "Prince Fielder"
+            # (first parsed as the title, last empty) -> first Prince, last Fielder.
+            if not last:
+                first, last = title, first
+            else:
+                first = title
+            title = ""
+        out |= {"first_name": first or None, "middle_name": middle or None, "last_name": last or None,
+                "name_suffix": _suffix(n.suffix) if n.suffix else None, "name_title": title or None}
+        if n.nickname and not out["nickname"]:
+            out["nickname"] = n.nickname.upper()
+    for k in ("first_name", "middle_name", "last_name"):
+        if out[k]:
+            out[k] = out[k].upper().strip(",")
+    out["first_name_canonical"] = canonical_first(out["first_name"])
+    return out
+
+
+def parse_names(values, fmt: str = "auto") -> dict[str, dict]:
+    """Parse each distinct value once: {raw value: fields}."""
+    return {v: parse_name(v, fmt) for v in dict.fromkeys(v for v in values if v is not None)}
