@@ -95,3 +95,39 @@ def test_prepare_step_refuses_to_overwrite_a_column(demo_dict):
                 "judge": {"kind": "none"}, "output_dir": demo_dict["output_dir"], "labels": demo_dict["labels"]}
     with pytest.raises(InputError, match=r"\['last_name'\] already exist.*prefix"):
         splink_er.prepare(settings, data={"c": frame}, quiet=True)
+
+
+def test_fast_path_agrees_with_nameparser_on_real_candidate_names():
+    # The fast path ("First Last", "LAST, FIRST M") must give what the full parser gives; checked on every NC
+    # ballot name and every registration name written "LAST, FIRST MIDDLE".
+    from pathlib import Path
+
+    from nameparser import HumanName
+
+    from splink_er.normalize import names as n
+
+    data = Path(__file__).resolve().parents[1] / "data" / "ncsbe"
+    ballot = pd.read_csv(data / "ballot.csv", dtype=str)
+    reg = pd.read_csv(data / "registration.csv", dtype=str)
+    written = (reg.last_name + ", " + reg.first_name + " " + reg.middle_name.fillna("")).dropna().str.strip()
+    values = set(ballot.name_on_ballot.dropna()) | set(written)
+    used = 0
+    for v in values:
+        text = " ".join(v.split())
+        fast = n._fast(text)
+        if fast is None:
+            continue
+        used += 1
+        full = HumanName(text, constants=n._constants())
+        assert (fast["first_name"], fast["middle_name"], fast["last_name"]) == (
+            full.first.upper() or None, full.middle.upper() or None, full.last.upper() or None), v
+    assert used > 0.5 * len(values)  # the fast path carries most names
+
+
+def test_parse_names_in_parallel_equals_serial():
+    from splink_er.normalize.names import parse_names
+
+    firsts = ["Ann", "Bob", "Charlie", "Dr. Jane", "Milton F. (Toby)", "J.D."]
+    values = [f"{firsts[i % 6]} Smith{i}" + (", Jr." if i % 7 == 0 else "") for i in range(60_000)] + [None]
+    parallel = parse_names(values, processes=2)  # above 50k distinct values: two worker processes
+    assert len(parallel) == 60_000 and parallel == parse_names(values, processes=1)

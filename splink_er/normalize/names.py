@@ -65,6 +65,41 @@ def _suffix(text: str) -> str | None:
     return parts[0] if parts else None
 
 
+SIMPLE_WORD = re.compile(r"^[A-Za-z][A-Za-z'\-]*$")
+
+
+@lru_cache(maxsize=1)
+def _special_words() -> frozenset[str]:
+    """Words nameparser treats specially (titles, suffixes, particles, conjunctions): not for the fast path."""
+    c = _constants()
+    sets = (c.titles, c.suffix_acronyms, c.suffix_not_acronyms, c.prefixes, c.conjunctions, c.bound_first_names,
+            c.first_name_titles, c.non_first_name_prefixes)
+    return frozenset(w.lower() for s in sets for w in s) | frozenset(w.lower() for w in SUFFIXES) | TITLE_TRAPS
+
+
+def _fast(text: str) -> dict | None:
+    """"First Last" and "LAST, FIRST [M]" of plain words (most names): the same result as nameparser, ~10x
+    faster. None when the name needs the full parser."""
+    special = _special_words()
+    if "," in text:
+        last, _, rest = text.partition(",")
+        words = rest.split()
+        if " " in last.strip() or not 1 <= len(words) <= 2:
+            return None
+        first, middle = words[0], (words[1] if len(words) == 2 else None)
+        last = last.strip()
+    else:
+        words = text.split()
+        if len(words) != 2:
+            return None
+        (first, last), middle = words, None
+    tokens = [first, last] + ([middle.rstrip(".")] if middle else [])
+    if not all(SIMPLE_WORD.match(t) and t.lower() not in special for t in tokens):
+        return None
+    return {"first_name": first.upper(), "middle_name": middle.upper() if middle else None,
+            "last_name": last.upper(), "name_suffix": None, "name_title": None}
+
+
 def parse_name(raw: str | None, fmt: str = "auto") -> dict:
     """Decompose one name. `fmt`: "auto" (any of the formats above) or "last_first_middle" (voter files)."""
     out = dict.fromkeys(FIELDS)
@@ -89,6 +124,8 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
             tokens = tokens[:-1]
         out |= {"last_name": tokens[0] if tokens else None, "first_name": tokens[1] if len(tokens) > 1 else None,
                 "middle_name": " ".join(tokens[2:]) or None, "name_suffix": suffix}
+    elif (fast := _fast(text)) is not None:
+        out |= fast
     else:
         n = HumanName(text, constants=_constants())
         first, middle, last, title = n.first, n.middle, n.last, n.title
@@ -111,6 +148,22 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
     return out
 
 
-def parse_names(values, fmt: str = "auto") -> dict[str, dict]:
-    """Parse each distinct value once: {raw value: fields}."""
-    return {v: parse_name(v, fmt) for v in dict.fromkeys(v for v in values if v is not None)}
+def _parse_chunk(args: tuple[list[str], str]) -> list[dict]:
+    values, fmt = args
+    return [parse_name(v, fmt) for v in values]
+
+
+def parse_names(values, fmt: str = "auto", processes: int | None = None) -> dict[str, dict]:
+    """Parse each distinct value once: {raw value: fields}. Large inputs are spread over the machine's cores."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    distinct = list(dict.fromkeys(v for v in values if v is not None))
+    workers = processes or os.cpu_count() or 1
+    if workers < 2 or len(distinct) < 50_000:
+        return {v: parse_name(v, fmt) for v in distinct}
+    size = -(-len(distinct) // (workers * 4))
+    chunks = [(distinct[i:i + size], fmt) for i in range(0, len(distinct), size)]
+    with ProcessPoolExecutor(workers) as pool:
+        parsed = [row for part in pool.map(_parse_chunk, chunks) for row in part]
+    return dict(zip(distinct, parsed))
