@@ -392,7 +392,10 @@ class Job:
         run = self._run_record(metrics)
         (self.out / "run.json").write_text(json.dumps(run, indent=2, default=str))
         with self._stage("report"), self.console.status("writing report.html"):
-            report_mod.write_report(self, run, self.out / "report.html")
+            try:
+                report_mod.write_report(self, run, self.out / "report.html")
+            except Exception as e:  # the decisions are written; a chart failure must not lose the run
+                self.console.print(f"[yellow]warning[/]: report.html not written ({type(e).__name__}: {e})")
         self._print_summary(run)
         return RunResult(self.out, run)
 
