@@ -35,14 +35,21 @@ class PrepareStep(_Strict):
     """A normalizer applied to one column of a source, once per distinct value, before `derive`."""
 
     column: str = Field(description="Input column.")
-    kind: Literal["person_name", "first_name_canonical"] = Field(
+    kind: Literal["person_name", "first_name_canonical", "state", "zip", "phone", "email", "date"] = Field(
         description="person_name: split a full name into first_name, middle_name, last_name, name_suffix, "
-        "nickname, first_name_canonical, party_tag, running_mate, name_title; first_name_canonical: add "
-        "<column>_canonical from the nickname table (Bob -> ROBERT).")
+        "nickname, first_name_canonical, party_tag, running_mate, name_title; first_name_canonical: Bob -> ROBERT; "
+        "state: postal code; zip: 5 digits; phone: E.164; email: lower case (Gmail dots and +tags removed); "
+        "date: ISO date from the declared `formats`.")
     format: Literal["auto", "last_first_middle"] = Field(
         "auto", description="person_name: 'auto' reads any common format; 'last_first_middle' is the comma-less "
         "voter-file format (declared, never guessed).")
     prefix: str = Field("", description="person_name: prefix of the output column names.")
+    into: str | None = Field(None, description="Output column of the other kinds (default <column>_norm; "
+                             "first_name_canonical: <column>_canonical).")
+    region: str = Field("US", description="phone: region for numbers without a country code.")
+    provider_rules: bool = Field(True, description="email: apply provider rules (Gmail dots and +tags).")
+    formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y"], description="date: strptime "
+                               "formats tried in order (e.g. '%d/%m/%Y'); a value none of them reads becomes null.")
 
 
 class SourceSettings(_Strict):

@@ -108,25 +108,24 @@ def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) ->
 
 def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, clean: str, step, where: str) -> None:
     """Run a normalizer once per distinct value of its column and join the new columns back, in DuckDB."""
-    from .normalize.names import FIELDS, canonical_first, parse_names
+    from .normalize import normalize_values, output_columns
 
     have = [r[0] for r in con.execute(f"DESCRIBE {clean}").fetchall()]
     if step.column not in have:
         raise InputError(f"{where}: column {step.column!r} not found; columns: {', '.join(have)}")
-    col = quote_ident(step.column)
-    values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {clean} WHERE {col} IS NOT NULL").fetchall()]
-    if step.kind == "person_name":
-        parsed = parse_names(values, step.format)
-        new = [step.prefix + f for f in FIELDS]
-        rows = [[raw] + [fields[f] for f in FIELDS] for raw, fields in parsed.items()]
-    else:
-        new = [f"{step.column}_canonical"]
-        rows = [[v, canonical_first(v)] for v in values]
+    new = output_columns(step)
     clash = sorted(set(new) & set(have))
     if clash:
         raise InputError(f"{where}: the {step.kind} columns {clash} already exist in source {src.name!r}; "
-                         "set `prefix` on the step or rename those columns")
-    frame = pd.DataFrame(rows, columns=["__raw"] + new, dtype="string")
+                         "set `prefix` / `into` on the step or rename those columns")
+    col = quote_ident(step.column)
+    if step.kind == "date":  # DuckDB parses dates itself, vectorised
+        fmts = "[" + ", ".join(_sql_literal(f) for f in step.formats) + "]"
+        con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, CAST(try_strptime(CAST({col} AS VARCHAR), {fmts}) "
+                    f"AS DATE) AS {quote_ident(new[0])} FROM {clean}")
+        return
+    values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {clean} WHERE {col} IS NOT NULL").fetchall()]
+    frame = pd.DataFrame(normalize_values(step, values), columns=["__raw"] + new, dtype="string")
     con.register("__prepared", frame)
     try:
         con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT c.*, {', '.join('p.' + quote_ident(n) for n in new)} "

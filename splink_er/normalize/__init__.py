@@ -1,0 +1,33 @@
+"""Normalizers for `sources[].prepare`: each maps the distinct values of one column to canonical columns.
+
+names: person names (first, middle, last, suffix, nickname, canonical first name). contacts: US states, ZIP
+codes, phones, e-mails. Dates are parsed by DuckDB itself (see sources._prepare).
+"""
+
+from __future__ import annotations
+
+from .contacts import email_norm, phone_e164, state_code, zip5
+from .names import FIELDS, canonical_first, parse_names
+
+
+def output_columns(step) -> list[str]:
+    if step.kind == "person_name":
+        return [step.prefix + f for f in FIELDS]
+    if step.kind == "first_name_canonical":
+        return [step.into or f"{step.column}_canonical"]
+    return [step.into or f"{step.column}_norm"]
+
+
+def normalize_values(step, values: list[str]) -> list[list]:
+    """Rows of [raw value, output columns...] for the distinct `values`."""
+    if step.kind == "person_name":
+        parsed = parse_names(values, step.format)
+        return [[raw] + [fields[f] for f in FIELDS] for raw, fields in parsed.items()]
+    one = {
+        "first_name_canonical": canonical_first,
+        "state": state_code,
+        "zip": zip5,
+        "phone": lambda v: phone_e164(v, step.region),
+        "email": lambda v: email_norm(v, step.provider_rules),
+    }[step.kind]
+    return [[v, one(v)] for v in values]
