@@ -35,15 +35,15 @@ class PrepareStep(_Strict):
     """A normalizer applied to one column of a source, once per distinct value, before `derive`."""
 
     column: str = Field(description="Input column.")
-    kind: Literal["person_name", "first_name_canonical", "state", "zip", "phone", "email", "date"] = Field(
+    kind: Literal["person_name", "first_name_canonical", "state", "zip", "phone", "email", "date", "office"] = Field(
         description="person_name: split a full name into first_name, middle_name, last_name, name_suffix, "
         "nickname, first_name_canonical, party_tag, running_mate, name_title; first_name_canonical: Bob -> ROBERT; "
         "state: postal code; zip: 5 digits; phone: E.164; email: lower case (Gmail dots and +tags removed); "
-        "date: ISO date from the declared `formats`.")
+        "date: ISO date from the declared `formats`; office: office_level, office_role, office_district.")
     format: Literal["auto", "last_first_middle"] = Field(
         "auto", description="person_name: 'auto' reads any common format; 'last_first_middle' is the comma-less "
         "voter-file format (declared, never guessed).")
-    prefix: str = Field("", description="person_name: prefix of the output column names.")
+    prefix: str = Field("", description="person_name, office: prefix of the output column names.")
     into: str | None = Field(None, description="Output column of the other kinds (default <column>_norm; "
                              "first_name_canonical: <column>_canonical).")
     region: str = Field("US", description="phone: region for numbers without a country code.")

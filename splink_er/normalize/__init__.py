@@ -1,13 +1,14 @@
 """Normalizers for `sources[].prepare`: each maps the distinct values of one column to canonical columns.
 
 names: person names (first, middle, last, suffix, nickname, canonical first name). contacts: US states, ZIP
-codes, phones, e-mails. Dates are parsed by DuckDB itself (see sources._prepare).
+codes, phones, e-mails. offices: office level, role and district. Dates are parsed by DuckDB itself (see sources._prepare).
 """
 
 from __future__ import annotations
 
 from .contacts import email_norm, phone_e164, state_code, zip5
 from .names import FIELDS, canonical_first, parse_names
+from .offices import OFFICE_FIELDS, parse_office
 
 
 def output_columns(step) -> list[str]:
@@ -15,6 +16,8 @@ def output_columns(step) -> list[str]:
         return [step.prefix + f for f in FIELDS]
     if step.kind == "first_name_canonical":
         return [step.into or f"{step.column}_canonical"]
+    if step.kind == "office":
+        return [step.prefix + f for f in OFFICE_FIELDS]
     return [step.into or f"{step.column}_norm"]
 
 
@@ -23,6 +26,8 @@ def normalize_values(step, values: list[str]) -> list[list]:
     if step.kind == "person_name":
         parsed = parse_names(values, step.format)
         return [[raw] + [fields[f] for f in FIELDS] for raw, fields in parsed.items()]
+    if step.kind == "office":
+        return [[v] + list(parse_office(v).values()) for v in values]
     one = {
         "first_name_canonical": canonical_first,
         "state": state_code,
