@@ -16,6 +16,7 @@ import pandas as pd
 import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
+from . import comparisons as comparison_blocks
 from .settings import BlockingRule, ComparisonSettings, Settings
 from .sources import columns_in_sql
 
@@ -43,6 +44,8 @@ def _comparison(c: ComparisonSettings):
                 level |= {"tf_adjustment_column": lv.tf_adjustment_column, "tf_adjustment_weight": 1.0}
             levels.append(level)
         return {"output_column_name": c.output_column_name, "comparison_levels": levels}
+    if c.kind in comparison_blocks.BUILDERS:
+        return comparison_blocks.build(c.kind, c.args)
     comp = getattr(cl, c.kind)(c.column, **c.args)
     if c.term_frequency_adjustments:
         comp = comp.configure(term_frequency_adjustments=True)

@@ -90,6 +90,13 @@ class ComparisonSettings(_Strict):
     def _check_kind(self) -> "ComparisonSettings":
         import splink.comparison_library as cl
 
+        from .comparisons import DEFAULTS
+
+        if self.kind in DEFAULTS:  # splink_er's named building blocks: PersonName, Office, Party
+            unknown = sorted(set(self.args) - set(DEFAULTS[self.kind]))
+            if unknown:
+                raise ValueError(f"{self.kind} has no argument(s) {unknown}; it takes: {', '.join(DEFAULTS[self.kind])}")
+            return self
         if self.kind == "custom":
             if not self.output_column_name or not self.levels:
                 raise ValueError("a custom comparison needs output_column_name and levels")
@@ -99,7 +106,8 @@ class ComparisonSettings(_Strict):
         factory = getattr(cl, self.kind, None)
         if factory is None or not inspect.isclass(factory):
             allowed = sorted(n for n in dir(cl) if n[0].isupper() and n not in ("ComparisonCreator",))
-            raise ValueError(f"unknown comparison kind {self.kind!r}; use 'custom' or one of: {', '.join(allowed)}")
+            raise ValueError(f"unknown comparison kind {self.kind!r}; use 'custom', PersonName, Office, Party or one "
+                             f"of: {', '.join(allowed)}")
         if not self.column:
             raise ValueError(f"{self.kind} needs `column`")
         params = inspect.signature(factory.__init__).parameters
