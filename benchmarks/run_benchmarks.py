@@ -72,6 +72,7 @@ def main() -> None:
     else:
         print("fake_20000 skipped: ../shared/datasets not found", file=sys.stderr)
     jobs.append(("nc_ballot_legal", REPO / "settings/nc_ballot_legal.yaml", ["judge.kind=truth"]))
+    jobs.append(("fec_candidate_dedupe", REPO / "settings/fec_candidate_dedupe.yaml", ["judge.kind=truth"]))
     results = [one(n, s, o) for n, s, o in jobs]
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
     out = REPO / "benchmarks" / "results"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from functools import lru_cache
 from importlib.resources import files
 
@@ -49,6 +50,13 @@ def _constants() -> Constants:
     for degree in DEGREE_TRAPS:
         c.suffix_acronyms.remove(degree)
     return c
+
+
+def fold_accents(text: str) -> str:
+    """Raúl -> Raul, Sánchez -> Sanchez: sources disagree on diacritics far more often than people do."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def canonical_first(first: str | None) -> str | None:
@@ -105,7 +113,7 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
     out = dict.fromkeys(FIELDS)
     if raw is None or not str(raw).strip():
         return out
-    text = " ".join(str(raw).split())
+    text = " ".join(str(raw).replace("#", " ").replace("*", " ").split())  # result-file markers
     party = PARTY_TAG.search(text)
     if party:
         out["party_tag"] = party.group(1).upper()
@@ -143,7 +151,7 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
             out["nickname"] = n.nickname.upper()
     for k in ("first_name", "middle_name", "last_name"):
         if out[k]:
-            out[k] = out[k].upper().strip(",")
+            out[k] = fold_accents(out[k].upper().strip(","))
     out["first_name_canonical"] = canonical_first(out["first_name"])
     return out
 
