@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .judges.base import JudgeDecision, PairContext, input_hash
+from .judges.base import JudgeDecision, PairContext
 from .model import PAIR_KEY
 
 
@@ -52,7 +52,7 @@ class DecisionLog:
             **dict(zip(PAIR_KEY, ctx.key)),
             "input": {"left": ctx.left, "right": ctx.right, "match_probability": ctx.match_probability,
                       "group": ctx.group},
-            "input_hash": input_hash(ctx), "method": method, "method_id": method_id,
+            "input_hash": ctx.input_hash, "method": method, "method_id": method_id,
             "cached": cached_from is not None, "cached_from_run": cached_from,
             "match": d.match, "confidence": d.confidence, "reasoning": d.reasoning, "needs_review": d.needs_review,
             "call": d.call, "escalated_from": d.escalated_from,
@@ -79,9 +79,10 @@ class DecisionLog:
 def read_log(path: str | Path, types: tuple[str, ...] = ("judge", "final")) -> Iterator[dict]:
     """Lines of a decision log of the given types; a torn last line (killed mid-write) is skipped."""
     bad = 0
+    skip_final = "final" not in types  # final lines (one per blocked pair) are most of a log: skip unparsed
     with open(path, encoding="utf-8") as f:
         for line in f:
-            if not line.strip():
+            if not line.strip() or (skip_final and line.startswith('{"type":"final"')):
                 continue
             try:
                 rec = json.loads(line)
@@ -94,42 +95,37 @@ def read_log(path: str | Path, types: tuple[str, ...] = ("judge", "final")) -> I
         warnings.warn(f"{path}: skipped {bad} unreadable line(s)")
 
 
+def lines_by_run(path: str | Path, types: tuple[str, ...]) -> dict[str, list[dict]]:
+    """Lines of the given types grouped by run_id, runs in the order they appear in the log."""
+    runs: dict[str, list[dict]] = {}
+    for rec in read_log(path, types):
+        runs.setdefault(rec["run_id"], []).append(rec)
+    return runs
+
+
 def judge_answers(path: str | Path, run_id: str | None = None) -> tuple[str, dict[tuple, dict]]:
     """The judge lines of one run (default: the latest run that has any): (run_id, pair key -> latest line)."""
-    by_run: dict[str, dict[tuple, dict]] = {}
-    order: list[str] = []
-    for rec in read_log(path, ("judge",)):
-        rid = rec["run_id"]
-        if rid not in by_run:
-            by_run[rid] = {}
-            order.append(rid)
-        by_run[rid][tuple(str(rec[k]) for k in PAIR_KEY)] = rec
-    if not order:
+    runs = lines_by_run(path, ("judge",))
+    if not runs:
         raise ValueError(f"{path} has no judge answers to replay")
-    rid = run_id or order[-1]
-    if rid not in by_run:
-        raise ValueError(f"{path} has no judge answers of run {rid!r}; runs in it: {', '.join(order)}")
-    return rid, by_run[rid]
+    rid = run_id or list(runs)[-1]
+    if rid not in runs:
+        raise ValueError(f"{path} has no judge answers of run {rid!r}; runs in it: {', '.join(runs)}")
+    return rid, {tuple(str(rec[k]) for k in PAIR_KEY): rec for rec in runs[rid]}
 
 
 def final_decisions(path: str | Path, run_id: str | None = None) -> pd.DataFrame:
     """The final decision per pair of one run in a log (default: the latest run with final lines). A log
     without final lines falls back to the judge lines (match as the decision)."""
-    rows: dict[str, list[dict]] = {}
-    for rec in read_log(path):
-        rows.setdefault(rec["run_id"], []).append(rec)
-    finals = [r for r, recs in rows.items() if any(x["type"] == "final" for x in recs)]
-    rid = run_id or (finals[-1] if finals else (list(rows)[-1] if rows else None))
-    if rid is None or rid not in rows:
+    runs = lines_by_run(path, ("judge", "final"))
+    finals = [r for r, recs in runs.items() if any(x["type"] == "final" for x in recs)]
+    rid = run_id or (finals[-1] if finals else (list(runs)[-1] if runs else None))
+    if rid is None or rid not in runs:
         raise ValueError(f"{path}: no run {run_id!r}" if run_id else f"{path} has no decisions")
-    recs = rows[rid]
-    use_final = any(x["type"] == "final" for x in recs)
-    out = []
-    for x in recs:
-        if use_final and x["type"] == "final":
-            out.append({**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": x["decided_by"], "match": x["final_match"]})
-        elif not use_final:
-            out.append({**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": "judge", "match": x["match"]})
+    use_final = rid in finals
+    out = [{**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": x["decided_by"] if use_final else "judge",
+            "match": x["final_match"] if use_final else x["match"]}
+           for x in runs[rid] if (x["type"] == "final") == use_final]
     df = pd.DataFrame(out, columns=PAIR_KEY + ["decided_by", "match"]).drop_duplicates(PAIR_KEY, keep="last")
     df.attrs["run_id"] = rid
     return df

@@ -16,12 +16,12 @@ from .decision_log import read_log
 from .labels import canonical_key
 from .loop import prepare
 from .model import PAIR_KEY, load_model, make_linker
+from .report import CSS, pair_sections, score_pairs, table
 from .sources import record_lookup
 
 
-def _row_html(title: str, rows: dict) -> str:
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
-    return f"<h3>{html.escape(title)}</h3><table>{cells}</table>"
+def _section(title: str, rows: dict) -> str:
+    return f"<h3>{html.escape(title)}</h3>" + table([{"": k, "value": v} for k, v in rows.items()])
 
 
 def decision_record(job, key: tuple) -> dict | None:
@@ -57,8 +57,6 @@ def decision_record(job, key: tuple) -> dict | None:
 def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides: list[str] | None = None) -> Path:
     """One page explaining the `n` most uncertain pairs (nearest p = 0.5 among needs_review and judged pairs,
     least confident judge answers) or the needs_review pairs: `<out>/explain/<which>.html`."""
-    from .report import CSS, pair_sections
-
     if which not in ("uncertain", "needs_review"):
         raise ValueError("which must be 'uncertain' or 'needs_review'")
     job = prepare(settings, overrides=overrides, quiet=True)
@@ -79,7 +77,7 @@ def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides:
     title = "Most uncertain pairs" if which == "uncertain" else "Pairs that need review"
     page.write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>{CSS}</style></head><body><h1>{title}: {html.escape(job.settings.name)}</h1>
-{pair_sections(job, keys, d, f"{len(keys)} pairs")}</body></html>""", encoding="utf-8")
+{pair_sections(job, make_linker(job.sdfs, job.model), keys, d, f"{len(keys)} pairs")}</body></html>""", encoding="utf-8")
     return page
 
 
@@ -103,17 +101,13 @@ def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None,
     names = [s.name for s in job.settings.sources]
     sl, sr = source_l or names[0], source_r or names[-1]
     key = canonical_key(sl, id_l, sr, id_r)
-    all_cols = sorted({c for cols in job.loaded.columns.values() for c in cols})
-    recs = record_lookup(job.con, job.loaded, [key[:2], key[2:]], all_cols)
-    for k in (key[:2], key[2:]):
-        if k not in recs:
-            raise FileNotFoundError(f"record {k[1]!r} not found in source {k[0]!r} (sources: {names}).")
-    left = {"unique_id": key[1], "source_dataset": key[0]} | recs[key[:2]]
-    right = {"unique_id": key[3], "source_dataset": key[2]} | recs[key[2:]]
-
     linker = make_linker(job.sdfs, load_model(model_path))
-    frame = linker.inference.score_pair(left, right).as_pandas_dataframe()
-    scored = {k: (None if pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
+    scored_pairs = score_pairs(job, linker, [key])
+    if key not in scored_pairs:
+        found = record_lookup(job.con, job.loaded, [key[:2], key[2:]], [])
+        k = next(k for k in (key[:2], key[2:]) if k not in found)
+        raise FileNotFoundError(f"record {k[1]!r} not found in source {k[0]!r} (sources: {names}).")
+    left, right, scored = scored_pairs[key]
     chart = linker.visualisations.waterfall_chart([scored], filter_nulls=False)
 
     decision = decision_record(job, key)
@@ -136,7 +130,7 @@ table{{border-collapse:collapse}} th,td{{border:1px solid #ccc;padding:4px 8px;t
 <body><h2>{html.escape(key[0])}:{html.escape(key[1])} &harr; {html.escape(key[2])}:{html.escape(key[3])}</h2>
 <div class="cols"><div><h3>Why the model scores it so (Splink waterfall)</h3>
 <img src="data:image/png;base64,{img}" alt="waterfall chart" style="max-width:800px"></div>
-<div>{_row_html("How it was decided", how)}{_row_html("Left record", left)}{_row_html("Right record", right)}</div></div>
+<div>{_section("How it was decided", how)}{_section("Left record", left)}{_section("Right record", right)}</div></div>
 </body></html>""")
     return {"key": key, "match_probability": float(scored["match_probability"]),
             "match_weight": float(scored["match_weight"]), "decision": decision, "png": png, "html": page}

@@ -127,6 +127,13 @@ class LabelStore:
             return df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
         return self._view("effective", build)
 
+    def human(self) -> pd.DataFrame:
+        """The effective human labels (a person's answer beats any judge's). Treat it as read-only."""
+        def build() -> pd.DataFrame:
+            labels = self.effective()
+            return labels[labels["source_kind"].eq("human")] if len(labels) else labels
+        return self._view("human", build)
+
     def judge_answers(self, method_id: str) -> dict[tuple, dict]:
         """The latest judge answer per pair given by the judge method `method_id` (the answer cache)."""
         def build() -> dict[tuple, dict]:

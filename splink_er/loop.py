@@ -25,8 +25,9 @@ from splink import DuckDBAPI
 from . import clusters as clusters_mod
 from . import evaluate, model as model_mod, report as report_mod, routing, sampling
 from .decision_log import DecisionLog
-from .judges import Judge, JudgeDecision, PairContext, input_hash, run_judge
+from .judges import Judge, JudgeDecision, PairContext, run_judge
 from .judges.factory import make_judge
+from .judges.llm import LLMJudge
 from .labels import LABEL_COLUMNS, LabelStore, make_label
 from .privacy import redact_record
 from .settings import Settings, load_settings
@@ -124,7 +125,7 @@ class Job:
         note = f" ({self.judge_note})" if self.judge_note else ""
         if self.judge is None:
             return f"none (band goes to needs_review){note}"
-        model = self.judge.method.get("model") or self.judge.method.get("first", {}).get("model")
+        model = self.judge.parts[0].method.get("model")
         what = self.judge.name + (f" {model}" if model else "")
         if self.settings.judge.kind == "replay":
             what = f"replay of run {self.judge.run_id} ({what} answers, no calls)"
@@ -133,13 +134,13 @@ class Job:
     @property
     def unpriced_models(self) -> list[str]:
         """LLM models the judge uses that have no entry in judge.prices (their cost is not counted)."""
-        judges = [self.judge, getattr(self.judge, "first", None), getattr(self.judge, "second", None)]
-        return sorted({j.model for j in judges if j is not None and hasattr(j, "price") and j.price is None})
+        parts = self.judge.parts if self.judge else []
+        return sorted({j.model for j in parts if isinstance(j, LLMJudge) and j.price is None})
 
     @property
     def _cost_exhausted(self) -> bool:
-        meter = getattr(getattr(self.judge, "first", self.judge), "cost_meter", None)
-        return bool(meter and meter.exhausted)
+        parts = self.judge.parts if self.judge else []
+        return any(j.cost_meter.exhausted for j in parts if isinstance(j, LLMJudge))
 
     @contextmanager
     def _stage(self, name: str):
@@ -179,8 +180,7 @@ class Job:
         the label store, from any run) is reused, not paid for again. Reused and new answers both count against
         `judge.max_pairs`, so a run's decisions do not depend on whether an earlier, killed run already paid for
         some answers. `pairs` has the pair key and match_probability (and a `reason` column, or pass `reason`)."""
-        stored = self.store.effective()
-        human = set(pair_keys(stored[stored["source_kind"].eq("human")])) if len(stored) else set()
+        human = set(pair_keys(self.store.human()))
         stats = {"pairs": len(pairs), "reused": 0, "asked": 0, "undecided": 0}
         chosen = []
         for i, key in enumerate(pair_keys(pairs)):
@@ -200,7 +200,7 @@ class Job:
         ask, reused_lines = [], []
         for c in contexts:
             hit = cache.get(c.key)
-            if hit is not None and hit.get("input_hash") == input_hash(c):
+            if hit is not None and hit.get("input_hash") == c.input_hash:
                 self.answers[c.key] = hit
                 stats["reused"] += 1
                 self.reused_by_reason[c.reason] = self.reused_by_reason.get(c.reason, 0) + 1
@@ -228,7 +228,7 @@ class Job:
                                    stratum=getattr(row, "stratum_drawn", None),
                                    inclusion_probability=getattr(row, "inclusion_probability", None),
                                    run_id=self.run_id, method=method, reasoning=d.reasoning,
-                                   method_id=method_id, input_hash=input_hash(c))
+                                   method_id=method_id, input_hash=c.input_hash)
                 self.answers[d.key] = label
                 new.append(label)
             # Log first, then the label store: a label is never stored without its log line.
@@ -271,8 +271,7 @@ class Job:
 
     def run_labels(self) -> pd.DataFrame:
         """The labels this run uses: every human label, and the judge answers this run asked for or reused."""
-        labels = self.store.effective()
-        human = labels[labels["source_kind"].eq("human")] if len(labels) else labels
+        human = self.store.human()
         human_keys = set(pair_keys(human))
         judged = [a for k, a in self.answers.items() if k not in human_keys]
         if not judged:

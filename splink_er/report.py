@@ -84,27 +84,36 @@ def rounds_chart(rounds: list[dict]):
     ).properties(width=220, height=200, title="Band, conflicts and labels per round")
 
 
-def pair_sections(job, keys: list[tuple], decisions: pd.DataFrame, title: str) -> str:
+def score_pairs(job, linker, keys: list[tuple]) -> dict[tuple, tuple[dict, dict, dict]]:
+    """Score pairs with `linker` for their waterfalls: key -> (left record, right record, scored row).
+    Records carry every input column (the model may read any); a key whose record is missing is left out."""
+    cols = sorted({c for cols in job.loaded.columns.values() for c in cols})
+    recs = record_lookup(job.con, job.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
+    out = {}
+    for key in keys:
+        if key[:2] not in recs or key[2:] not in recs:
+            continue
+        left = {"unique_id": key[1], "source_dataset": key[0]} | recs[key[:2]]
+        right = {"unique_id": key[3], "source_dataset": key[2]} | recs[key[2:]]
+        row = linker.inference.score_pair(left, right).as_pandas_dataframe().iloc[0].to_dict()
+        out[key] = (left, right, {k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v) for k, v in row.items()})
+    return out
+
+
+def pair_sections(job, linker, keys: list[tuple], decisions: pd.DataFrame, title: str) -> str:
     """One block per pair: waterfall (final model) beside the records and how the pair was decided."""
     if not keys:
         return f"<h3>{html.escape(title)}</h3><p>none</p>"
-    cols = sorted({c for cols in job.loaded.columns.values() for c in cols})
-    recs = record_lookup(job.con, job.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
-    linker = make_linker(job.sdfs, job.model)
     dec = decisions.set_index(PAIR_KEY)
+    shown = job.display_columns  # never the truth column
     out = [f"<h3>{html.escape(title)}</h3>"]
-    for key in keys:
-        left = {"unique_id": key[1], "source_dataset": key[0]} | recs.get(key[:2], {})
-        right = {"unique_id": key[3], "source_dataset": key[2]} | recs.get(key[2:], {})
-        scored = linker.inference.score_pair(left, right).as_pandas_dataframe().iloc[0].to_dict()
-        scored = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in scored.items()}
+    for key, (left, right, scored) in score_pairs(job, linker, keys).items():
         chart = linker.visualisations.waterfall_chart([scored], filter_nulls=False)
         d = dec.loc[key].to_dict() if key in dec.index else {}
         how = {k: d.get(k) for k in ("decided_by", "final_match", "match_probability", "judge_match",
                                        "judge_confidence", "judge_reasoning", "label_source", "round")}
-        shown = job.display_columns  # never the truth column
-        records = pd.DataFrame({"field": shown, "left": [recs.get(key[:2], {}).get(c) for c in shown],
-                                "right": [recs.get(key[2:], {}).get(c) for c in shown]})
+        records = pd.DataFrame({"field": shown, "left": [left.get(c) for c in shown],
+                                "right": [right.get(c) for c in shown]})
         out.append(f'<div class="pair"><b>{html.escape(":".join(key[:2]))} &harr; {html.escape(":".join(key[2:]))}'
                    f'</b><div class="cols"><div>{svg(chart.chart_dict)}</div><div>'
                    f'{table([{"": k, "value": v} for k, v in how.items()])}<br>{table(records)}</div></div></div>')
@@ -179,8 +188,8 @@ the odds), and its m and u probabilities.</p>{svg(linker.visualisations.match_we
                                  'judge_budget_left', 'seconds', 'stopped')} for r in run['rounds']])}</section>
 <section id="distribution"><h2>Distribution</h2>{svg(weights_histogram(con, 'decisions', s.routing.low, s.routing.high))}</section>
 <section id="pairs"><h2>Pairs to look at</h2>
-{pair_sections(job, [tuple(k) for k in uncertain[PAIR_KEY].itertuples(index=False)], decisions, 'Most uncertain')}
-{pair_sections(job, [tuple(k) for k in worst[PAIR_KEY].itertuples(index=False)], decisions,
+{pair_sections(job, linker, [tuple(k) for k in uncertain[PAIR_KEY].itertuples(index=False)], decisions, 'Most uncertain')}
+{pair_sections(job, linker, [tuple(k) for k in worst[PAIR_KEY].itertuples(index=False)], decisions,
                'Worst: where the judge most strongly overruled the model')}</section>
 <section id="entities"><h2>Largest entities</h2>{''.join(entity_blocks) or '<p>none</p>'}</section>
 </body></html>"""

@@ -268,14 +268,9 @@ class JudgeSettings(_Strict):
     seed: int = 42
     latency_seconds: float = Field(0.0, ge=0, description="Truth judge: simulated seconds per call.")
 
-    @property
-    def model_name(self) -> str | None:
-        return self.model or DEFAULT_MODELS.get(self.kind)
-
-    def key_envs(self, kind: str | None = None) -> tuple[str, ...]:
-        if self.api_key_env:
-            return (self.api_key_env,)
-        return DEFAULT_KEY_ENVS.get(kind or self.kind, ())
+    def key_envs(self, kind: str) -> tuple[str, ...]:
+        """Environment variables to read the key of a `kind` judge from, in order."""
+        return (self.api_key_env,) if self.api_key_env else DEFAULT_KEY_ENVS.get(kind, ())
 
 
 class LoopSettings(_Strict):

@@ -15,6 +15,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 PairKey = tuple[str, str, str, str]
 
@@ -35,11 +36,11 @@ class PairContext:
     def pair_id(self) -> str:
         return f"{self.key[0]}:{self.key[1]}|{self.key[2]}:{self.key[3]}"
 
-
-def input_hash(ctx: PairContext) -> str:
-    """Hash of what a judge is shown for a pair: a stored answer is reused only for the same input."""
-    shown = {"left": ctx.left, "right": ctx.right, "p": ctx.match_probability}
-    return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    @cached_property
+    def input_hash(self) -> str:
+        """Hash of what a judge is shown for this pair: a stored answer is reused only for the same input."""
+        shown = {"left": self.left, "right": self.right, "p": self.match_probability}
+        return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -92,6 +93,11 @@ class Judge(ABC):
     def method(self) -> dict:
         """What produced the answers (kind, model, prompt version): recorded with every label."""
         return {"kind": self.name, "simulated": self.simulated}
+
+    @property
+    def parts(self) -> list["Judge"]:
+        """The judges that actually answer (an escalating judge has two); their models, prices, cost meter."""
+        return [self]
 
     @property
     def method_id(self) -> str:

@@ -20,6 +20,10 @@ class EscalatingJudge(Judge):
         self.name = first.name
 
     @property
+    def parts(self) -> list[Judge]:
+        return [self.first, self.second]
+
+    @property
     def method(self) -> dict:
         return {"kind": "escalating", "first": self.first.method, "second": self.second.method,
                 "threshold": self.threshold, "simulated": self.first.simulated or self.second.simulated}

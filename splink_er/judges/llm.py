@@ -16,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import sys
 import time
 import uuid
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..settings import JudgeSettings, PriceSettings
 from .base import Judge, JudgeDecision, JudgeFatalError, PairContext, pack
-from .prompt import PROMPT_VERSION, Question, make_questions, render, response_schema, system_instruction, validate
+from .prompt import (PROMPT_VERSION, Question, estimate_tokens, make_questions, render, response_schema,
+                     system_instruction, validate)
 
 
 @dataclass
@@ -82,24 +85,19 @@ class CostMeter:
         self.spent += actual
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def is_transport_error(exc: BaseException) -> bool:
+    """Timeouts and network failures, from asyncio or whichever HTTP client raised them. Only clients already
+    imported are consulted: an exception cannot come from one that is not (and importing openai costs ~0.4 s)."""
     errors: list[type[BaseException]] = [asyncio.TimeoutError, TimeoutError, ConnectionError]
-    for mod_name in ("httpx", "httpx2"):
-        try:
-            mod = __import__(mod_name)
-        except ImportError:
-            continue
+    for name in ("httpx", "httpx2"):
+        mod = sys.modules.get(name)
         errors += [getattr(mod, n) for n in ("TransportError", "TimeoutException") if hasattr(mod, n)]
-    try:
-        import openai
-
+    if "openai" in sys.modules:
+        openai = sys.modules["openai"]
         errors += [openai.APIConnectionError, openai.APITimeoutError]
-    except ImportError:
-        pass
-    return tuple(errors)
+    return isinstance(exc, tuple(errors))
 
 
-TRANSPORT_ERRORS = _transport_errors()
 FATAL_STATUS = {401: "the API key was rejected", 403: "access denied for this key", 404: "model or endpoint not found"}
 
 
@@ -160,8 +158,9 @@ class LLMJudge(Judge):
         return (input_tokens * self.price.input_per_million + output_tokens * self.price.output_per_million) / 1e6
 
     # ---- provider hook -------------------------------------------------------------------------------
-    async def _call(self, text: str) -> CallResult:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    async def _call(self, text: str) -> CallResult:
+        """One request to the provider, no retries."""
 
     # ---- one call, with retries ----------------------------------------------------------------------
     async def _call_with_retries(self, text: str) -> tuple[CallResult, int, float]:
@@ -174,12 +173,13 @@ class LLMJudge(Judge):
                 return result, attempt + 1, time.perf_counter() - t0
             except Exception as exc:
                 status = status_of(exc)
-                if status is None and not isinstance(exc, TRANSPORT_ERRORS):
+                transport = is_transport_error(exc)
+                if status is None and not transport:
                     raise  # not an HTTP or network failure: a bug, which must surface, not become needs_review
                 if status in FATAL_STATUS:
                     raise JudgeFatalError(f"{self.name} judge: HTTP {status}, {FATAL_STATUS[status]} "
                                           f"(model {self.model!r}): {self.scrub(str(exc))[:300]}") from None
-                retryable = isinstance(exc, TRANSPORT_ERRORS) or status in (408, 429) or (status or 0) >= 500
+                retryable = transport or status in (408, 429) or (status or 0) >= 500
                 what = f"HTTP {status}" if status else type(exc).__name__
                 if not retryable or attempt == s.max_retries:
                     tries = f" after {attempt + 1} attempts" if retryable else ""
@@ -196,8 +196,8 @@ class LLMJudge(Judge):
         """Returns (verdicts by pair key, problems by question id, call info, whether re-asking may help)."""
         prompt = render(questions, self.settings.show_score)
         n_pairs = sum(len(q.pairs) for q in questions)
-        # Estimate: 4 characters per input token, ~40 output tokens per pair.
-        estimate = self._cost((len(self.system) + len(prompt.text)) // 4, 40 * n_pairs)
+        # Reserve generously: ~40 output tokens (160 characters) per pair.
+        estimate = self._cost(*estimate_tokens(self.system, prompt.text, 160 * n_pairs))
         if not self.cost_meter.reserve(estimate):
             return {}, {q.qid: f"judge.max_cost (${self.cost_meter.max_cost}) reached" for q in questions}, {}, False
         try:

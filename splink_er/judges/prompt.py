@@ -20,6 +20,7 @@ from ..settings import DomainSettings
 from .base import PairContext, PairKey, group_units
 
 PROMPT_VERSION = "pairs-v1"
+CHARS_PER_TOKEN = 4
 DATA_BLOCK_START, DATA_BLOCK_END = "<<<DATA", "<<<END DATA"
 
 _PERSON_RULES = [
@@ -163,6 +164,11 @@ def render(questions: Sequence[Question], show_score: bool) -> RenderedPrompt:
     text = (f"Answer every question in the data block below ({len(data['pairs'])} pairs, {len(data['groups'])} "
             f"groups).\n{DATA_BLOCK_START} {nonce}>>>\n{body}\n{DATA_BLOCK_END} {nonce}>>>")
     return RenderedPrompt(text, pair_ids, groups, nonce, list(questions))
+
+
+def estimate_tokens(system: str, text: str, output_chars: int) -> tuple[int, int]:
+    """(input, output) tokens of a prompt before any provider counts them: 4 characters per token."""
+    return (len(system) + len(text)) // CHARS_PER_TOKEN, output_chars // CHARS_PER_TOKEN
 
 
 @dataclass

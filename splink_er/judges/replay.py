@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..decision_log import judge_answers
-from .base import Judge, JudgeDecision, JudgeFatalError, PairContext, input_hash
+from .base import Judge, JudgeDecision, JudgeFatalError, PairContext
 
 
 class ReplayJudge(Judge):
@@ -40,7 +40,7 @@ class ReplayJudge(Judge):
                 raise JudgeFatalError(f"replay: pair {p.pair_id} has no answer in run {self.run_id} of "
                                       f"{self.log_path}; replay never calls a model (use judge.kind gemini or "
                                       "openai to answer new pairs)")
-            if rec["input_hash"] != input_hash(p):
+            if rec["input_hash"] != p.input_hash:
                 raise JudgeFatalError(f"replay: the records of pair {p.pair_id} differ from what run {self.run_id} "
                                       "showed its judge (input data or judge.redact/show_score changed)")
             self.usage.pairs += 1

@@ -14,9 +14,7 @@ import hashlib
 from collections.abc import Sequence
 
 from .base import Judge, JudgeDecision, PairContext, PairKey
-from .prompt import make_questions, render
-
-CHARS_PER_TOKEN = 4
+from .prompt import estimate_tokens, make_questions, render
 
 
 class TruthJudge(Judge):
@@ -50,9 +48,10 @@ class TruthJudge(Judge):
         self.usage.calls += 1
         self.usage.pairs += len(pairs)
         prompt = render(make_questions(pairs), show_score=False)
-        self.usage.input_tokens += (len(self.system) + len(prompt.text)) // CHARS_PER_TOKEN
         # An answer line per pair: ids, match, confidence and a one-sentence reason (~140 characters).
-        self.usage.output_tokens += (20 + 140 * len(pairs)) // CHARS_PER_TOKEN
+        tokens_in, tokens_out = estimate_tokens(self.system, prompt.text, 20 + 140 * len(pairs))
+        self.usage.input_tokens += tokens_in
+        self.usage.output_tokens += tokens_out
         out = []
         for p in pairs:
             t_l, t_r = self.truth.get(p.key[:2]), self.truth.get(p.key[2:])
