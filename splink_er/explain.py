@@ -64,13 +64,10 @@ def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides:
         if not (job.out / name).exists():
             raise FileNotFoundError(f"{job.out / name} not found: run `splink-er run` with these settings first.")
     job.model = load_model(job.out / "model.json")
-    d = pd.read_parquet(job.out / "decisions.parquet")
-    if which == "needs_review":
-        pick = d[d["needs_review"]]
-    else:
-        pick = d[d["needs_review"] | d["decided_by"].eq("judge")]
-    pick = pick.assign(_u=(pick["match_probability"] - 0.5).abs() + pick["judge_confidence"].fillna(0))
-    keys = [tuple(k) for k in pick.sort_values("_u")[PAIR_KEY].head(n).itertuples(index=False)]
+    where = "needs_review" if which == "needs_review" else "needs_review OR decided_by = 'judge'"
+    d = job.con.execute(f"""SELECT * FROM read_parquet('{job.out / "decisions.parquet"}') WHERE {where}
+        ORDER BY abs(match_probability - 0.5) + coalesce(judge_confidence, 0), {', '.join(PAIR_KEY)} LIMIT {int(n)}""").df()
+    keys = [tuple(k) for k in d[PAIR_KEY].itertuples(index=False)]
     folder = job.out / "explain"
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / f"{which}.html"

@@ -124,7 +124,6 @@ def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
     """Write report.html for a finished job (its DuckDB tables `decisions` and `clusters` are still open)."""
     s = job.settings
     con = job.con
-    decisions = con.execute(f"SELECT * FROM decisions ORDER BY {', '.join(PAIR_KEY)}").df()
     linker = make_linker(job.sdfs, job.model)
     j = run["judge"]
     summary = {
@@ -152,16 +151,20 @@ def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
                     "pairs below and the review queue (<code>splink-er review export</code>) show where to look.</p>")
     simulated = ('<p class="warn">The judge of this run is SIMULATED (answers from a ground-truth column).</p>'
                  if j["simulated"] else "")
+    # Picked in DuckDB: decisions has one row per blocked pair, far too many to pull into pandas.
+    key = ", ".join(PAIR_KEY)
     # Most uncertain: undecided band pairs nearest 0.5, then the least confident judge answers.
-    uncertain = decisions[decisions["needs_review"]].assign(d=lambda x: (x.match_probability - 0.5).abs())
-    uncertain = uncertain.sort_values("d").head(n_pairs)
+    uncertain = con.execute(f"SELECT * FROM decisions WHERE needs_review ORDER BY abs(match_probability - 0.5), "
+                            f"{key} LIMIT {n_pairs}").df()
     if len(uncertain) < n_pairs:
-        judged = decisions[decisions["decided_by"].eq("judge")].sort_values("judge_confidence")
-        uncertain = pd.concat([uncertain, judged.head(n_pairs - len(uncertain))])
+        judged = con.execute(f"SELECT * FROM decisions WHERE decided_by = 'judge' ORDER BY judge_confidence, {key} "
+                             f"LIMIT {n_pairs - len(uncertain)}").df()
+        uncertain = pd.concat([uncertain, judged]) if len(uncertain) else judged
     # Worst: where the judge (or a human) most strongly overruled the model.
-    labelled = decisions[decisions["judge_match"].notna()].copy()
-    labelled["surprise"] = (labelled["judge_match"].astype(bool).astype(float) - labelled["match_probability"]).abs()
-    worst = labelled[labelled["surprise"] > 0.5].sort_values("surprise", ascending=False).head(n_pairs)
+    worst = con.execute(f"""SELECT * FROM decisions WHERE judge_match IS NOT NULL
+        AND abs(CAST(judge_match AS DOUBLE) - match_probability) > 0.5
+        ORDER BY abs(CAST(judge_match AS DOUBLE) - match_probability) DESC, {key} LIMIT {n_pairs}""").df()
+    decisions = pd.concat([uncertain, worst]).drop_duplicates(PAIR_KEY)
     sizes = con.execute("SELECT entity_id, count(*) AS records FROM clusters GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").df()
     cols = [c for c in job.display_columns if c not in ("unique_id", "source_dataset")][:8]
     entity_blocks = []

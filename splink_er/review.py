@@ -33,12 +33,11 @@ def export(settings, *, overrides: list[str] | None = None, limit: int | None = 
     path = job.out / "decisions.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `splink-er run` with these settings (and --out) first.")
-    d = pd.read_parquet(path)
-    queue = d[d["needs_review"] | (d["conflict"] & ~d["decided_by"].eq("human"))].copy()
-    # Nearest the decision boundary first: where a person's answer changes the most.
-    queue = queue.assign(_d=(queue["match_probability"] - 0.5).abs()).sort_values(["_d"] + PAIR_KEY).drop(columns="_d")
-    if limit:
-        queue = queue.head(limit)
+    # Nearest the decision boundary first: where a person's answer changes the most. Filtered in DuckDB, so
+    # only the queue (not every blocked pair) reaches pandas.
+    queue = job.con.execute(f"""SELECT * FROM read_parquet('{path}')
+        WHERE needs_review OR (conflict AND decided_by <> 'human')
+        ORDER BY abs(match_probability - 0.5), {', '.join(PAIR_KEY)} {f'LIMIT {int(limit)}' if limit else ''}""").df()
     keys = [tuple(k) for k in queue[PAIR_KEY].itertuples(index=False)]
     cols = job.display_columns
     recs = record_lookup(job.con, job.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)

@@ -32,8 +32,8 @@ QUOTED_NICK = re.compile(r"\s*[\"“”]([^\"“”]+)[\"“”]\s*|(?:^|\s)'([^
 SUFFIXES = {"JR": "JR", "JNR": "JR", "SR": "SR", "SNR": "SR", "II": "II", "III": "III", "IV": "IV", "V": "V",
             "2ND": "II", "3RD": "III", "4TH": "IV"}
 # First names nameparser takes for titles; they are read as first names when nothing else is.
-TITLE_TRAPS = {"judge", "prince", "king", "duke", "earl", "major", "bishop", "dean", "pastor", "sister", "bishop",
-               "royal", "justice", "chancellor", "marshal", "president", "governor", "colonel"}
+TITLE_TRAPS = {"judge", "prince", "king", "duke", "earl", "major", "bishop", "dean", "pastor", "sister", "royal",
+               "justice", "chancellor", "marshal", "president", "governor", "colonel"}
 DEGREE_TRAPS = {"jd"}
 
 
@@ -138,12 +138,9 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
         n = HumanName(text, constants=_constants())
         first, middle, last, title = n.first, n.middle, n.last, n.title
         if title and title.lower().strip(".") in TITLE_TRAPS and (not first or not last):
-            # "Judge Smith" -> first Judge? No: a lone title plus surname keeps the surname; "Prince Fielder"
-            # (first parsed as the title, last empty) -> first Prince, last Fielder.
-            if not last:
-                first, last = title, first
-            else:
-                first = title
+            # The title word is the first name: "Judge Reinhold" (parsed title + last) -> first Judge;
+            # "Prince Fielder" (parsed title + first, no last) -> first Prince, last Fielder.
+            first, last = (title, last) if last else (title, first)
             title = ""
         out |= {"first_name": first or None, "middle_name": middle or None, "last_name": last or None,
                 "name_suffix": _suffix(n.suffix) if n.suffix else None, "name_title": title or None}
