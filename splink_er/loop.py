@@ -31,7 +31,7 @@ from .judges.llm import LLMJudge
 from .labels import LABEL_COLUMNS, LabelStore, make_label
 from .privacy import redact_record
 from .settings import Settings, load_settings
-from .sources import load_sources, record_lookup
+from .sources import load_sources, quote_ident, record_lookup
 
 PAIR_KEY = model_mod.PAIR_KEY
 pair_keys = model_mod.pair_keys
@@ -56,6 +56,11 @@ class RunResult:
     @property
     def clusters(self) -> pd.DataFrame:
         return self._cache.setdefault("clusters", pd.read_parquet(self.output_dir / "clusters.parquet"))
+
+    @property
+    def matches(self) -> pd.DataFrame:
+        """Final matches with entity ids and the kept columns of both records."""
+        return self._cache.setdefault("matches", pd.read_parquet(self.output_dir / "matches.parquet"))
 
 
 class Job:
@@ -340,7 +345,7 @@ class Job:
             st = self.judge_band()
             rec |= {"band_asked": st["asked"], "band_reused": st["reused"], "undecided": st["undecided"]}
             counts = routing.route_counts(self.con, "routed")
-            routing.decide(self.con, "routed", r)
+            routing.decide(self.con, "routed", r, one_to_one=s.routing.one_to_one)
             rec |= {"routes": counts, "accepted": counts.get("model_accept", 0), "rejected": counts.get("model_reject", 0),
                     "labels_used": len(self.run_labels()), "judge_budget_left": self.budget_left,
                     "metrics": self.metrics(), "seconds": round(time.perf_counter() - t0, 3)}
@@ -371,7 +376,7 @@ class Job:
     def finish(self) -> RunResult:
         """Decide, cluster, evaluate and write every output; return the result."""
         if not self.rounds:  # steps were run by hand without run_rounds
-            routing.decide(self.con, "routed", self.round)
+            routing.decide(self.con, "routed", self.round, one_to_one=self.settings.routing.one_to_one)
         with self._stage("cluster"):
             clusters_mod.cluster(self.db, self.sdfs, self.model, "decisions")
         metrics = self.metrics()
@@ -382,6 +387,7 @@ class Job:
                              f"TO '{self.out / 'decisions.parquet'}' (FORMAT parquet)")
             self.con.execute(f"COPY (SELECT * FROM clusters ORDER BY source_dataset, unique_id) "
                              f"TO '{self.out / 'clusters.parquet'}' (FORMAT parquet)")
+            self.con.execute(f"COPY ({self._matches_sql()}) TO '{self.out / 'matches.parquet'}' (FORMAT parquet)")
             model_mod.save_model(self.model, self.out / "model.json")
             model_mod.save_model(self.bootstrap_model, self.out / "model_bootstrap.json")
             self.designs.to_parquet(self.out / "samples.parquet", index=False)
@@ -397,6 +403,25 @@ class Job:
                 self.console.print(f"[yellow]warning[/]: report.html not written ({type(e).__name__}: {e})")
         self._print_summary(run)
         return RunResult(self.out, run)
+
+    def _matches_sql(self) -> str:
+        """The final matches, each with its entity and the `columns_to_keep` of both records (e.g. a result id and
+        winner flag carried next to the CRM's candidate id), so users need no join of their own."""
+        kept = self.settings.columns_to_keep
+        records = " UNION ALL BY NAME ".join(
+            f"SELECT source_dataset, unique_id{''.join(', ' + quote_ident(c) for c in kept)} FROM {t}"
+            for t in self.loaded.tables.values())
+        sides = "".join(f", {side}.{quote_ident(c)} AS {quote_ident(c + '_' + side)}" for c in kept for side in "lr")
+        return f"""
+            WITH records AS ({records})
+            SELECT c.entity_id, {', '.join('d.' + k for k in PAIR_KEY)}, d.match_probability, d.decided_by,
+                d.judge_confidence, d.judge_reasoning{sides}
+            FROM decisions d
+            JOIN records l ON l.source_dataset = d.source_dataset_l AND l.unique_id = d.unique_id_l
+            JOIN records r ON r.source_dataset = d.source_dataset_r AND r.unique_id = d.unique_id_r
+            JOIN clusters c ON c.source_dataset = d.source_dataset_l AND c.unique_id = d.unique_id_l
+            WHERE d.final_match
+            ORDER BY c.entity_id, {', '.join('d.' + k for k in PAIR_KEY)}"""
 
     def run(self) -> RunResult:
         """The whole loop: bootstrap, rounds, outputs."""
@@ -474,7 +499,7 @@ class Job:
             m = run["metrics"]
             c.print(f"against truth ({self.settings.truth_column}): precision {m['precision']:.4f}, recall "
                     f"{m['recall']:.4f}, F1 {m['f1']:.4f} (blocking recall {m['blocking_recall']:.4f})")
-        c.print(f"outputs: {self.out}/ (report.html, decisions.parquet, clusters.parquet, run.json, decision_log.jsonl); "
+        c.print(f"outputs: {self.out}/ (report.html, matches.parquet, decisions.parquet, clusters.parquet, run.json, decision_log.jsonl); "
                 f"labels: {self.store.path}")
 
 

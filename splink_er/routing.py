@@ -94,9 +94,9 @@ def route_counts(con, routed: str) -> dict[str, int]:
     return dict(con.execute(f"SELECT route, count(*) FROM {routed} GROUP BY 1 ORDER BY 1").fetchall())
 
 
-def decide(con, routed: str, round_no: int, table: str = "decisions") -> str:
+def decide(con, routed: str, round_no: int, table: str = "decisions", one_to_one: bool = False) -> str:
     """Final decisions: one row per scored pair. Unjudged band/conflict pairs are needs_review, with
-    final_match = (p >= 0.5) as the model's best guess."""
+    final_match = (p >= 0.5) as the model's best guess. With `one_to_one`, see `_keep_one_match`."""
     con.execute(f"""
         CREATE OR REPLACE TABLE {table} AS
         SELECT {KEY}, match_probability, match_weight,
@@ -115,4 +115,32 @@ def decide(con, routed: str, round_no: int, table: str = "decisions") -> str:
             {round_no} AS round
         FROM {routed}
     """)
+    if one_to_one:
+        _keep_one_match(con, table)
     return table
+
+
+def _keep_one_match(con, table: str) -> None:
+    """A record keeps at most one final match in each other source: the pair must be the best for both of its
+    records (human and judge answers first, then the higher probability). The others become
+    decided_by = 'one_to_one', final_match = false. Mutual-best is conservative: it never adds a match."""
+    rank = "ORDER BY decided_by IN ('human', 'judge') DESC, judge_confidence DESC NULLS LAST, match_probability DESC"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE {table} AS
+        WITH ranked AS (
+            SELECT *,
+                CASE WHEN final_match AND source_dataset_l <> source_dataset_r THEN
+                    row_number() OVER (PARTITION BY source_dataset_l, unique_id_l, source_dataset_r, final_match
+                                       {rank}, source_dataset_r, unique_id_r) END AS rank_l,
+                CASE WHEN final_match AND source_dataset_l <> source_dataset_r THEN
+                    row_number() OVER (PARTITION BY source_dataset_r, unique_id_r, source_dataset_l, final_match
+                                       {rank}, source_dataset_l, unique_id_l) END AS rank_r
+            FROM {table}
+        )
+        SELECT * EXCLUDE (rank_l, rank_r) REPLACE (
+            CASE WHEN rank_l > 1 OR rank_r > 1 THEN 'one_to_one' ELSE decided_by END AS decided_by,
+            CASE WHEN rank_l > 1 OR rank_r > 1 THEN 'one-to-one: a record of this pair has a better match'
+                 ELSE judge_reasoning END AS judge_reasoning,
+            CASE WHEN rank_l > 1 OR rank_r > 1 THEN false ELSE final_match END AS final_match)
+        FROM ranked
+    """)

@@ -167,8 +167,9 @@ class RoutingSettings(_Strict):
     high: float = Field(0.95, ge=0, le=1, description="At or above: accepted by the model.")
     gates: list[GateSettings] = Field(default_factory=list)
     one_to_one: bool = Field(
-        False, description="Link jobs: a record matches at most one record of another source; records with "
-        "two or more candidates at or above `high` are conflicts and go to the judge."
+        False, description="Link jobs: a record matches at most one record of another source. Records with "
+        "two or more candidates at or above `high` are conflicts and go to the judge; any final match left that is "
+        "not the best for both its records becomes decided_by = one_to_one, final_match = false."
     )
 
     @model_validator(mode="after")

@@ -20,3 +20,38 @@ def test_fec_candidate_dedupe_preset(tmp_path):
                            "AND first_name = 'RAUL'").fetchone()[0] >= 2
     assert result.metrics["blocking_recall"] > 0.97
     assert result.metrics["f1"] > plain["f1"] + 0.01 and result.metrics["f1"] > 0.95
+
+
+def test_candidate_to_results_preset(tmp_path):
+    """CRM candidacies <-> NC results: election types apart, runoffs found on later dates, one result per candidacy."""
+    job = splink_er.prepare(REPO / "settings/candidate_to_results.yaml", quiet=True, overrides=[
+        "judge.kind=truth", f"output_dir={tmp_path}", f"labels.path={tmp_path / 'labels.jsonl'}"])
+    job.bootstrap()
+    job.score()
+    plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
+    job.run_rounds()
+    result = job.finish()
+    m = result.metrics
+    assert m["f1"] >= 0.995 and m["f1"] > plain["f1"]
+    assert result.run["judge"]["pairs_judged"] <= 0.02 * result.run["blocked_pairs"]
+    con = job.con
+    crm, res = REPO / "data/ncsbe/crm.csv", REPO / "data/ncsbe/results.csv"
+    # Every pair in the output is crm (left) vs results (right), of one election type.
+    cross_type = con.execute(f"""SELECT count(*) FROM '{tmp_path}/decisions.parquet' d
+        JOIN '{crm}' c ON c.crm_id = d.unique_id_l JOIN '{res}' r ON r.result_id = d.unique_id_r
+        WHERE c.election_type <> r.election_type AND d.final_match""").fetchone()[0]
+    assert cross_type == 0
+    # Runoffs are filed under the base election's date in the CRM, yet all are found.
+    runoffs, found = con.execute(f"""SELECT count(*), count(m.unique_id_l) FROM '{crm}' c
+        JOIN '{res}' r ON r.candidacy = c.candidacy
+        LEFT JOIN '{tmp_path}/matches.parquet' m ON m.unique_id_l = c.crm_id AND m.unique_id_r = r.result_id
+        WHERE c.election_type = 'runoff'""").fetchone()
+    assert runoffs > 100 and found == runoffs
+    assert con.execute(f"SELECT count(*) FROM read_csv('{crm}', all_varchar = true) WHERE election_type = 'runoff' "
+                       "AND election_date NOT IN "
+                       "('03/03/2020', '05/17/2022', '03/05/2024')").fetchone()[0] == 0
+    # One result per candidacy and one candidacy per result; carried columns beside both ids.
+    matches = result.matches
+    assert matches.unique_id_l.is_unique and matches.unique_id_r.is_unique
+    assert {"name_on_ballot_r", "vote_for_r", "term_r", "entity_id"} <= set(matches.columns)
+    assert matches.name_on_ballot_r.notna().all()

@@ -134,3 +134,8 @@ def test_routing_counts_conflicts_gates_and_labels(demo_dict):
     human = d[d.unique_id_l == "7"].iloc[0]
     assert human.decided_by == "human" and not human.final_match and not human.needs_review
     assert (d[d.unique_id_l == "1"].decided_by == "needs_review").all()  # conflicts never auto-accepted
+    # Unjudged, both conflict pairs lean to a match; one-to-one keeps only the more probable one.
+    decide(con, "routed", 1, one_to_one=True)
+    d = con.execute("SELECT unique_id_r, decided_by, final_match FROM decisions WHERE unique_id_l = '1' ORDER BY 2").df()
+    assert d.to_dict("records") == [{"unique_id_r": "1", "decided_by": "needs_review", "final_match": True},
+                                    {"unique_id_r": "2", "decided_by": "one_to_one", "final_match": False}]
