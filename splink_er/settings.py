@@ -38,7 +38,7 @@ class PrepareStep(_Strict):
     kind: Literal["person_name", "first_name_canonical", "state", "zip", "phone", "email", "date", "office"] = Field(
         description="person_name: split a full name into first_name, middle_name, last_name, name_suffix, "
         "nickname, first_name_canonical, party_tag, running_mate, name_title; first_name_canonical: Bob -> ROBERT; "
-        "state: postal code; zip: 5 digits; phone: E.164; email: lower case (Gmail dots and +tags removed); "
+        "state: postal code; zip: 5 digits; phone: E.164; email: lower case (+tags removed where the provider ignores them; Gmail dots too); "
         "date: ISO date from the declared `formats`; office: office_level, office_role, office_district.")
     format: Literal["auto", "last_first_middle"] = Field(
         "auto", description="person_name: 'auto' reads any common format; 'last_first_middle' is the comma-less "
@@ -47,7 +47,7 @@ class PrepareStep(_Strict):
     into: str | None = Field(None, description="Output column of the other kinds (default <column>_norm; "
                              "first_name_canonical: <column>_canonical).")
     region: str = Field("US", description="phone: region for numbers without a country code.")
-    provider_rules: bool = Field(True, description="email: apply provider rules (Gmail dots and +tags).")
+    provider_rules: bool = Field(True, description="email: apply provider rules (+tags at Gmail, Outlook, iCloud, Fastmail, Proton; Gmail dots).")
     formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y"], description="date: strptime "
                                "formats tried in order (e.g. '%d/%m/%Y'); a value none of them reads becomes null.")
 

@@ -29,6 +29,7 @@ def test_phones_and_emails():
     assert phone_e164("555-0134") is None and phone_e164("+44 20 7946 0018") == "+442079460018"
     assert email_norm(" Jane.Doe+news@GMail.com ") == "janedoe@gmail.com"
     assert email_norm("jane.doe+news@googlemail.com") == "janedoe@gmail.com"
+    assert email_norm("A.B+x@Outlook.com") == "a.b@outlook.com"  # +tags yes, dots stay outside Gmail
     assert email_norm("a.b+x@yahoo.com") == "a.b+x@yahoo.com" and email_norm("a.b+x@gmail.com", False) == "a.b+x@gmail.com"
     assert email_norm("not an address") is None
 

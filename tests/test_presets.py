@@ -55,3 +55,28 @@ def test_candidate_to_results_preset(tmp_path):
     assert matches.unique_id_l.is_unique and matches.unique_id_r.is_unique
     assert {"name_on_ballot_r", "vote_for_r", "term_r", "entity_id"} <= set(matches.columns)
     assert matches.name_on_ballot_r.notna().all()
+
+
+def test_contacts_preset(tmp_path):
+    """E-mail and phone anchors, normalized first (formats, case, +tags), weaker when two first names share them."""
+    job = splink_er.prepare(REPO / "settings/contacts.yaml", quiet=True, overrides=[
+        "judge.kind=truth", f"output_dir={tmp_path}", f"labels.path={tmp_path / 'labels.jsonl'}"])
+    con = job.con
+    table = job.loaded.tables["contacts"]
+    # '(919) 555-0100', '919.555.0100' and '+1 919 555 0100' are one number; 'X+news@Y' and 'x@y' one inbox.
+    formats, e164 = con.execute(f"SELECT count(DISTINCT phone), count(DISTINCT phone_norm) FROM {table} "
+                                "WHERE phone IS NOT NULL").fetchall()[0]
+    assert e164 < formats * 0.8
+    assert con.execute(f"SELECT count(*) FROM {table} WHERE email ILIKE '%+news@%' AND email_norm LIKE '%+%' "
+                       "AND split_part(email_norm, '@', 2) IN ('gmail.com', 'outlook.com', 'icloud.com')").fetchall()[0][0] == 0
+    job.bootstrap()
+    job.score()
+    plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
+    job.run_rounds()
+    result = job.finish()
+    assert result.metrics["f1"] > plain["f1"] + 0.01 and result.metrics["f1"] > 0.95
+    # The household level must be weaker evidence than the same inbox with the same first name.
+    levels = {lv.get("label_for_charts"): lv for c in job.model["comparisons"] if c["output_column_name"] == "email_anchor"
+              for lv in c["comparison_levels"]}
+    bayes = {k: v["m_probability"] / v["u_probability"] for k, v in levels.items() if "m_probability" in v}
+    assert bayes["same e-mail, same first name"] > bayes["same e-mail, other first name (shared inbox)"]

@@ -5,7 +5,8 @@
 - ZIP codes: 5-digit (ZIP+4 cut, 4-digit and integer-read codes zero-padded); `zip_region_matches_state` checks
   the first digit against the state's national area (a coarse check: first digit only).
 - Phones: E.164 via `phonenumbers`; numbers it calls invalid become None.
-- E-mails: trimmed, lower case; with provider rules, Gmail dots and +tags are removed (they reach one inbox).
+- E-mails: trimmed, lower case; with provider rules, +tags are removed where the provider delivers them to the
+  same inbox (Gmail, Outlook, iCloud, Fastmail, Proton), and Gmail's dots too.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def phone_e164(value, region: str = "US") -> str | None:
 
 
 GMAIL = {"gmail.com", "googlemail.com"}
+# Providers that deliver local+tag@ to local@ (documented subaddressing). Only Gmail also ignores dots; Yahoo uses
+# '-' for disposable addresses tied to a base name, not the same inbox rule, so it is left alone.
+PLUS_TAGS = GMAIL | {"outlook.com", "hotmail.com", "live.com", "icloud.com", "me.com", "fastmail.com",
+                     "proton.me", "protonmail.com"}
 
 
 def email_norm(value, provider_rules: bool = True) -> str | None:
@@ -92,6 +97,8 @@ def email_norm(value, provider_rules: bool = True) -> str | None:
     local, domain = text.split("@")
     if not local or "." not in domain:
         return None
+    if provider_rules and domain in PLUS_TAGS:
+        local = local.split("+")[0]
     if provider_rules and domain in GMAIL:
-        local, domain = local.split("+")[0].replace(".", ""), "gmail.com"
+        local, domain = local.replace(".", ""), "gmail.com"
     return f"{local}@{domain}"
