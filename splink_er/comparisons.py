@@ -27,7 +27,9 @@ def person_name(first: str, last: str, middle: str | None = None, suffix: str | 
                   is_null_level=True)]
     if suffix:
         s = (f'"{suffix}_l"', f'"{suffix}_r"')
-        levels.append(_lv(f"{s[0]} IS NOT NULL AND {s[1]} IS NOT NULL AND {s[0]} <> {s[1]}",
+        # JR and II are written for one another on ballots and filings (measured on NC); JR vs SR is a conflict.
+        levels.append(_lv(f"{s[0]} IS NOT NULL AND {s[1]} IS NOT NULL AND {s[0]} <> {s[1]} "
+                          f"AND NOT ({s[0]} IN ('JR', 'II') AND {s[1]} IN ('JR', 'II'))",
                           "suffix conflict (Jr vs Sr): different people"))
     exact = f"{f[0]} = {f[1]} AND {same_last}"
     if middle:
@@ -44,6 +46,11 @@ def person_name(first: str, last: str, middle: str | None = None, suffix: str | 
     if middle:
         levels.append(_lv(f"({f[0]} = {m[1]} OR {m[0]} = {f[1]}) AND {same_last}",
                           "first and middle swapped, same last"))
+    same_first = f"({f[0]} = {f[1]}" + (f" OR {c[0]} = {c[1]})" if canonical else ")")
+    # "Robert Morales Vergara" parses to last VERGARA; the filing says MORALES VERGARA (and "Van Canipe" / CANIPE).
+    w0, w1 = (f"(' ' || replace({x}, '-', ' ') || ' ')" for x in l)  # whole words: LEE is not inside LEEDS
+    levels.append(_lv(f"{same_first} AND (contains({w0}, {w1}) OR contains({w1}, {w0}))",
+                      "same first name, one last name contains the other (compound surname)"))
     levels += [
         _lv(f"left({f[0]}, 1) = left({f[1]}, 1) AND (length({f[0]}) <= 2 OR length({f[1]}) <= 2) AND {same_last}",
             "initial matches, same last"),
