@@ -56,6 +56,7 @@ STOCK_COMPARISONS = {
     "candidate_to_results": [_nc("first_name"), _nc("last_name"), _ex("name_suffix"), _ex("party"), _ex("contest_name")],
     "fec_candidate_dedupe": [_nc("first_name"), _nc("last_name"), _ex("name_suffix"), _ex("chamber"),
                              _ex("district_norm"), _ex("party_norm"), _ex("year")],
+    "district_to_position": [_ex("office_level"), _ex("office_role"), _ex("office_district"), _ex("county_name")],
     "contacts": [_nc("first_name"), _nc("last_name"), {"kind": "DateOfBirthComparison", "column": "dob",
                  "args": {"input_is_string": True}}, {"kind": "EmailComparison", "column": "email_norm"},
                  _ex("phone_norm"), _ex("zip_norm"), _ex("city"), _ex("employer")],
@@ -118,6 +119,7 @@ def main() -> None:
     jobs.append(("nc_ballot_legal", REPO / "settings/nc_ballot_legal.yaml", ["judge.kind=truth"]))
     jobs.append(("candidate_to_results", REPO / "settings/candidate_to_results.yaml", ["judge.kind=truth"]))
     jobs.append(("fec_candidate_dedupe", REPO / "settings/fec_candidate_dedupe.yaml", ["judge.kind=truth"]))
+    jobs.append(("district_to_position", REPO / "settings/district_to_position.yaml", ["judge.kind=truth"]))
     jobs.append(("contacts", REPO / "settings/contacts.yaml", ["judge.kind=truth"]))
     results = []
     for n, s, o in jobs:

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .judges.base import JudgeFatalError
 from .judges.factory import JudgeConfigError
@@ -52,16 +53,16 @@ def _guard(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except SettingsError as e:
-        err.print(f"[red]settings error[/]\n{e}")
+        err.print(f"[red]settings error[/]\n{escape(str(e))}")
         raise typer.Exit(2)
     except InputError as e:
-        err.print(f"[red]input error[/]: {e}")
+        err.print(f"[red]input error[/]: {escape(str(e))}")
         raise typer.Exit(3)
     except FileNotFoundError as e:
-        err.print(f"[red]not found[/]: {e}")
+        err.print(f"[red]not found[/]: {escape(str(e))}")
         raise typer.Exit(4)
     except (JudgeConfigError, JudgeFatalError) as e:
-        err.print(f"[red]judge error[/]: {e}\nAnswers received before this are kept; run again to continue.")
+        err.print(f"[red]judge error[/]: {escape(str(e))}\nAnswers received before this are kept; run again to continue.")
         raise typer.Exit(5)
 
 

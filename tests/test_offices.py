@@ -23,6 +23,7 @@ from splink_er.normalize.offices import parse_office
     ("MOORE COUNTY BOARD OF COMMISSIONERS DISTRICT II", ("county", "commissioner", "2")),
     ("CITY OF RALEIGH MAYOR", ("municipal", "mayor", None)),
     ("CITY COUNCIL WARD 3", ("municipal", "council", "3")),
+    ("TOWN OF AYDEN BOARD OF COMMISSIONERS WARD 03", ("municipal", "commissioner", "3")),
     ("SHERIFF", ("county", "sheriff", None)),
     ("Dog catcher", (None, None, None)),
 ])

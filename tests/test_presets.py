@@ -80,3 +80,22 @@ def test_contacts_preset(tmp_path):
               for lv in c["comparison_levels"]}
     bayes = {k: v["m_probability"] / v["u_probability"] for k, v in levels.items() if "m_probability" in v}
     assert bayes["same e-mail, same first name"] > bayes["same e-mail, other first name (shared inbox)"]
+
+
+def test_district_to_position_preset(tmp_path):
+    """Voter-file districts -> office positions: the best candidate or none, one-to-one, rare seats weigh more."""
+    job = splink_er.prepare(REPO / "settings/district_to_position.yaml", quiet=True, overrides=[
+        "judge.kind=truth", f"output_dir={tmp_path}", f"labels.path={tmp_path / 'labels.jsonl'}"])
+    job.bootstrap()
+    job.score()
+    plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
+    job.run_rounds()
+    result = job.finish()
+    assert result.metrics["f1"] >= 0.99 and result.metrics["f1"] > plain["f1"]
+    assert result.run["judge"]["pairs_judged"] <= 0.02 * result.run["blocked_pairs"]
+    matches = result.matches
+    assert matches.unique_id_l.is_unique and matches.unique_id_r.is_unique
+    # Districts whose answer is "none" (one extra per set) get no position.
+    districts = job.con.execute(f"SELECT district_id FROM read_csv('{REPO / 'data/ncsbe/districts.csv'}') "
+                                "WHERE position_key LIKE 'none-%'").df()
+    assert len(districts) > 100 and not matches.unique_id_l.isin(districts.district_id).any()

@@ -17,6 +17,8 @@ LEVELS = [
     (r"\bSCHOOLS?\b|\bBOARD OF EDUCATION\b|\bBD OF EDU|\bEDUCATION\b", "school_district"),
     (r"\bSOIL AND WATER\b|\bWATER\b|\bSANITARY\b|\bSANITATION\b|\bFIRE DISTRICT\b|\bHOSPITAL\b|\bUTILIT|\bCONSERVATION\b|"
      r"\bAIRPORT\b|\bTRANSIT\b|\bLIBRARY DISTRICT\b", "special_district"),
+    # "TOWN OF AYDEN BOARD OF COMMISSIONERS" is a town board, not the county's.
+    (r"^(CITY|TOWN|VILLAGE) OF\b", "municipal"),
     (r"\bSTATE\b|\bGOVERNOR\b|\bATTORNEY GENERAL\b|\bSECRETARY OF STATE\b|\bASSEMBLY\b|\bLEGISLAT|"
      r"\b[A-Z]{2} (HOUSE|SENATE)\b|\bSUPERINTENDENT OF PUBLIC INSTRUCTION\b|"
      r"\bCOMMISSIONER OF (AGRICULTURE|INSURANCE|LABOR)\b|\bTREASURER\b|\bAUDITOR\b", "state"),
