@@ -50,3 +50,12 @@ def test_explain_before_run_exit_code_4(tmp_path):
 
     r = runner.invoke(app, ["explain", str(demo_settings_path()), "--out", str(tmp_path / "none"), "--pair", "0", "1"])
     assert r.exit_code == 4 and "run" in r.output
+
+
+def test_input_error_exit_code_3_keeps_bracketed_paths(tmp_path):
+    """Messages name `sources[demo].derive`; the console must not eat the brackets as markup."""
+    from splink_er import demo_settings_path
+
+    r = runner.invoke(app, ["run", str(demo_settings_path()), "--set", "sources.0.derive.x=1 +* 2",
+                            "--out", str(tmp_path), "-q"])
+    assert r.exit_code == 3 and "sources[fake_1000].derive" in " ".join(r.output.split())
