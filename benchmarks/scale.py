@@ -37,7 +37,7 @@ def settings_dict(data_path: str, out: str, materialisation: str) -> dict:
         "sources": [{"name": "persons", "path": data_path, "id_column": "record_id",
                      "prepare": [{"column": "first_name", "kind": "first_name_canonical"},
                                  {"column": "email", "kind": "email", "into": "email_norm"}],
-                     "derive": {"zip5": "left(zip, 5)"}}],
+                     "derive": {"zip5": "left(zip, 5)", "yob": "left(dob, 4)"}}],
         "truth_column": "entity",
         "comparisons": [
             {"kind": "PersonName", "args": {"middle": None, "suffix": None, "nickname": None}},
@@ -45,8 +45,9 @@ def settings_dict(data_path: str, out: str, materialisation: str) -> dict:
             {"kind": "ExactMatch", "column": "email_norm"},
             {"kind": "ExactMatch", "column": "zip5"},
         ],
+        # Broad on purpose: about 25M comparisons at 1M records, the size the memory target names.
         "blocking_rules": [["email_norm"], ["last_name", "first_name_canonical"], ["dob", "zip5"],
-                           ["first_name_canonical", "dob"]],
+                           ["first_name_canonical", "dob"], ["zip5", "yob"], ["last_name", "zip5"]],
         "bootstrap": {"deterministic_rules": [["email_norm"], ["last_name", "first_name_canonical", "dob"]],
                       "recall": 0.7, "u_max_pairs": 1_000_000,
                       "em_blocking_rules": [["email_norm"], ["dob"]]},

@@ -1,20 +1,19 @@
-"""The decision log: an append-only JSONL file with every decision of every run, one line per pair.
+"""The decision log: an append-only JSONL file with every decision of every run.
 
 - `judge` lines: a judge's answer (or why there is none), with exactly what the judge was shown, the method
   (kind, model, prompt version), tokens, cost, latency and attempts; `cached: true` when a stored answer of
   the same method for the same input was reused instead of paying for it again.
-- `final` lines (written at the end of a run): how each blocked pair was decided (model accept or reject,
-  gate, judge, human, needs_review) with its match probability.
+- `final` lines (one per run, written at its end) point to `<log>.final/<run_id>.parquet`: how each blocked pair
+  was decided (model accept or reject, gate, judge, human, needs_review) with its match probability. Parquet
+  written by DuckDB, because a run has millions of such rows (10.8M pairs as JSON lines took 40 s and 2 GB).
 Lines are flushed and fsynced per batch, so a killed run keeps what it logged. The `replay` judge answers from
-the `judge` lines; `splink-er decisions diff` compares the `final` lines of two logs.
+the `judge` lines; `splink-er decisions diff` compares the final decisions of two logs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -58,31 +57,32 @@ class DecisionLog:
             "call": d.call, "escalated_from": d.escalated_from,
         }
 
+    @property
+    def final_dir(self) -> Path:
+        return self.path.with_name(self.path.name + ".final")
+
     def append_final(self, con, decisions: str) -> None:
-        """One `final` line per decided pair, written by DuckDB (no Python loop over millions of rows)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.path.parent) as tmp:
-            part = Path(tmp) / "final.jsonl"
-            run_id = self.run_id.replace("'", "")
-            con.execute(f"""
-                COPY (SELECT 'final' AS type, '{run_id}' AS run_id, '{_now()}' AS time, round,
-                        {', '.join(PAIR_KEY)}, decided_by, final_match, needs_review, match_probability,
-                        match_weight, judge_match, judge_confidence, label_source
-                      FROM {decisions} ORDER BY {', '.join(PAIR_KEY)})
-                TO '{part}' (FORMAT json)""")
-            with open(self.path, "ab") as out, open(part, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
+        """This run's final decisions as Parquet (written by DuckDB), then one `final` line pointing to it."""
+        self.final_dir.mkdir(parents=True, exist_ok=True)
+        run_id = self.run_id.replace("'", "").replace("/", "_")
+        target = self.final_dir / f"{run_id}.parquet"
+        part = self.final_dir / f".{run_id}.parquet.part"
+        con.execute(f"""
+            COPY (SELECT round, {', '.join(PAIR_KEY)}, decided_by, final_match, needs_review, match_probability,
+                    match_weight, judge_match, judge_confidence, label_source FROM {decisions})
+            TO '{part}' (FORMAT parquet)""")
+        os.replace(part, target)  # a killed run leaves no half file under the final name
+        (pairs,) = con.execute(f"SELECT count(*) FROM {decisions}").fetchall()[0]
+        self.append([{"type": "final", "run_id": self.run_id, "time": _now(), "pairs": pairs,
+                      "file": str(target.relative_to(self.path.parent))}])
 
 
 def read_log(path: str | Path, types: tuple[str, ...] = ("judge", "final")) -> Iterator[dict]:
     """Lines of a decision log of the given types; a torn last line (killed mid-write) is skipped."""
     bad = 0
-    skip_final = "final" not in types  # final lines (one per blocked pair) are most of a log: skip unparsed
     with open(path, encoding="utf-8") as f:
         for line in f:
-            if not line.strip() or (skip_final and line.startswith('{"type":"final"')):
+            if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
@@ -114,19 +114,34 @@ def judge_answers(path: str | Path, run_id: str | None = None) -> tuple[str, dic
     return rid, {tuple(str(rec[k]) for k in PAIR_KEY): rec for rec in runs[rid]}
 
 
+def final_table(path: str | Path, run_id: str | None = None) -> pd.DataFrame:
+    """Every final decision of one run (default: the latest run with final decisions), as logged."""
+    runs = lines_by_run(path, ("final",))
+    if not runs:
+        raise ValueError(f"{path} has no final decisions (was judge.log_final_decisions off?)")
+    rid = run_id or list(runs)[-1]
+    if rid not in runs:
+        raise ValueError(f"{path}: no final decisions of run {rid!r}; runs with them: {', '.join(runs)}")
+    df = pd.read_parquet(Path(path).parent / runs[rid][-1]["file"])
+    df.attrs["run_id"] = rid
+    return df
+
+
 def final_decisions(path: str | Path, run_id: str | None = None) -> pd.DataFrame:
-    """The final decision per pair of one run in a log (default: the latest run with final lines). A log
-    without final lines falls back to the judge lines (match as the decision)."""
+    """The final decision per pair of one run in a log (default: the latest run with final decisions). A log
+    without final decisions falls back to the judge lines (match as the decision)."""
     runs = lines_by_run(path, ("judge", "final"))
     finals = [r for r, recs in runs.items() if any(x["type"] == "final" for x in recs)]
     rid = run_id or (finals[-1] if finals else (list(runs)[-1] if runs else None))
     if rid is None or rid not in runs:
         raise ValueError(f"{path}: no run {run_id!r}" if run_id else f"{path} has no decisions")
-    use_final = rid in finals
-    out = [{**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": x["decided_by"] if use_final else "judge",
-            "match": x["final_match"] if use_final else x["match"]}
-           for x in runs[rid] if (x["type"] == "final") == use_final]
-    df = pd.DataFrame(out, columns=PAIR_KEY + ["decided_by", "match"]).drop_duplicates(PAIR_KEY, keep="last")
+    if rid in finals:
+        df = final_table(path, rid)
+        df = df.assign(**{k: df[k].astype(str) for k in PAIR_KEY}, match=df["final_match"])
+    else:
+        df = pd.DataFrame([{**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": "judge", "match": x["match"]}
+                           for x in runs[rid] if x["type"] == "judge"], columns=PAIR_KEY + ["decided_by", "match"])
+    df = df[PAIR_KEY + ["decided_by", "match"]].drop_duplicates(PAIR_KEY, keep="last").reset_index(drop=True)
     df.attrs["run_id"] = rid
     return df
 

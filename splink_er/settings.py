@@ -258,8 +258,8 @@ class JudgeSettings(_Strict):
     escalation: EscalationSettings | None = Field(None, description="A second, stronger judge for unsure answers.")
     log_path: str = Field("{output_dir}/decision_log.jsonl", description="Append-only decision log "
                           "(JSONL): every decision of every run, with the judge's inputs and outputs.")
-    log_final_decisions: bool = Field(True, description="Also log model accepts, rejects and gates (one line per "
-                                      "blocked pair).")
+    log_final_decisions: bool = Field(True, description="Also log every blocked pair's final decision (model "
+                                      "accepts, rejects, gates too): a Parquet file per run beside the log.")
     replay_log: str | None = Field(None, description="Replay judge: the decision log to answer from (default: "
                                    "log_path).")
     replay_run: str | None = Field(None, description="Replay judge: the run_id to replay (default: the log's "

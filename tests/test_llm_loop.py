@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 import splink_er
 from splink_er.cli import app
-from splink_er.decision_log import read_log
+from splink_er.decision_log import final_table, read_log
+from splink_er.model import PAIR_KEY
 from splink_er.testing import FakeLLMServer
 
 SECRET = "sk-test-NEVER-WRITE-ME-8c1e"
@@ -60,9 +61,9 @@ def test_cli_run_against_loopback_gemini_logs_every_decision_and_writes_no_key(d
     judged = judge_lines(log)
     assert len(judged) == j["pairs_judged"] and all(r["method"]["model"] == "gemini-2.5-flash" for r in judged)
     assert all(r["call"]["input_tokens"] > 0 and r["input"]["left"] for r in judged)
-    finals = list(read_log(log, ("final",)))
-    assert len(finals) == run["blocked_pairs"]
-    assert {r["decided_by"] for r in finals} >= {"model_accept", "model_reject", "judge"}
+    finals = final_table(log)
+    assert len(finals) == run["blocked_pairs"] and not finals.duplicated(PAIR_KEY).any()
+    assert set(finals.decided_by) >= {"model_accept", "model_reject", "judge"}
     # The key reached the server, and appears in no file, no output and no help text.
     assert any(h.get("x-goog-api-key") == SECRET for h in srv.seen_headers)
     for args in (["--help"], ["run", "--help"]):
