@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -61,18 +62,15 @@ class DecisionLog:
     def final_dir(self) -> Path:
         return self.path.with_name(self.path.name + ".final")
 
-    def append_final(self, con, decisions: str) -> None:
-        """This run's final decisions as Parquet (written by DuckDB), then one `final` line pointing to it."""
+    def append_final(self, decisions_parquet: Path, pairs: int) -> None:
+        """Keep this run's decisions file (a byte copy: no second write by the engine), then one `final` line
+        pointing to it."""
         self.final_dir.mkdir(parents=True, exist_ok=True)
         run_id = self.run_id.replace("'", "").replace("/", "_")
         target = self.final_dir / f"{run_id}.parquet"
         part = self.final_dir / f".{run_id}.parquet.part"
-        con.execute(f"""
-            COPY (SELECT round, {', '.join(PAIR_KEY)}, decided_by, final_match, needs_review, match_probability,
-                    match_weight, judge_match, judge_confidence, label_source FROM {decisions})
-            TO '{part}' (FORMAT parquet)""")
+        shutil.copyfile(decisions_parquet, part)
         os.replace(part, target)  # a killed run leaves no half file under the final name
-        (pairs,) = con.execute(f"SELECT count(*) FROM {decisions}").fetchall()[0]
         self.append([{"type": "final", "run_id": self.run_id, "time": _now(), "pairs": pairs,
                       "file": str(target.relative_to(self.path.parent))}])
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from splink import DuckDBAPI
 
 from . import clusters as clusters_mod
 from . import evaluate, model as model_mod, report as report_mod, routing, sampling
@@ -88,7 +87,7 @@ class Job:
         self.timings: dict[str, float] = {}
         self.started = time.time()
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        self.db = DuckDBAPI(**model_mod.materialisation_args(settings))
+        self.db = model_mod.make_db(settings)
         self.con = self.db.duckdb_con
         self.untrained_model = model_mod.splink_settings_dict(settings)
         required = model_mod.required_columns(settings, self.untrained_model)
@@ -115,6 +114,7 @@ class Job:
         self.cost_by_reason: dict[str, float] = {}
         self.training_reports: list[dict] = []
         self.scores_table: str | None = None
+        self._prediction = None  # Splink's prediction under the `scores` view
         self._true_pairs: int | None = None
         self.console.print(
             f"[bold]{settings.name}[/]: {settings.link_type}, "
@@ -168,7 +168,9 @@ class Job:
     def score(self) -> str:
         """Score every blocked pair with the current model (DuckDB table `scores`)."""
         with self._stage("score"), self.console.status("scoring blocked pairs"):
-            self.scores_table = model_mod.score(self.db, self.sdfs, self.model, self.settings)
+            self._prediction = model_mod.score(self.db, self.sdfs, self.model, self.settings,
+                                               previous=self._prediction)
+            self.scores_table = "scores"
         return self.scores_table
 
     def sample(self) -> pd.DataFrame:
@@ -396,7 +398,8 @@ class Job:
             self.designs.to_parquet(self.out / "samples.parquet", index=False)
             self.store.snapshot(self.out / "labels_snapshot.jsonl")
             if self.settings.judge.log_final_decisions:
-                self.log.append_final(self.con, "decisions")
+                (pairs,) = self.con.execute("SELECT count(*) FROM decisions").fetchall()[0]
+                self.log.append_final(self.out / "decisions.parquet", pairs)
         run = self._run_record(metrics)
         (self.out / "run.json").write_text(json.dumps(run, indent=2, default=str))
         with self._stage("report"), self.console.status("writing report.html"):

@@ -52,13 +52,22 @@ def _comparison(c: ComparisonSettings):
     return comp
 
 
-def materialisation_args(settings: Settings) -> dict:
-    """DuckDBAPI keyword arguments for `engine.materialisation`."""
-    if settings.engine.materialisation == "table":
-        return {}
-    path = settings.materialisation_path
+def make_db(settings: Settings) -> DuckDBAPI:
+    """Splink's DuckDB engine as `engine` configures it: materialisation, memory limit, threads."""
+    import duckdb
+
+    e, path = settings.engine, settings.materialisation_path
+    con = duckdb.connect()
+    if e.memory_limit:
+        path.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET memory_limit = '{e.memory_limit}'")
+        con.execute(f"SET temp_directory = '{path / 'spill'}'")
+    if e.threads:
+        con.execute(f"SET threads = {int(e.threads)}")
+    if e.materialisation == "table":
+        return DuckDBAPI(connection=con)
     path.mkdir(parents=True, exist_ok=True)
-    return {"materialisation": "parquet", "materialisation_dir": str(path)}
+    return DuckDBAPI(connection=con, materialisation="parquet", materialisation_dir=str(path))
 
 
 def splink_settings_dict(settings: Settings) -> dict:
@@ -221,8 +230,10 @@ def train_from_labels(
     return stable_parameters(model), report
 
 
-def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str = "scores") -> str:
-    """Predict every blocked pair into DuckDB table `table`, with the full pair key for every job type."""
+def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str = "scores", previous=None):
+    """Predict every blocked pair; `table` becomes a view over Splink's prediction with the full pair key for
+    every job type. A view, not a copy: at 10M pairs a copy cost as much time as predict and most of the memory.
+    Returns the prediction (a SplinkDataFrame); `previous` (the last one) is dropped once the view moved on."""
     linker = make_linker(sdfs, model)
     pred = linker.inference.predict()
     con = db.duckdb_con
@@ -232,9 +243,13 @@ def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str
         extra = f"'{name}' AS source_dataset_l, '{name}' AS source_dataset_r, "
     else:
         extra = ""
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {extra}* FROM {pred.physical_name}")
-    pred.drop_table_from_database_and_remove_from_cache()
-    return table
+    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()
+    if kind and kind[0][0] != "VIEW":  # a table of that name (older code, or a user's): make way for the view
+        con.execute(f"DROP TABLE {table}")
+    con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {extra}* FROM {pred.physical_name}")
+    if previous is not None:
+        previous.drop_table_from_database_and_remove_from_cache()
+    return pred
 
 
 def save_model(model: dict, path: Path) -> None:

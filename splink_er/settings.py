@@ -285,7 +285,10 @@ class EngineSettings(_Strict):
         "small jobs) or 'parquet' (files under materialisation_dir; a 1M-record job peaked at 0.83 GB instead of "
         "2.5 GB, at the same speed).")
     materialisation_dir: str = Field("{output_dir}/.splink_tmp", description="Directory of the parquet "
-                                     "materialisation; deleted at the end of a run.")
+                                     "materialisation and of DuckDB's spill files; deleted at the end of a run.")
+    memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '1.5GB'; beyond it DuckDB spills "
+                                     "to materialisation_dir (default: DuckDB's own, 80% of RAM).")
+    threads: int | None = Field(None, ge=1, description="DuckDB threads (default: one per core).")
 
 
 class LabelStoreSettings(_Strict):

@@ -124,6 +124,12 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, clean: str, st
         con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, CAST(try_strptime(CAST({col} AS VARCHAR), {fmts}) "
                     f"AS DATE) AS {quote_ident(new[0])} FROM {clean}")
         return
+    if step.kind == "email":  # simple string rules: DuckDB does them vectorised
+        from .normalize.contacts import email_norm_sql
+
+        con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, {email_norm_sql(col, step.provider_rules)} "
+                    f"AS {quote_ident(new[0])} FROM {clean}")
+        return
     values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {clean} WHERE {col} IS NOT NULL").fetchall()]
     frame = pd.DataFrame(normalize_values(step, values), columns=["__raw"] + new, dtype="string")
     con.register("__prepared", frame)

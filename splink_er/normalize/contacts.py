@@ -102,3 +102,19 @@ def email_norm(value, provider_rules: bool = True) -> str | None:
     if provider_rules and domain in GMAIL:
         local, domain = local.replace(".", ""), "gmail.com"
     return f"{local}@{domain}"
+
+
+def email_norm_sql(expr: str, provider_rules: bool = True) -> str:
+    """`email_norm` as a DuckDB expression over `expr`: the same rules, vectorised (1M addresses in well under a
+    second, against seconds in Python). A test holds the two to the same answers."""
+    t = f"lower(regexp_replace(CAST({expr} AS VARCHAR), '^\\s+|\\s+$', '', 'g'))"
+    local, domain = f"split_part({t}, '@', 1)", f"split_part({t}, '@', 2)"
+    if provider_rules:
+        plus = ", ".join(f"'{d}'" for d in sorted(PLUS_TAGS))
+        gmail = ", ".join(f"'{d}'" for d in sorted(GMAIL))
+        local = f"CASE WHEN {domain} IN ({plus}) THEN split_part({local}, '+', 1) ELSE {local} END"
+        local = f"CASE WHEN {domain} IN ({gmail}) THEN replace({local}, '.', '') ELSE {local} END"
+        domain = f"CASE WHEN {domain} IN ({gmail}) THEN 'gmail.com' ELSE {domain} END"
+    valid = (f"length({t}) - length(replace({t}, '@', '')) = 1 AND split_part({t}, '@', 1) <> '' "
+             f"AND contains(split_part({t}, '@', 2), '.')")
+    return f"CASE WHEN {valid} THEN {local} || '@' || {domain} END"
