@@ -408,7 +408,8 @@ class Job:
             except Exception as e:  # the decisions are written; a chart failure must not lose the run
                 self.console.print(f"[yellow]warning[/]: report.html not written ({type(e).__name__}: {e})")
         self._print_summary(run)
-        if self.settings.engine.materialisation == "parquet":
+        # Splink's parquet tables and DuckDB's spill files are scratch; the outputs above are the results.
+        if self.settings.engine.materialisation == "parquet" or self.settings.engine.memory_limit:
             shutil.rmtree(self.settings.materialisation_path, ignore_errors=True)
         return RunResult(self.out, run)
 

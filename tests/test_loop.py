@@ -118,3 +118,15 @@ def test_no_judge_sends_band_to_review(demo_dict):
     d = r.decisions
     band = d[(d.match_probability > 0.10) & (d.match_probability < 0.95)]
     assert len(band) and (band.decided_by == "needs_review").all() and band.needs_review.all()
+
+
+def test_parquet_materialisation_and_memory_limit_give_the_same_decisions(tmp_path, demo_dict):
+    """engine settings change where Splink keeps its tables, not what it decides; scratch files are removed."""
+    runs = []
+    for name, engine in [("table", {}), ("parquet", {"materialisation": "parquet", "memory_limit": "500MB"})]:
+        d = dict(demo_dict, engine=engine, output_dir=str(tmp_path / name), judge={"kind": "truth", "max_pairs": 100},
+                 labels={"path": str(tmp_path / f"{name}.jsonl")})
+        result = splink_er.run(d, quiet=True)
+        runs.append(pd.read_parquet(result.output_dir / "decisions.parquet").sort_values(PAIR_KEY).reset_index(drop=True))
+        assert not (tmp_path / name / ".splink_tmp").exists()
+    pd.testing.assert_frame_equal(runs[0], runs[1])
