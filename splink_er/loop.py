@@ -22,6 +22,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import audit as audit_mod
 from . import clusters as clusters_mod
 from . import evaluate, model as model_mod, report as report_mod, routing, sampling
 from .decision_log import DecisionLog
@@ -181,22 +182,28 @@ class Job:
         self.designs = pd.concat([self.designs, design], ignore_index=True) if len(self.designs) else design
         return s.rename(columns={"drawn_by": "stratum_drawn"})
 
-    def judge_pairs(self, pairs: pd.DataFrame, reason: str | None = None) -> dict:
+    def judge_pairs(self, pairs: pd.DataFrame, reason: str | None = None, answers: dict | None = None,
+                    budget: int | None = None) -> dict:
         """Get judge answers for pairs, within `judge.max_pairs`; log and store every answer per batch.
 
         A pair with a human label is skipped. A pair this judge method already answered for the same input (in
         the label store, from any run) is reused, not paid for again. Reused and new answers both count against
         `judge.max_pairs`, so a run's decisions do not depend on whether an earlier, killed run already paid for
-        some answers. `pairs` has the pair key and match_probability (and a `reason` column, or pass `reason`)."""
+        some answers. `pairs` has the pair key and match_probability (and a `reason` column, or pass `reason`).
+        The audit passes its own `answers` dict and `budget`, so its answers never train or route anything."""
+        target = self.answers if answers is None else answers
         human = set(pair_keys(self.store.human()))
         stats = {"pairs": len(pairs), "reused": 0, "asked": 0, "undecided": 0}
         chosen = []
         for i, key in enumerate(pair_keys(pairs)):
-            if key in human or key in self.answers:
+            if key in human or key in target:
                 continue
-            if self.judge is None or self.budget_left <= 0:
+            if self.judge is None or (self.budget_left if budget is None else budget) <= 0:
                 break
-            self.budget_left -= 1
+            if budget is None:
+                self.budget_left -= 1
+            else:
+                budget -= 1
             chosen.append(i)
         if not chosen:
             return stats
@@ -209,7 +216,7 @@ class Job:
         for c in contexts:
             hit = cache.get(c.key)
             if hit is not None and hit.get("input_hash") == c.input_hash:
-                self.answers[c.key] = hit
+                target[c.key] = hit
                 stats["reused"] += 1
                 self.reused_by_reason[c.reason] = self.reused_by_reason.get(c.reason, 0) + 1
                 d = JudgeDecision(c.key, hit["match"], hit["confidence"], hit["reasoning"])
@@ -237,7 +244,7 @@ class Job:
                                    inclusion_probability=getattr(row, "inclusion_probability", None),
                                    run_id=self.run_id, method=method, reasoning=d.reasoning,
                                    method_id=method_id, input_hash=c.input_hash)
-                self.answers[d.key] = label
+                target[d.key] = label
                 new.append(label)
             # Log first, then the label store: a label is never stored without its log line.
             self.log.append([self.log.judge_record(by_key[d.key], d, self.judge.name, method, method_id, self.round)
@@ -385,6 +392,7 @@ class Job:
         with self._stage("cluster"):
             clusters_mod.cluster(self.db, self.sdfs, self.model, "decisions")
         metrics = self.metrics()
+        self.audit_result = self.audit()
         self.out.mkdir(parents=True, exist_ok=True)
         with self._stage("write"):
             # Not sorted: at 24M pairs sorting cost 18 s, a quarter of the run. Rows come in engine order;
@@ -412,6 +420,24 @@ class Job:
         if self.settings.engine.materialisation == "parquet" or self.settings.engine.memory_limit:
             shutil.rmtree(self.settings.materialisation_path, ignore_errors=True)
         return RunResult(self.out, run)
+
+    def audit(self) -> dict:
+        """Judge a stratified sample of the final decisions (plus a probe outside blocking) and estimate precision,
+        recall and F1 with 95% intervals: accuracy without ground truth. Changes no decision."""
+        s = self.settings
+        if not s.audit.size or self.judge is None:
+            return {}
+        with self._stage("audit"):
+            sample = audit_mod.draw(self.con, "decisions", s, self.loaded.tables, self.n_possible)
+        if sample.empty:
+            return {}
+        human = self.store.human()  # a person's answer is the best truth an audit can have
+        answers = {k: {"match": m} for k, m in zip(pair_keys(human), human["match"])} if len(human) else {}
+        stats = self.judge_pairs(sample, reason="audit", answers=answers, budget=len(sample))
+        sample["match"] = [answers[k]["match"] if k in answers else None for k in pair_keys(sample)]
+        with self._stage("audit"):
+            return audit_mod.estimate(sample, seed=s.audit.seed) | {"pairs": len(sample), "asked": stats["asked"],
+                                                                     "reused": stats["reused"]}
 
     def _matches_sql(self) -> str:
         """The final matches, each with its entity and the `columns_to_keep` of both records (e.g. a result id and
@@ -487,7 +513,7 @@ class Job:
                       "method": self.judge.method if self.judge else None,
                       "decision_log": str(self.log.path), "usage": usage},
             "entities": n_entities,
-            "metrics": metrics, "wall_seconds": self.timings | {"total": round(time.time() - self.started, 3)},
+            "metrics": metrics, "audit": self.audit_result, "wall_seconds": self.timings | {"total": round(time.time() - self.started, 3)},
             "versions": {p: version(p) for p in ("splink_er", "splink", "duckdb", "pandas")},
             "settings_hash": self.settings.fingerprint(), "settings": self.settings.model_dump(),
             "label_store": str(self.store.path), "outputs": str(self.out),
@@ -508,6 +534,15 @@ class Job:
             m = run["metrics"]
             c.print(f"against truth ({self.settings.truth_column}): precision {m['precision']:.4f}, recall "
                     f"{m['recall']:.4f}, F1 {m['f1']:.4f} (blocking recall {m['blocking_recall']:.4f})")
+        a = run.get("audit") or {}
+        if a.get("f1"):
+            fmt = lambda k: f"{a[k]['estimate']:.4f} [{a[k]['ci95'][0]:.4f}, {a[k]['ci95'][1]:.4f}]"  # noqa: E731
+            c.print(f"estimated from the audit ({a['pairs_judged']} judged pairs, no truth needed), within "
+                    f"blocking: precision {fmt('precision')}, recall {fmt('recall')}, F1 {fmt('f1')} (95% intervals)")
+            if a.get("outside_blocking"):
+                o = a["outside_blocking"]
+                c.print(f"outside blocking: {o['matches_found']} matches in {o['random_pairs_judged']} random pairs "
+                        f"(at most ~{o['upper_95']:,} missed matches, 95%)")
         c.print(f"outputs: {self.out}/ (report.html, matches.parquet, decisions.parquet, clusters.parquet, run.json, decision_log.jsonl); "
                 f"labels: {self.store.path}")
 

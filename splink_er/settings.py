@@ -291,6 +291,13 @@ class EngineSettings(_Strict):
     threads: int | None = Field(None, ge=1, description="DuckDB threads (default: one per core).")
 
 
+class AuditSettings(_Strict):
+    size: int = Field(0, ge=0, description="Pairs in the audit sample judged after the decisions are final, for "
+                      "precision / recall / F1 estimates with 95% intervals without ground truth (0: no audit). "
+                      "Never used for training or routing; paid for like any judge answer.")
+    seed: int = 42
+
+
 class LabelStoreSettings(_Strict):
     path: str = Field("labels/{name}.jsonl", description="JSONL label store; {name} is the settings name.")
 
@@ -315,6 +322,7 @@ class Settings(_Strict):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     labels: LabelStoreSettings = Field(default_factory=LabelStoreSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     output_dir: str = Field("runs/{name}", description="Where outputs go; {name} is the settings name.")
     base_dir: str = Field(".", description="Set by the loader: the settings file's folder (input paths).")
 

@@ -1,0 +1,63 @@
+"""Audit estimates without ground truth: stratified sample, judge answers, intervals; never trains or routes."""
+
+import numpy as np
+import pandas as pd
+
+import splink_er
+from splink_er.audit import estimate
+from splink_er.model import PAIR_KEY
+
+
+def _audit_frame(strata: dict) -> pd.DataFrame:
+    """strata: name -> (size, final_match, matches among sampled, sampled)."""
+    rows = []
+    for h, (size, final, matches, n) in strata.items():
+        for i in range(n):
+            rows.append({"source_dataset_l": "a", "unique_id_l": f"{h}{i}", "source_dataset_r": "a",
+                         "unique_id_r": f"{h}{i}x", "stratum": h, "stratum_size": size, "final_match": final,
+                         "match": i < matches, "blocked": False})
+    return pd.DataFrame(rows)
+
+
+def test_estimate_recovers_known_totals_and_brackets_them():
+    # 1,000 accepted pairs, 10% false; 10,000 rejected pairs, 1% missed: TP 900, FP 100, FN 100.
+    audit = _audit_frame({"acc": (1000, True, 180, 200), "rej": (10000, False, 2, 200)})
+    est = estimate(audit)
+    assert est["estimated_pairs"] == {"true_positives": 900, "false_positives": 100, "false_negatives": 100}
+    assert est["precision"]["estimate"] == 0.9 and est["recall"]["estimate"] == 0.9
+    lo, hi = est["f1"]["ci95"]
+    assert lo < 0.9 < hi and hi - lo < 0.2
+
+
+def test_no_error_sampled_still_leaves_an_honest_interval():
+    est = estimate(_audit_frame({"acc": (5000, True, 50, 50), "rej": (100000, False, 0, 50)}))
+    assert est["precision"]["estimate"] == 1.0 and est["precision"]["ci95"][1] == 1.0
+    assert est["recall"]["ci95"][0] < 0.9  # 50 of 100,000 rejected pairs cannot rule out many misses
+
+
+def test_interval_covers_the_truth_in_repeated_samples():
+    """Frequentist check of the method: true F1 inside the 95% interval in most of 60 simulated audits."""
+    rng = np.random.default_rng(1)
+    true_f1, inside = 2 * 900 / (2 * 900 + 100 + 100), 0
+    for _ in range(60):
+        acc = rng.random(150) < 0.9
+        rej = rng.random(150) < 0.01
+        audit = _audit_frame({"acc": (1000, True, int(acc.sum()), 150), "rej": (10000, False, int(rej.sum()), 150)})
+        lo, hi = estimate(audit, reps=500)["f1"]["ci95"]
+        inside += lo <= true_f1 <= hi
+    assert inside >= 52  # 95% nominal; allow for 60 draws
+
+
+def test_audit_in_a_run_changes_no_decision(tmp_path, demo_dict):
+    runs = {}
+    for size in (0, 200):
+        d = dict(demo_dict, output_dir=str(tmp_path / f"a{size}"), audit={"size": size},
+                 judge={"kind": "truth", "max_pairs": 300}, labels={"path": str(tmp_path / f"l{size}.jsonl")})
+        runs[size] = splink_er.run(d, quiet=True)
+    a0, a1 = (r.decisions.sort_values(PAIR_KEY).reset_index(drop=True) for r in (runs[0], runs[200]))
+    pd.testing.assert_frame_equal(a0, a1)
+    audit = runs[200].run["audit"]
+    assert audit["pairs"] >= 150 and runs[200].run["judge"]["pairs_by_reason"].get("audit", 0) > 0
+    truth = runs[200].metrics
+    assert audit["precision"]["ci95"][0] <= truth["precision"] <= audit["precision"]["ci95"][1]
+    assert runs[0].run["audit"] == {}
