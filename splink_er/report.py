@@ -120,6 +120,29 @@ def pair_sections(job, linker, keys: list[tuple], decisions: pd.DataFrame, title
     return "".join(out)
 
 
+def audit_section(audit: dict, truth: dict) -> str:
+    """The audit's estimates with their 95% intervals (and the truth, when known, as a tick)."""
+    if not audit.get("f1"):
+        return ("<p>No audit: set <code>audit.size</code> (e.g. 400) to estimate precision and recall from a "
+                "judged sample, with 95% intervals, when there is no truth.</p>")
+    rows = [{"metric": k, "estimate": audit[k]["estimate"], "lo": audit[k]["ci95"][0], "hi": audit[k]["ci95"][1],
+             "truth": truth.get(k)} for k in ("precision", "recall", "f1")]
+    df = pd.DataFrame(rows)
+    base = alt.Chart(df).encode(y=alt.Y("metric:N", sort=None, title=None))
+    chart = (base.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", scale=alt.Scale(zero=False), title="estimate, 95% interval"),
+                                                  x2="hi:Q")
+             + base.mark_point(filled=True, size=80).encode(x="estimate:Q"))
+    if truth:
+        chart += base.mark_tick(color="#d62728", thickness=2, size=18).encode(x="truth:Q")
+    o = audit.get("outside_blocking")
+    probe = (f"<p>Outside blocking: {o['matches_found']} matches among {o['random_pairs_judged']} random pairs of "
+             f"{o['possible_pairs']:,} possible (at most about {o['upper_95']:,} missed, 95%).</p>" if o else "")
+    return (f"<h3>Estimated from the audit sample</h3><p>{audit['pairs_judged']} pairs judged after the decisions, "
+            "stratified by decision and probability, never used for training: precision, recall and F1 of the "
+            "decisions within blocking, with 95% intervals" + (" (the truth as a red tick)" if truth else "")
+            + f".</p>{svg(chart.properties(width=420, height=90))}{table(rows)}{probe}")
+
+
 def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
     """Write report.html for a finished job (its DuckDB tables `decisions` and `clusters` are still open)."""
     s = job.settings
@@ -149,6 +172,7 @@ def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
     else:
         accuracy = ('<p class="warn">No truth column: precision and recall are not known for this run. The '
                     "pairs below and the review queue (<code>splink-er review export</code>) show where to look.</p>")
+    accuracy += audit_section(run.get("audit") or {}, m)
     simulated = ('<p class="warn">The judge of this run is SIMULATED (answers from a ground-truth column).</p>'
                  if j["simulated"] else "")
     # Picked in DuckDB: decisions has one row per blocked pair, far too many to pull into pandas.

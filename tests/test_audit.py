@@ -61,3 +61,11 @@ def test_audit_in_a_run_changes_no_decision(tmp_path, demo_dict):
     truth = runs[200].metrics
     assert audit["precision"]["ci95"][0] <= truth["precision"] <= audit["precision"]["ci95"][1]
     assert runs[0].run["audit"] == {}
+
+
+def test_report_shows_the_audit(tmp_path, demo_dict):
+    d = dict(demo_dict, output_dir=str(tmp_path / "out"), audit={"size": 150},
+             judge={"kind": "truth", "max_pairs": 200}, labels={"path": str(tmp_path / "l.jsonl")})
+    page = (splink_er.run(d, quiet=True).output_dir / "report.html").read_text()
+    section = page[page.index('id="accuracy"'):page.index('id="model"')]
+    assert "Estimated from the audit sample" in section and "<svg" in section
