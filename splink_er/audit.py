@@ -27,8 +27,20 @@ STRATA = {
     "rejected_low": "NOT final_match AND match_probability <= 0.10 AND match_probability > 0.001",
     "rejected_sure": "NOT final_match AND match_probability <= 0.001",
 }
-SHARES = {"accepted_sure": 0.25, "accepted_other": 0.15, "rejected_band": 0.20, "rejected_low": 0.15,
-          "rejected_sure": 0.10, "probe": 0.15}
+PROBE_SHARE = 0.10
+MIN_PER_STRATUM = 20
+
+
+def allocate(size: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Pairs per stratum: proportional to the square root of its size (between proportional allocation, which
+    starves the small strata near the boundary, and equal allocation, which leaves the large ones, where
+    thousands of near-certain rejects can hide misses, too thin), at least MIN_PER_STRATUM, at most all of it."""
+    weights = {h: n ** 0.5 for h, n in sizes.items() if n > 0}
+    total = sum(weights.values())
+    if not total:
+        return {}
+    want = {h: max(MIN_PER_STRATUM, round(size * w / total)) for h, w in weights.items()}
+    return {h: min(n, sizes[h]) for h, n in want.items()}
 
 
 def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_possible: int) -> pd.DataFrame:
@@ -38,8 +50,9 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
         "SELECT s, count(*) FROM (SELECT CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in STRATA.items())
         + f" END AS s FROM {decisions}) GROUP BY s").fetchall())
     parts = []
+    plan = allocate(size - int(round(size * PROBE_SHARE)), {h: sizes.get(h, 0) for h in STRATA})
     for h, sql in STRATA.items():
-        n_h, want = sizes.get(h, 0), int(round(size * SHARES[h]))
+        n_h, want = sizes.get(h, 0), plan.get(h, 0)
         if n_h == 0 or want == 0:
             continue
         part = con.execute(f"""
@@ -48,7 +61,7 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
             ORDER BY hash(concat_ws('|', {KEY}, {seed})) LIMIT {min(want, n_h)}""").df()
         part["stratum_drawn"] = len(part)
         parts.append(part)
-    probe = _probe(con, decisions, settings, tables, n_possible, int(round(size * SHARES["probe"])))
+    probe = _probe(con, decisions, settings, tables, n_possible, int(round(size * PROBE_SHARE)))
     if probe is not None:
         parts.append(probe)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -69,3 +69,12 @@ def test_report_shows_the_audit(tmp_path, demo_dict):
     page = (splink_er.run(d, quiet=True).output_dir / "report.html").read_text()
     section = page[page.index('id="accuracy"'):page.index('id="model"')]
     assert "Estimated from the audit sample" in section and "<svg" in section
+
+
+def test_allocation_favours_large_strata_but_keeps_the_small_ones():
+    from splink_er.audit import allocate
+
+    plan = allocate(500, {"accepted_sure": 18000, "accepted_other": 400, "rejected_band": 250, "rejected_low": 10,
+                          "rejected_sure": 56000})
+    assert plan["rejected_sure"] > plan["accepted_sure"] > plan["accepted_other"] >= 20
+    assert plan["rejected_low"] == 10  # a stratum smaller than its share is taken whole
