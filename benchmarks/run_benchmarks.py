@@ -129,7 +129,7 @@ def main() -> None:
     lines += ["", f"Machine: {machine}. Judge: SIMULATED from ground truth (no LLM).",
               "Stock comparisons: NameComparison for names, ExactMatch / EmailComparison / DateOfBirthComparison for the "
               "rest, on the preset's normalized columns, blocking and bootstrap (STOCK_COMPARISONS in the script). "
-              "febrl4 and fake_20000 use stock comparisons already; historical_50k mostly.",
+              "febrl4, fake_20000 and historical_50k use Splink library comparisons already.",
               "The loop's time includes writing report.html (a fixed ~3 s: SVG charts and waterfalls) and the outputs "
               "(decisions, clusters, decision log with one line per blocked pair); per-stage seconds are in the JSON."]
     (out / "loop_vs_plain.md").write_text("\n".join(lines) + "\n")
