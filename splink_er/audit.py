@@ -44,7 +44,8 @@ def allocate(size: int, sizes: dict[str, int]) -> dict[str, int]:
 
 
 def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_possible: int) -> pd.DataFrame:
-    """The audit pairs: pair key, stratum, match_probability, final_match, stratum_size (N_h), stratum_drawn (n_h)."""
+    """The audit pairs: pair key, stratum, match_probability, final_match, stratum_size (N_h; a pair's inclusion
+    probability is the stratum's judged count over N_h)."""
     size, seed = settings.audit.size, settings.audit.seed
     sizes = dict(con.execute(
         "SELECT s, count(*) FROM (SELECT CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in STRATA.items())
@@ -59,7 +60,6 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
             SELECT {KEY}, match_probability, final_match, '{h}' AS stratum, {n_h} AS stratum_size
             FROM {decisions} WHERE {sql}
             ORDER BY hash(concat_ws('|', {KEY}, {seed})) LIMIT {min(want, n_h)}""").df()
-        part["stratum_drawn"] = len(part)
         parts.append(part)
     probe = _probe(con, decisions, settings, tables, n_possible, int(round(size * PROBE_SHARE)))
     if probe is not None:
@@ -101,7 +101,7 @@ def _probe(con, decisions: str, settings: Settings, tables: dict[str, str], n_po
         con.unregister("audit_probe")
     probe["blocked"] = probe.set_index(PAIR_KEY).index.isin(blocked.set_index(PAIR_KEY).index)
     probe["match_probability"], probe["final_match"] = 0.0, False
-    probe["stratum"], probe["stratum_size"], probe["stratum_drawn"] = "probe", n_possible, len(probe)
+    probe["stratum"], probe["stratum_size"] = "probe", n_possible
     return probe
 
 

@@ -101,26 +101,27 @@ def lines_by_run(path: str | Path, types: tuple[str, ...]) -> dict[str, list[dic
     return runs
 
 
-def judge_answers(path: str | Path, run_id: str | None = None) -> tuple[str, dict[tuple, dict]]:
-    """The judge lines of one run (default: the latest run that has any): (run_id, pair key -> latest line)."""
-    runs = lines_by_run(path, ("judge",))
+def _one_run(path: str | Path, kind: str, what: str, run_id: str | None) -> tuple[str, list[dict]]:
+    """The `kind` lines of run `run_id` (default: the latest run that has any), or a clear error."""
+    runs = lines_by_run(path, (kind,))
     if not runs:
-        raise ValueError(f"{path} has no judge answers to replay")
+        raise ValueError(f"{path} has no {what}")
     rid = run_id or list(runs)[-1]
     if rid not in runs:
-        raise ValueError(f"{path} has no judge answers of run {rid!r}; runs in it: {', '.join(runs)}")
-    return rid, {tuple(str(rec[k]) for k in PAIR_KEY): rec for rec in runs[rid]}
+        raise ValueError(f"{path} has no {what} of run {rid!r}; runs with them: {', '.join(runs)}")
+    return rid, runs[rid]
+
+
+def judge_answers(path: str | Path, run_id: str | None = None) -> tuple[str, dict[tuple, dict]]:
+    """The judge lines of one run (default: the latest run that has any): (run_id, pair key -> latest line)."""
+    rid, lines = _one_run(path, "judge", "judge answers", run_id)
+    return rid, {tuple(str(rec[k]) for k in PAIR_KEY): rec for rec in lines}
 
 
 def final_table(path: str | Path, run_id: str | None = None) -> pd.DataFrame:
     """Every final decision of one run (default: the latest run with final decisions), as logged."""
-    runs = lines_by_run(path, ("final",))
-    if not runs:
-        raise ValueError(f"{path} has no final decisions (was judge.log_final_decisions off?)")
-    rid = run_id or list(runs)[-1]
-    if rid not in runs:
-        raise ValueError(f"{path}: no final decisions of run {rid!r}; runs with them: {', '.join(runs)}")
-    df = pd.read_parquet(Path(path).parent / runs[rid][-1]["file"])
+    rid, lines = _one_run(path, "final", "final decisions (was judge.log_final_decisions off?)", run_id)
+    df = pd.read_parquet(Path(path).parent / lines[-1]["file"])
     df.attrs["run_id"] = rid
     return df
 

@@ -194,17 +194,16 @@ class Job:
         target = self.answers if answers is None else answers
         human = set(pair_keys(self.store.human()))
         stats = {"pairs": len(pairs), "reused": 0, "asked": 0, "undecided": 0}
-        chosen = []
+        chosen, left = [], self.budget_left if budget is None else budget
         for i, key in enumerate(pair_keys(pairs)):
             if key in human or key in target:
                 continue
-            if self.judge is None or (self.budget_left if budget is None else budget) <= 0:
+            if self.judge is None or left <= 0:
                 break
-            if budget is None:
-                self.budget_left -= 1
-            else:
-                budget -= 1
+            left -= 1
             chosen.append(i)
+        if budget is None:
+            self.budget_left = left
         if not chosen:
             return stats
         contexts = self._contexts(pairs.iloc[chosen], reason)
@@ -405,10 +404,11 @@ class Job:
             model_mod.save_model(self.bootstrap_model, self.out / "model_bootstrap.json")
             self.designs.to_parquet(self.out / "samples.parquet", index=False)
             self.store.snapshot(self.out / "labels_snapshot.jsonl")
+            # One pass over the decisions (a view over every blocked pair) for every count the run reports.
+            decided_by, n_final = self._decision_counts()
             if self.settings.judge.log_final_decisions:
-                (pairs,) = self.con.execute("SELECT count(*) FROM decisions").fetchall()[0]
-                self.log.append_final(self.out / "decisions.parquet", pairs)
-        run = self._run_record(metrics)
+                self.log.append_final(self.out / "decisions.parquet", sum(decided_by.values()))
+        run = self._run_record(metrics, decided_by, n_final)
         (self.out / "run.json").write_text(json.dumps(run, indent=2, default=str))
         with self._stage("report"), self.console.status("writing report.html"):
             try:
@@ -487,10 +487,14 @@ class Job:
         return self.finish()
 
     # ---- reporting -----------------------------------------------------------------------------------
-    def _run_record(self, metrics: dict) -> dict:
-        (blocked,) = self.con.execute("SELECT count(*) FROM decisions").fetchall()[0]
-        decided = dict(self.con.execute("SELECT decided_by, count(*) FROM decisions GROUP BY 1").fetchall())
-        (n_final,) = self.con.execute("SELECT count(*) FILTER (final_match) FROM decisions").fetchall()[0]
+    def _decision_counts(self) -> tuple[dict[str, int], int]:
+        """Pairs per decided_by, and the number of final matches."""
+        rows = self.con.execute("SELECT decided_by, count(*), count(*) FILTER (final_match) FROM decisions "
+                                "GROUP BY 1").fetchall()
+        return {d: n for d, n, _ in rows}, sum(m for _, _, m in rows)
+
+    def _run_record(self, metrics: dict, decided: dict[str, int], n_final: int) -> dict:
+        blocked = sum(decided.values())
         usage = self.judge.usage.as_dict() if self.judge else {}
         (n_entities,) = self.con.execute("SELECT count(DISTINCT entity_id) FROM clusters").fetchall()[0]
         n_records = sum(self.loaded.row_counts.values())

@@ -230,6 +230,12 @@ def train_from_labels(
     return stable_parameters(model), report
 
 
+def drop_relation(con, name: str) -> None:
+    """Drop a table or view of this name, whichever it is (outputs switch between the two by job size)."""
+    for (kind,) in con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name]).fetchall():
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+
+
 def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str = "scores", previous=None):
     """Predict every blocked pair; `table` becomes a view over Splink's prediction with the full pair key for
     every job type. A view, not a copy: at 10M pairs a copy cost as much time as predict and most of the memory.
@@ -243,10 +249,8 @@ def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str
         extra = f"'{name}' AS source_dataset_l, '{name}' AS source_dataset_r, "
     else:
         extra = ""
-    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()
-    if kind and kind[0][0] != "VIEW":  # a table of that name (older code, or a user's): make way for the view
-        con.execute(f"DROP TABLE {table}")
-    con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {extra}* FROM {pred.physical_name}")
+    drop_relation(con, table)
+    con.execute(f"CREATE VIEW {table} AS SELECT {extra}* FROM {pred.physical_name}")
     if previous is not None:
         previous.drop_table_from_database_and_remove_from_cache()
     return pred

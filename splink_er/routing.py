@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .model import PAIR_KEY
+from .model import PAIR_KEY, drop_relation
 from .settings import Settings
 
 KEY = ", ".join(PAIR_KEY)
@@ -94,12 +94,6 @@ def route_counts(con, routed: str) -> dict[str, int]:
     return dict(con.execute(f"SELECT route, count(*) FROM {routed} GROUP BY 1 ORDER BY 1").fetchall())
 
 
-def _drop_relation(con, name: str) -> None:
-    """Drop a table or view of this name, whichever it is."""
-    for (kind,) in con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name]).fetchall():
-        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
-
-
 def decide(con, routed: str, round_no: int, table: str = "decisions", one_to_one: bool = False) -> str:
     """Final decisions: one row per scored pair. Unjudged band/conflict pairs are needs_review, with
     final_match = (p >= 0.5) as the model's best guess. With `one_to_one`, see `_keep_one_match`.
@@ -107,7 +101,7 @@ def decide(con, routed: str, round_no: int, table: str = "decisions", one_to_one
     A view over `routed` (a projection: a copy of 24M rows cost 7 s), except with one_to_one, whose ranking is
     kept as a table."""
     base = f"{table}_all" if one_to_one else table
-    _drop_relation(con, base)
+    drop_relation(con, base)
     con.execute(f"""
         CREATE VIEW {base} AS
         SELECT {KEY}, match_probability, match_weight,
@@ -136,7 +130,7 @@ def _keep_one_match(con, source: str, table: str) -> None:
     records (human and judge answers first, then the higher probability). The others become
     decided_by = 'one_to_one', final_match = false. Mutual-best is conservative: it never adds a match."""
     rank = "ORDER BY decided_by IN ('human', 'judge') DESC, judge_confidence DESC NULLS LAST, match_probability DESC"
-    _drop_relation(con, table)
+    drop_relation(con, table)
     con.execute(f"""
         CREATE TABLE {table} AS
         WITH ranked AS (

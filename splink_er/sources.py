@@ -108,7 +108,7 @@ def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) ->
 
 def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, clean: str, step, where: str) -> None:
     """Run a normalizer once per distinct value of its column and join the new columns back, in DuckDB."""
-    from .normalize import normalize_values, output_columns
+    from .normalize import normalize_values, output_columns, sql_expression
 
     have = [r[0] for r in con.execute(f"DESCRIBE {clean}").fetchall()]
     if step.column not in have:
@@ -119,16 +119,9 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, clean: str, st
         raise InputError(f"{where}: the {step.kind} columns {clash} already exist in source {src.name!r}; "
                          "set `prefix` / `into` on the step or rename those columns")
     col = quote_ident(step.column)
-    if step.kind == "date":  # DuckDB parses dates itself, vectorised
-        fmts = "[" + ", ".join(_sql_literal(f) for f in step.formats) + "]"
-        con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, CAST(try_strptime(CAST({col} AS VARCHAR), {fmts}) "
-                    f"AS DATE) AS {quote_ident(new[0])} FROM {clean}")
-        return
-    if step.kind == "email":  # simple string rules: DuckDB does them vectorised
-        from .normalize.contacts import email_norm_sql
-
-        con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, {email_norm_sql(col, step.provider_rules)} "
-                    f"AS {quote_ident(new[0])} FROM {clean}")
+    expr = sql_expression(step, col)
+    if expr is not None:  # a rule DuckDB runs itself, vectorised
+        con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, {expr} AS {quote_ident(new[0])} FROM {clean}")
         return
     values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {clean} WHERE {col} IS NOT NULL").fetchall()]
     frame = pd.DataFrame(normalize_values(step, values), columns=["__raw"] + new, dtype="string")

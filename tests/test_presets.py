@@ -7,14 +7,19 @@ import splink_er
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_fec_candidate_dedupe_preset(tmp_path):
-    job = splink_er.prepare(REPO / "settings/fec_candidate_dedupe.yaml", quiet=True, overrides=[
+def run_preset(name: str, tmp_path):
+    """Run a preset with the SIMULATED truth judge: (job, plain Splink metrics, result)."""
+    job = splink_er.prepare(REPO / f"settings/{name}.yaml", quiet=True, overrides=[
         "judge.kind=truth", f"output_dir={tmp_path}", f"labels.path={tmp_path / 'labels.jsonl'}"])
     job.bootstrap()
     job.score()
     plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
     job.run_rounds()
-    result = job.finish()
+    return job, plain, job.finish()
+
+
+def test_fec_candidate_dedupe_preset(tmp_path):
+    job, plain, result = run_preset("fec_candidate_dedupe", tmp_path)
     # Names arrive as "Last, First M. #" and are parsed by the person_name step; accents are folded.
     assert job.con.execute(f"SELECT count(*) FROM {job.loaded.tables['fec']} WHERE last_name = 'GRIJALVA' "
                            "AND first_name = 'RAUL'").fetchone()[0] >= 2
@@ -24,13 +29,7 @@ def test_fec_candidate_dedupe_preset(tmp_path):
 
 def test_candidate_to_results_preset(tmp_path):
     """CRM candidacies <-> NC results: election types apart, runoffs found on later dates, one result per candidacy."""
-    job = splink_er.prepare(REPO / "settings/candidate_to_results.yaml", quiet=True, overrides=[
-        "judge.kind=truth", f"output_dir={tmp_path}", f"labels.path={tmp_path / 'labels.jsonl'}"])
-    job.bootstrap()
-    job.score()
-    plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
-    job.run_rounds()
-    result = job.finish()
+    job, plain, result = run_preset("candidate_to_results", tmp_path)
     m = result.metrics
     assert m["f1"] >= 0.995 and m["f1"] > plain["f1"]
     assert result.run["judge"]["pairs_judged"] <= 0.02 * result.run["blocked_pairs"]
@@ -59,8 +58,7 @@ def test_candidate_to_results_preset(tmp_path):
 
 def test_contacts_preset(tmp_path):
     """E-mail and phone anchors, normalized first (formats, case, +tags), weaker when two first names share them."""
-    job = splink_er.prepare(REPO / "settings/contacts.yaml", quiet=True, overrides=[
-        "judge.kind=truth", f"output_dir={tmp_path}", f"labels.path={tmp_path / 'labels.jsonl'}"])
+    job, plain, result = run_preset("contacts", tmp_path)
     con = job.con
     table = job.loaded.tables["contacts"]
     # '(919) 555-0100', '919.555.0100' and '+1 919 555 0100' are one number; 'X+news@Y' and 'x@y' one inbox.
@@ -69,11 +67,6 @@ def test_contacts_preset(tmp_path):
     assert e164 < formats * 0.8
     assert con.execute(f"SELECT count(*) FROM {table} WHERE email ILIKE '%+news@%' AND email_norm LIKE '%+%' "
                        "AND split_part(email_norm, '@', 2) IN ('gmail.com', 'outlook.com', 'icloud.com')").fetchall()[0][0] == 0
-    job.bootstrap()
-    job.score()
-    plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
-    job.run_rounds()
-    result = job.finish()
     assert result.metrics["f1"] > plain["f1"] + 0.01 and result.metrics["f1"] > 0.95
     # The household level must be weaker evidence than the same inbox with the same first name.
     levels = {lv.get("label_for_charts"): lv for c in job.model["comparisons"] if c["output_column_name"] == "email_anchor"
@@ -84,13 +77,7 @@ def test_contacts_preset(tmp_path):
 
 def test_district_to_position_preset(tmp_path):
     """Voter-file districts -> office positions: the best candidate or none, one-to-one, rare seats weigh more."""
-    job = splink_er.prepare(REPO / "settings/district_to_position.yaml", quiet=True, overrides=[
-        "judge.kind=truth", f"output_dir={tmp_path}", f"labels.path={tmp_path / 'labels.jsonl'}"])
-    job.bootstrap()
-    job.score()
-    plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
-    job.run_rounds()
-    result = job.finish()
+    job, plain, result = run_preset("district_to_position", tmp_path)
     assert result.metrics["f1"] >= 0.99 and result.metrics["f1"] > plain["f1"]
     assert result.run["judge"]["pairs_judged"] <= 0.02 * result.run["blocked_pairs"]
     matches = result.matches

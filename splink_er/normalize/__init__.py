@@ -1,12 +1,13 @@
 """Normalizers for `sources[].prepare`: each maps the distinct values of one column to canonical columns.
 
 names: person names (first, middle, last, suffix, nickname, canonical first name). contacts: US states, ZIP
-codes, phones, e-mails. offices: office level, role and district. Dates are parsed by DuckDB itself (see sources._prepare).
+codes, phones, e-mails. offices: office level, role and district. Dates and e-mails are simple enough for DuckDB to
+compute itself over every row (`sql_expression`); the rest run in Python once per distinct value.
 """
 
 from __future__ import annotations
 
-from .contacts import email_norm, phone_e164, state_code, zip5
+from .contacts import email_norm_sql, phone_e164, state_code, zip5
 from .names import FIELDS, canonical_first, parse_names
 from .offices import OFFICE_FIELDS, parse_office
 
@@ -21,6 +22,18 @@ def output_columns(step) -> list[str]:
     return [step.into or f"{step.column}_norm"]
 
 
+def sql_expression(step, column_sql: str) -> str | None:
+    """The DuckDB expression of a step computed in SQL (date, email), or None for the Python normalizers."""
+    from ..sources import _sql_literal  # sources imports this module lazily, so no cycle at import time
+
+    if step.kind == "date":
+        fmts = "[" + ", ".join(_sql_literal(f) for f in step.formats) + "]"
+        return f"CAST(try_strptime(CAST({column_sql} AS VARCHAR), {fmts}) AS DATE)"
+    if step.kind == "email":
+        return email_norm_sql(column_sql, step.provider_rules)
+    return None
+
+
 def normalize_values(step, values: list[str]) -> list[list]:
     """Rows of [raw value, output columns...] for the distinct `values`."""
     if step.kind == "person_name":
@@ -33,6 +46,5 @@ def normalize_values(step, values: list[str]) -> list[list]:
         "state": state_code,
         "zip": zip5,
         "phone": lambda v: phone_e164(v, step.region),
-        "email": lambda v: email_norm(v, step.provider_rules),
     }[step.kind]
     return [[v, one(v)] for v in values]
