@@ -13,10 +13,7 @@ Writes benchmarks/results/judge_throughput.{json,md,png}.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import random
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +24,7 @@ import splink_er
 from splink_er.judges.base import PairContext, run_judge
 from splink_er.judges.gemini import GeminiJudge
 from splink_er.settings import JudgeSettings
+from common import machine
 from splink_er.testing import FakeLLMServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -111,13 +109,13 @@ def main() -> None:
     faults = fault_run()
     print(json.dumps(faults, default=str), flush=True)
     default = next(r for r in rows if r["batch_size"] == 20 and r["concurrency"] == 16)
-    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()}
+    mach = machine()
     (RESULTS / "judge_throughput.json").write_text(json.dumps(
-        {"latency_seconds": LATENCY, "rpm": RPM, "machine": machine, "runs": rows, "default": default,
+        {"latency_seconds": LATENCY, "rpm": RPM, "machine": mach, "runs": rows, "default": default,
          "fault_run": faults}, indent=2, default=str))
     md = [f"# Judge throughput (google-genai client -> loopback SIMULATED LLM, {LATENCY * 1000:.0f} ms/call, "
-          f"{RPM} rpm)", "", f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}.",
-          f"Command: `python benchmarks/judge_throughput.py`. Ceiling = min(rpm / 60, concurrency / latency) x batch.",
+          f"{RPM} rpm)", "", f"Machine: {mach['cpus']} CPUs, Python {mach['python']}, {mach['platform']}.",
+          "Command: `python benchmarks/judge_throughput.py`. Ceiling = min(rpm / 60, concurrency / latency) x batch.",
           "", f"**Defaults (batch 20, concurrency 16): {default['pairs_per_second']} pairs/s of a "
           f"{default['ceiling_pairs_per_second']} ceiling ({default['share_of_ceiling']:.0%}).**", "",
           "| batch | concurrency | pairs/s | ceiling | share | 429s | input tokens/pair | output tokens/pair |",

@@ -12,8 +12,6 @@ Writes benchmarks/results/normalize_names.json.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import random
 import sys
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from common import machine
 from splink_er.normalize.names import parse_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +58,7 @@ def main() -> None:
         print(label, runs[label], flush=True)
     assert len(parsed) == distinct
     result = {"names": n, "distinct": distinct, "runs": runs, "target_seconds": 60,
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}
+              "machine": machine()}
     out = REPO / "benchmarks" / "results" / "normalize_names.json"
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

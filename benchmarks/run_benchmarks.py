@@ -10,15 +10,13 @@ Writes benchmarks/results/loop_vs_plain.json and .md.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import splink_er
+from common import machine, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,16 +53,8 @@ def stock_splink(name: str, settings_path: Path, overrides: list[str]) -> dict:
         if src.get("path"):
             src["path"] = str((settings_path.parent / src["path"]).resolve())
     data["comparisons"] = STOCK_COMPARISONS[name]
-    tmp = Path(tempfile.mkdtemp())
-    job = splink_er.prepare(data, quiet=True, overrides=overrides + [
-        f"output_dir={tmp / 'out'}", f"labels.path={tmp / 'labels.jsonl'}"])
-    job.bootstrap()
-    job.score()
-    plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
-    job.run_rounds()
-    result = job.finish()
-    shutil.rmtree(tmp, ignore_errors=True)
-    return plain | {"loop": result.metrics | {"pairs_judged": result.run["judge"]["pairs_judged"]}}
+    r = one(name, data, overrides)
+    return r["plain_splink"] | {"loop": r["loop"]}
 
 
 def one(name: str, settings, overrides: list[str]) -> dict:
@@ -92,24 +82,16 @@ def one(name: str, settings, overrides: list[str]) -> dict:
 
 
 def main() -> None:
-    jobs = [("febrl4", REPO / "settings/febrl4.yaml", ["judge.kind=truth"])]
-    jobs.append(("fake_20000", REPO / "settings/fake_20000.yaml", ["judge.kind=truth"]))
-    jobs.append(("historical_50k", REPO / "settings/historical_50k.yaml", ["judge.kind=truth"]))
-    jobs.append(("nc_ballot_legal", REPO / "settings/nc_ballot_legal.yaml", ["judge.kind=truth"]))
-    jobs.append(("candidate_to_results", REPO / "settings/candidate_to_results.yaml", ["judge.kind=truth"]))
-    jobs.append(("fec_candidate_dedupe", REPO / "settings/fec_candidate_dedupe.yaml", ["judge.kind=truth"]))
-    jobs.append(("district_to_position", REPO / "settings/district_to_position.yaml", ["judge.kind=truth"]))
-    jobs.append(("contacts", REPO / "settings/contacts.yaml", ["judge.kind=truth"]))
+    names = ["febrl4", "fake_20000", "historical_50k", "nc_ballot_legal", "candidate_to_results",
+             "fec_candidate_dedupe", "district_to_position", "contacts"]
+    jobs = [(n, REPO / f"settings/{n}.yaml", ["judge.kind=truth"]) for n in names]
     results = []
     for n, s, o in jobs:
         r = one(n, s, o)
         if n in STOCK_COMPARISONS:
             r["stock_splink"] = stock_splink(n, s, o)
         results.append(r)
-    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "loop_vs_plain.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    mach = machine()
     lines = ["| dataset | blocked pairs | plain Splink F1: stock / preset comparisons | loop F1, stock comparisons "
              "| loop F1 | P | R | pairs judged | time ratio (loop / plain) "
              "| of the loop: report.html + outputs (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -126,14 +108,13 @@ def main() -> None:
         for x in r["rounds"]:
             lines.append(f"| {r['dataset']} | {x['round']} | {x['band']} | {x['conflicts']} | {x['new_labels']} | "
                          f"{x.get('precision', '')} | {x.get('recall', '')} | {x.get('f1', '')} | {x['seconds']} |")
-    lines += ["", f"Machine: {machine}. Judge: SIMULATED from ground truth (no LLM).",
+    lines += ["", f"Machine: {mach}. Judge: SIMULATED from ground truth (no LLM).",
               "Stock comparisons: NameComparison for names, ExactMatch / EmailComparison / DateOfBirthComparison for the "
               "rest, on the preset's normalized columns, blocking and bootstrap (STOCK_COMPARISONS in the script). "
               "febrl4, fake_20000 and historical_50k use Splink library comparisons already.",
               "The loop's time includes writing report.html (a fixed ~3 s: SVG charts and waterfalls) and the outputs "
-              "(decisions, clusters, decision log with one line per blocked pair); per-stage seconds are in the JSON."]
-    (out / "loop_vs_plain.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+              "(decisions, matches, clusters, the decision log); per-stage seconds are in the JSON."]
+    write_results("loop_vs_plain", {"machine": mach, "results": results}, lines)
 
 
 if __name__ == "__main__":

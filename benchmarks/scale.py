@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -28,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
+from common import machine, write_results  # noqa: E402
 
 
 def settings_dict(data_path: str, out: str, materialisation: str, memory_limit: str | None = None) -> dict:
@@ -68,8 +67,7 @@ def child_plain(data_path: str, out: str, materialisation: str, memory_limit: st
     t0 = time.perf_counter()
     db = model_mod.make_db(s)  # the same engine settings as splink_er's run
     con = db.duckdb_con
-    con.execute(f"CREATE TABLE persons AS SELECT CAST(record_id AS VARCHAR) AS unique_id, * EXCLUDE (record_id) "
-                f"FROM read_parquet('{data_path}.normalized.parquet')")
+    con.execute(f"CREATE TABLE persons AS SELECT * FROM read_parquet('{data_path}.normalized.parquet')")
     sdf = db.register("persons", dataset_display_name="persons")
     t["load"] = time.perf_counter() - t0
     untrained = model_mod.splink_settings_dict(s)
@@ -110,6 +108,7 @@ def prepare_data(n: int, tmp: Path) -> str:
     """Generate the records, and the normalized copy plain Splink reads (normalized by splink_er's own code)."""
     import duckdb
 
+    from splink_er import model as model_mod
     from splink_er.settings import load_settings
     from splink_er.sources import load_sources
     from synthetic_persons import make_persons
@@ -118,15 +117,9 @@ def prepare_data(n: int, tmp: Path) -> str:
     make_persons(n, seed=7).to_parquet(path, index=False)
     s = load_settings(settings_dict(str(path), str(tmp / "x"), "table"))
     con = duckdb.connect()
-    from splink_er import model as model_mod
-
     loaded = load_sources(con, s, model_mod.required_columns(s, model_mod.splink_settings_dict(s)))
-    table = loaded.tables["persons"]
-    con.execute(f"COPY (SELECT * EXCLUDE (source_dataset) REPLACE (unique_id AS unique_id) FROM {table}) "
+    con.execute(f"COPY (SELECT * EXCLUDE (source_dataset) FROM {loaded.tables['persons']}) "
                 f"TO '{path}.normalized.parquet' (FORMAT parquet)")
-    con.execute(f"COPY (SELECT * RENAME (unique_id AS record_id) FROM read_parquet('{path}.normalized.parquet')) "
-                f"TO '{path}.normalized.tmp.parquet' (FORMAT parquet)")
-    os.replace(f"{path}.normalized.tmp.parquet", f"{path}.normalized.parquet")
     return str(path)
 
 
@@ -157,13 +150,7 @@ def main() -> None:
                    "comparisons_per_second_plain_predict": round(plain["comparisons"] / plain["stages"]["predict"])}
             rows.append(row)
             print(json.dumps(row, default=float), file=sys.stderr)
-    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-               "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3, 1)}
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps({"machine": machine, "materialisation": a.materialisation,
-                                                "memory_limit": a.memory_limit,
-                                                "results": rows}, indent=2, default=float))
+    mach = machine()
     lines = ["| records | comparisons | plain Splink s | splink_er s (judge none) | ratio | peak GB plain / splink_er "
              "| plain predict comparisons/s | splink_er stages (s) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -171,11 +158,10 @@ def main() -> None:
         lines.append(f"| {r['records']:,} | {r['comparisons']:,} | {r['plain']['seconds']:.1f} | {r['loop']['seconds']:.1f} | "
                      f"{r['ratio']:.2f} | {r['plain']['peak_rss_gb']:.2f} / {r['loop']['peak_rss_gb']:.2f} | "
                      f"{r['comparisons_per_second_plain_predict']:,} | {st} |")
-    lines += ["", f"Machine: {machine}; materialisation: {a.materialisation}; memory limit: {a.memory_limit}. "
-              "Data SIMULATED "
-              "(benchmarks/synthetic_persons.py, seed 7). Each side ran in its own process."]
-    (out / "scale.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    lines += ["", f"Machine: {mach}; materialisation: {a.materialisation}; memory limit: {a.memory_limit}. "
+              "Data SIMULATED (benchmarks/synthetic_persons.py, seed 7). Each side ran in its own process."]
+    write_results("scale", {"machine": mach, "materialisation": a.materialisation, "memory_limit": a.memory_limit,
+                            "results": rows}, lines)
 
 
 if __name__ == "__main__":
