@@ -63,13 +63,18 @@ class DecisionLog:
         return self.path.with_name(self.path.name + ".final")
 
     def append_final(self, decisions_parquet: Path, pairs: int) -> None:
-        """Keep this run's decisions file (a byte copy: no second write by the engine), then one `final` line
-        pointing to it."""
+        """Keep this run's decisions file, then one `final` line pointing to it. A hard link where the file system
+        allows (a 24M-pair file copied in seconds; linked in no time), else a byte copy. Safe because runs never
+        rewrite decisions.parquet in place: they write a new file and rename it over the old one."""
         self.final_dir.mkdir(parents=True, exist_ok=True)
         run_id = self.run_id.replace("'", "").replace("/", "_")
         target = self.final_dir / f"{run_id}.parquet"
         part = self.final_dir / f".{run_id}.parquet.part"
-        shutil.copyfile(decisions_parquet, part)
+        part.unlink(missing_ok=True)
+        try:
+            os.link(decisions_parquet, part)
+        except OSError:  # another file system, or links not supported
+            shutil.copyfile(decisions_parquet, part)
         os.replace(part, target)  # a killed run leaves no half file under the final name
         self.append([{"type": "final", "run_id": self.run_id, "time": _now(), "pairs": pairs,
                       "file": str(target.relative_to(self.path.parent))}])

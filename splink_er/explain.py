@@ -14,7 +14,7 @@ import pandas as pd
 
 from .decision_log import read_log
 from .labels import canonical_key
-from .loop import prepare
+from .loop import prepare_for_outputs
 from .model import PAIR_KEY, load_model, make_linker
 from .report import CSS, pair_sections, score_pairs, table
 from .sources import record_lookup
@@ -59,7 +59,7 @@ def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides:
     least confident judge answers) or the needs_review pairs: `<out>/explain/<which>.html`."""
     if which not in ("uncertain", "needs_review"):
         raise ValueError("which must be 'uncertain' or 'needs_review'")
-    job = prepare(settings, overrides=overrides, quiet=True)
+    job = prepare_for_outputs(settings, overrides)
     for name in ("model.json", "decisions.parquet"):
         if not (job.out / name).exists():
             raise FileNotFoundError(f"{job.out / name} not found: run `splink-er run` with these settings first.")
@@ -91,7 +91,7 @@ def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None,
         >>> res["png"].exists() and 0 <= res["match_probability"] <= 1
         True
     """
-    job = prepare(settings, overrides=overrides, quiet=True)
+    job = prepare_for_outputs(settings, overrides)
     model_path = job.out / "model.json"
     if not model_path.exists():
         raise FileNotFoundError(f"{model_path} not found: run `splink-er run` with these settings (and --out) first.")

@@ -82,7 +82,7 @@ class Job:
     """
 
     def __init__(self, settings: Settings, data: dict | None = None, judge: Judge | None = None,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, spark=None) -> None:
         self.settings = settings
         self.console = Console(stderr=True, quiet=quiet)
         self.timings: dict[str, float] = {}
@@ -95,6 +95,11 @@ class Job:
         with self._stage("load"):
             self.loaded = load_sources(self.con, settings, required, data)
         self.sdfs = [self.db.register(t, dataset_display_name=n) for n, t in self.loaded.tables.items()]
+        self.spark = None  # with engine.kind spark: Spark compares the pairs, DuckDB reads its Parquet
+        if settings.engine.kind == "spark":
+            from .spark_backend import SparkBackend
+            with self._stage("spark_setup"), self.console.status("starting Spark"):
+                self.spark = SparkBackend(settings, self.con, self.loaded, spark)
         truth_cols = {settings.truth_column, settings.judge_truth_column} - {None}
         # What a judge sees: the matched and kept columns, never the truth.
         self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
@@ -163,14 +168,19 @@ class Job:
     def bootstrap(self, model: dict | None = None) -> None:
         """Unsupervised model (prior from deterministic rules, u by random sampling, EM), or a given model."""
         with self._stage("bootstrap"), self.console.status("bootstrap: prior, u sampling, EM"):
-            self.bootstrap_model = model or model_mod.bootstrap(self.sdfs, self.settings, self.untrained_model)
+            if model is not None:
+                self.bootstrap_model = model
+            elif self.spark is not None:
+                self.bootstrap_model = self.spark.bootstrap(self.untrained_model)
+            else:
+                self.bootstrap_model = model_mod.bootstrap(self.sdfs, self.settings, self.untrained_model)
         self.model = self.bootstrap_model
 
     def score(self) -> str:
         """Score every blocked pair with the current model (DuckDB table `scores`)."""
         with self._stage("score"), self.console.status("scoring blocked pairs"):
             self._prediction = model_mod.score(self.db, self.sdfs, self.model, self.settings,
-                                               previous=self._prediction)
+                                               previous=self._prediction, spark=self.spark)
             self.scores_table = "scores"
         return self.scores_table
 
@@ -307,14 +317,16 @@ class Job:
         return report.__dict__
 
     def route(self) -> dict[str, int]:
-        """Route every scored pair (DuckDB table `routed`); returns counts per route."""
+        """Route every scored pair (DuckDB view `routed`); returns counts per route."""
         with self._stage("route"):
             routing.route(self.con, self.scores_table, self.run_labels(), self.settings)
             return routing.route_counts(self.con, "routed")
 
     def judge_band(self) -> dict:
         """Send the band and conflict pairs to the judge, then re-route so their answers count."""
-        todo = routing.pairs_to_judge(self.con, "routed")
+        if self.judge is None or self.budget_left <= 0:  # nothing can be asked: skip the scan of every pair
+            return {"pairs": 0, "reused": 0, "asked": 0, "undecided": 0}
+        todo = routing.pairs_to_judge(self.con, "routed", limit=self.budget_left)
         stats = self.judge_pairs(todo)
         if stats["asked"] or stats["reused"]:
             self.route()
@@ -355,7 +367,8 @@ class Job:
             rec |= {"band": counts.get("band", 0), "conflicts": counts.get("conflict", 0), "routes_before_judge": counts}
             st = self.judge_band()
             rec |= {"band_asked": st["asked"], "band_reused": st["reused"], "undecided": st["undecided"]}
-            counts = routing.route_counts(self.con, "routed")
+            if st["asked"] or st["reused"]:  # answers re-routed some pairs
+                counts = routing.route_counts(self.con, "routed")
             routing.decide(self.con, "routed", r, one_to_one=s.routing.one_to_one)
             rec |= {"routes": counts, "accepted": counts.get("model_accept", 0), "rejected": counts.get("model_reject", 0),
                     "labels_used": len(self.run_labels()), "judge_budget_left": self.budget_left,
@@ -388,15 +401,14 @@ class Job:
         """Decide, cluster, evaluate and write every output; return the result."""
         if not self.rounds:  # steps were run by hand without run_rounds
             routing.decide(self.con, "routed", self.round, one_to_one=self.settings.routing.one_to_one)
+        self.out.mkdir(parents=True, exist_ok=True)
+        with self._stage("write"):
+            self._write_decisions()
         with self._stage("cluster"):
             clusters_mod.cluster(self.db, self.sdfs, self.model, "decisions")
         metrics = self.metrics()
         self.audit_result = self.audit()
-        self.out.mkdir(parents=True, exist_ok=True)
         with self._stage("write"):
-            # Not sorted: at 24M pairs sorting cost 18 s, a quarter of the run. Rows come in engine order;
-            # compare runs with `splink-er decisions diff` or by pair key.
-            self.con.execute(f"COPY (SELECT * FROM decisions) TO '{self.out / 'decisions.parquet'}' (FORMAT parquet)")
             self.con.execute(f"COPY (SELECT * FROM clusters ORDER BY source_dataset, unique_id) "
                              f"TO '{self.out / 'clusters.parquet'}' (FORMAT parquet)")
             self.con.execute(f"COPY ({self._matches_sql()}) TO '{self.out / 'matches.parquet'}' (FORMAT parquet)")
@@ -404,7 +416,7 @@ class Job:
             model_mod.save_model(self.bootstrap_model, self.out / "model_bootstrap.json")
             self.designs.to_parquet(self.out / "samples.parquet", index=False)
             self.store.snapshot(self.out / "labels_snapshot.jsonl")
-            # One pass over the decisions (a view over every blocked pair) for every count the run reports.
+            # One pass over the decisions for every count the run reports.
             decided_by, n_final = self._decision_counts()
             if self.settings.judge.log_final_decisions:
                 self.log.append_final(self.out / "decisions.parquet", sum(decided_by.values()))
@@ -417,9 +429,22 @@ class Job:
                 self.console.print(f"[yellow]warning[/]: report.html not written ({type(e).__name__}: {e})")
         self._print_summary(run)
         # Splink's parquet tables and DuckDB's spill files are scratch; the outputs above are the results.
-        if self.settings.engine.materialisation == "parquet" or self.settings.engine.memory_limit:
+        e = self.settings.engine
+        if e.materialisation == "parquet" or e.memory_limit or e.kind == "spark":
             shutil.rmtree(self.settings.materialisation_path, ignore_errors=True)
         return RunResult(self.out, run)
+
+    def _write_decisions(self) -> None:
+        """Write decisions.parquet in one pass over the routed pairs, then read every later step (clusters, counts,
+        audit, matches, report) from that file: the routing is computed once, and the file is compact and columnar.
+        Written beside and renamed into place: a killed run never leaves half a file, and the old file's inode
+        (which the decision log may link to) is never rewritten. Not sorted: at 24M pairs sorting cost 18 s, a
+        quarter of the run; rows come in engine order, so compare runs by pair key or `splink-er decisions diff`."""
+        path, part = self.out / "decisions.parquet", self.out / ".decisions.parquet.part"
+        self.con.execute(f"COPY (SELECT * FROM decisions) TO '{part}' (FORMAT parquet)")
+        part.replace(path)
+        model_mod.drop_relation(self.con, "decisions")
+        self.con.execute(f"CREATE VIEW decisions AS SELECT * FROM read_parquet('{path}')")
 
     def audit(self) -> dict:
         """Judge a stratified sample of the final decisions (plus a probe outside blocking) and estimate precision,
@@ -552,13 +577,20 @@ class Job:
 
 
 def prepare(settings, *, data: dict | None = None, judge: Judge | None = None, overrides: list[str] | None = None,
-            quiet: bool = False) -> Job:
-    """Load settings and sources, validate them, and return a Job ready for its steps."""
-    return Job(load_settings(settings, overrides), data=data, judge=judge, quiet=quiet)
+            quiet: bool = False, spark=None) -> Job:
+    """Load settings and sources, validate them, and return a Job ready for its steps.
+    `spark`: a SparkSession to use with engine.kind spark (e.g. Databricks' `spark`) instead of starting one."""
+    return Job(load_settings(settings, overrides), data=data, judge=judge, quiet=quiet, spark=spark)
+
+
+def prepare_for_outputs(settings, overrides: list[str] | None = None) -> Job:
+    """A quiet Job for commands that read a finished run's outputs (explain, review). DuckDB whatever engine.kind
+    says: they score a handful of pairs, and Spark's numbers are DuckDB's (tests/test_spark.py)."""
+    return prepare(settings, overrides=[*(overrides or []), "engine.kind=duckdb"], quiet=True)
 
 
 def run(settings, *, data: dict | None = None, judge: Judge | None = None, overrides: list[str] | None = None,
-        quiet: bool = False) -> RunResult:
+        quiet: bool = False, spark=None) -> RunResult:
     """Run the whole loop and write the outputs.
 
     Example:
@@ -568,10 +600,10 @@ def run(settings, *, data: dict | None = None, judge: Judge | None = None, overr
         >>> result.metrics["f1"] > 0.9
         True
     """
-    return prepare(settings, data=data, judge=judge, overrides=overrides, quiet=quiet).run()
+    return prepare(settings, data=data, judge=judge, overrides=overrides, quiet=quiet, spark=spark).run()
 
 
 def retrain(settings, *, data: dict | None = None, judge: Judge | None = None, overrides: list[str] | None = None,
-            quiet: bool = False, judge_band: bool = False) -> RunResult:
+            quiet: bool = False, judge_band: bool = False, spark=None) -> RunResult:
     """Retrain from the label store, re-score and re-route; see Job.retrain."""
-    return prepare(settings, data=data, judge=judge, overrides=overrides, quiet=quiet).retrain(judge_band)
+    return prepare(settings, data=data, judge=judge, overrides=overrides, quiet=quiet, spark=spark).retrain(judge_band)

@@ -33,7 +33,9 @@ def blocking_rule(rule: BlockingRule):
     return block_on(*rule) if isinstance(rule, list) else rule
 
 
-def _comparison(c: ComparisonSettings):
+def _comparison(c: ComparisonSettings, translate=None, translate_args=None):
+    """A settings comparison as Splink takes it. `translate` rewrites custom SQL and `translate_args` library
+    comparison arguments (date formats) for another engine; Splink writes library comparisons in each dialect."""
     if c.kind == "custom":
         levels = []
         for lv in c.levels or []:
@@ -43,12 +45,15 @@ def _comparison(c: ComparisonSettings):
             if lv.tf_adjustment_column:
                 level |= {"tf_adjustment_column": lv.tf_adjustment_column, "tf_adjustment_weight": 1.0}
             levels.append(level)
-        return {"output_column_name": c.output_column_name, "comparison_levels": levels}
-    if c.kind in comparison_blocks.BUILDERS:
-        return comparison_blocks.build(c.kind, c.args)
-    comp = getattr(cl, c.kind)(c.column, **c.args)
-    if c.term_frequency_adjustments:
-        comp = comp.configure(term_frequency_adjustments=True)
+        comp = {"output_column_name": c.output_column_name, "comparison_levels": levels}
+    elif c.kind in comparison_blocks.BUILDERS:
+        comp = comparison_blocks.build(c.kind, c.args)
+    else:
+        comp = getattr(cl, c.kind)(c.column, **(translate_args(c.args) if translate_args else c.args))
+        return comp.configure(term_frequency_adjustments=True) if c.term_frequency_adjustments else comp
+    if translate:
+        for level in comp["comparison_levels"]:
+            level["sql_condition"] = translate(level["sql_condition"])
     return comp
 
 
@@ -70,19 +75,22 @@ def make_db(settings: Settings) -> DuckDBAPI:
     return DuckDBAPI(connection=con, materialisation="parquet", materialisation_dir=str(path))
 
 
-def splink_settings_dict(settings: Settings) -> dict:
-    """The untrained Splink settings dict for these settings (DuckDB dialect)."""
+def splink_settings_dict(settings: Settings, dialect: str = "duckdb", translate=None, translate_args=None) -> dict:
+    """The untrained Splink settings dict for these settings; DuckDB SQL unless a Spark twin is asked for
+    (`translate` rewrites custom and blocking-rule SQL, `translate_args` date formats; see spark_backend)."""
     creator = SettingsCreator(
         link_type=settings.link_type,
-        comparisons=[_comparison(c) for c in settings.comparisons],
-        blocking_rules_to_generate_predictions=[blocking_rule(r) for r in settings.blocking_rules],
+        comparisons=[_comparison(c, translate, translate_args) for c in settings.comparisons],
+        blocking_rules_to_generate_predictions=[
+            blocking_rule(r if isinstance(r, list) or translate is None else translate(r))
+            for r in settings.blocking_rules],
         unique_id_column_name="unique_id",
         source_dataset_column_name="source_dataset",
         # Both retained: gates are SQL over <col>_l/_r, and waterfall charts need the intermediate columns.
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=True,
     )
-    return creator.create_settings_dict("duckdb")
+    return creator.create_settings_dict(dialect)
 
 
 def required_columns(settings: Settings, model: dict) -> set[str]:
@@ -105,17 +113,19 @@ def make_linker(sdfs: list, model: dict) -> Linker:
     return Linker(sdfs, copy.deepcopy(model), log_level=logging.WARNING)
 
 
-def bootstrap(sdfs: list, settings: Settings, model: dict) -> dict:
-    """Unsupervised recipe: prior from deterministic rules, u by random sampling, m by EM. Needs no labels."""
+def bootstrap(sdfs: list, settings: Settings, model: dict, rule=blocking_rule) -> dict:
+    """Unsupervised recipe: prior from deterministic rules, u by random sampling, m by EM. Needs no labels.
+    `rule` turns a settings blocking rule into Splink's (the Spark backend passes one that transpiles SQL)."""
     b = settings.bootstrap
     linker = make_linker(sdfs, model)
     if b.deterministic_rules:
         linker.training.estimate_probability_two_random_records_match(
-            [blocking_rule(r) for r in b.deterministic_rules], recall=b.recall
+            [rule(r) for r in b.deterministic_rules], recall=b.recall
         )
-    linker.training.estimate_u_using_random_sampling(max_pairs=b.u_max_pairs, seed=b.seed)
-    for rule in b.em_blocking_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(blocking_rule(rule))
+    linker.training.estimate_u_using_random_sampling(max_pairs=b.u_max_pairs, seed=b.seed,
+                                                     min_count_per_level=b.u_min_count_per_level)
+    for r in b.em_blocking_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule(r))
     return stable_parameters(linker.misc.save_model_to_json())
 
 
@@ -236,12 +246,19 @@ def drop_relation(con, name: str) -> None:
         con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
 
 
-def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str = "scores", previous=None):
+def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str = "scores", previous=None,
+          spark=None):
     """Predict every blocked pair; `table` becomes a view over Splink's prediction with the full pair key for
     every job type. A view, not a copy: at 10M pairs a copy cost as much time as predict and most of the memory.
-    Returns the prediction (a SplinkDataFrame); `previous` (the last one) is dropped once the view moved on."""
-    linker = make_linker(sdfs, model)
-    pred = linker.inference.predict()
+    With `spark` (a SparkBackend) Spark predicts and the view reads its Parquet output.
+    Returns the prediction (a SplinkDataFrame, or Spark's Parquet directory); `previous` (the last one) is
+    dropped once the view moved on."""
+    if spark is not None:
+        pred = spark.predict(model)
+        source = f"read_parquet('{pred}/*.parquet')"
+    else:
+        pred = make_linker(sdfs, model).inference.predict()
+        source = pred.physical_name
     con = db.duckdb_con
     if settings.link_type == "dedupe_only":
         # Splink omits source_dataset for one input; add it so the pair key is the same for every job type.
@@ -250,8 +267,10 @@ def score(db: DuckDBAPI, sdfs: list, model: dict, settings: Settings, table: str
     else:
         extra = ""
     drop_relation(con, table)
-    con.execute(f"CREATE VIEW {table} AS SELECT {extra}* FROM {pred.physical_name}")
-    if previous is not None:
+    con.execute(f"CREATE VIEW {table} AS SELECT {extra}* FROM {source}")
+    if previous is not None and spark is not None:
+        spark.drop_prediction(previous)
+    elif previous is not None:
         previous.drop_table_from_database_and_remove_from_cache()
     return pred
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .labels import LabelStore, make_label
-from .loop import prepare
+from .loop import prepare_for_outputs
 from .model import PAIR_KEY
 from .report import CSS, table
 from .sources import InputError, record_lookup
@@ -29,7 +29,7 @@ class ReviewFileError(InputError):
 
 def export(settings, *, overrides: list[str] | None = None, limit: int | None = None) -> dict:
     """Write `<out>/review/review_queue.csv` and `.html`; returns their paths and the number of pairs."""
-    job = prepare(settings, overrides=overrides, quiet=True)
+    job = prepare_for_outputs(settings, overrides)
     path = job.out / "decisions.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `splink-er run` with these settings (and --out) first.")

@@ -124,6 +124,10 @@ class BootstrapSettings(_Strict):
     )
     recall: float = Field(0.8, gt=0, le=1, description="Assumed recall of the deterministic rules.")
     u_max_pairs: int = Field(1_000_000, gt=0, description="Random pairs sampled to estimate u.")
+    u_min_count_per_level: int | None = Field(
+        100, ge=1, description="Splink stops sampling for u once every level has this many pairs (it samples in "
+        "chunks picked by the engine's own hash function). null: use every sampled pair; with u_max_pairs at least "
+        "the number of possible pairs u is then exact, and the same on DuckDB and Spark.")
     em_blocking_rules: list[BlockingRule] = Field(
         default_factory=list, description="Blocking rules for EM training sessions (one session each)."
     )
@@ -279,7 +283,22 @@ class LoopSettings(_Strict):
     min_new_labels: int = Field(1, ge=0, description="Stop when a round adds fewer labels than this.")
 
 
+class SparkSettings(_Strict):
+    master: str = Field("local[*]", description="Spark master for a session splink_er starts (a session passed "
+                        "from Python, e.g. on Databricks, is used as it is).")
+    driver_memory: str = "4g"
+    shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions and Splink's repartition "
+                                    "count; Spark's default (200) makes small local jobs slow.")
+    config: dict[str, str | int | float | bool] = Field(default_factory=dict,
+                                                        description="Extra Spark settings, e.g. spark.executor.memory.")
+
+
 class EngineSettings(_Strict):
+    kind: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="Where Splink compares pairs (u sampling, EM, prediction): 'duckdb' (one machine; the "
+        "fastest there) or 'spark' (pip install 'splink-er[spark]'; Java 17). splink_er's own per-pair steps run "
+        "in DuckDB over the prediction's Parquet with either, so both give the same decisions.")
+    spark: SparkSettings = Field(default_factory=SparkSettings)
     materialisation: Literal["table", "parquet"] = Field(
         "table", description="Where Splink keeps its intermediate tables: 'table' (in DuckDB's memory; fastest for "
         "small jobs) or 'parquet' (files under materialisation_dir; a 1M-record job peaked at 0.83 GB instead of "
