@@ -62,7 +62,7 @@ class DecisionLog:
     def final_dir(self) -> Path:
         return self.path.with_name(self.path.name + ".final")
 
-    def append_final(self, decisions_parquet: Path, pairs: int) -> None:
+    def append_final(self, decisions_parquet: Path, pairs: int, model_rejects_written: bool = True) -> None:
         """Keep this run's decisions file, then one `final` line pointing to it. A hard link where the file system
         allows (a 24M-pair file copied in seconds; linked in no time), else a byte copy. Safe because runs never
         rewrite decisions.parquet in place: they write a new file and rename it over the old one."""
@@ -77,6 +77,7 @@ class DecisionLog:
             shutil.copyfile(decisions_parquet, part)
         os.replace(part, target)  # a killed run leaves no half file under the final name
         self.append([{"type": "final", "run_id": self.run_id, "time": _now(), "pairs": pairs,
+                      "model_rejects_written": model_rejects_written,
                       "file": str(target.relative_to(self.path.parent))}])
 
 
@@ -128,6 +129,8 @@ def final_table(path: str | Path, run_id: str | None = None) -> pd.DataFrame:
     rid, lines = _one_run(path, "final", "final decisions (was judge.log_final_decisions off?)", run_id)
     df = pd.read_parquet(Path(path).parent / lines[-1]["file"])
     df.attrs["run_id"] = rid
+    # Older logs have no flag: they always wrote every pair.
+    df.attrs["model_rejects_written"] = lines[-1].get("model_rejects_written", True)
     return df
 
 
@@ -139,21 +142,30 @@ def final_decisions(path: str | Path, run_id: str | None = None) -> pd.DataFrame
     rid = run_id or (finals[-1] if finals else (list(runs)[-1] if runs else None))
     if rid is None or rid not in runs:
         raise ValueError(f"{path}: no run {run_id!r}" if run_id else f"{path} has no decisions")
+    rejects_written = True
     if rid in finals:
         df = final_table(path, rid)
+        rejects_written = df.attrs["model_rejects_written"]
         df = df.assign(**{k: df[k].astype(str) for k in PAIR_KEY}, match=df["final_match"])
     else:
         df = pd.DataFrame([{**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": "judge", "match": x["match"]}
                            for x in runs[rid] if x["type"] == "judge"], columns=PAIR_KEY + ["decided_by", "match"])
     df = df[PAIR_KEY + ["decided_by", "match"]].drop_duplicates(PAIR_KEY, keep="last").reset_index(drop=True)
-    df.attrs["run_id"] = rid
+    df.attrs.update(run_id=rid, model_rejects_written=rejects_written)
     return df
 
 
 def diff(log_a: str | Path, log_b: str | Path, run_a: str | None = None, run_b: str | None = None) -> pd.DataFrame:
-    """Pairs whose decision differs between two logs (or that only one of them decided)."""
+    """Pairs whose decision differs between two logs (or that only one of them decided). A run that wrote model
+    rejects as counts (outputs.model_rejects) decided every pair it does not list as a model reject: no match."""
     a, b = final_decisions(log_a, run_a), final_decisions(log_b, run_b)
     m = a.merge(b, on=PAIR_KEY, how="outer", suffixes=("_a", "_b"), indicator=True)
+    for side, run in (("a", a), ("b", b)):
+        if not run.attrs["model_rejects_written"]:
+            missing = m[f"match_{side}"].isna()
+            m.loc[missing, f"decided_by_{side}"] = "model_reject (not written)"
+            m.loc[missing, f"match_{side}"] = False
+            m.loc[missing, "_merge"] = "both"
     changed = (m["_merge"] != "both") | (m["match_a"].astype("boolean") != m["match_b"].astype("boolean"))
     out = m[changed.fillna(True)].drop(columns="_merge").reset_index(drop=True)
     out.attrs.update(run_a=a.attrs["run_id"], run_b=b.attrs["run_id"], pairs_a=len(a), pairs_b=len(b))

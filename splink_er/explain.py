@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +34,10 @@ def decision_record(job, key: tuple) -> dict | None:
     d = pd.read_parquet(path, filters=[("unique_id_l", "==", key[1]), ("unique_id_r", "==", key[3])])
     d = d[(d.source_dataset_l == key[0]) & (d.source_dataset_r == key[2])]
     if not len(d):
+        run_file = job.out / "run.json"
+        if run_file.exists() and json.loads(run_file.read_text()).get("model_rejects_written") is False:
+            return {"decided_by": "model_reject, or not blocked (model rejects were counted, not written: "
+                                  "outputs.model_rejects)", "final_match": False}
         return None
     rec = d.iloc[0].to_dict()
     log = job.settings.decision_log_path

@@ -122,6 +122,7 @@ class Job:
         self.scores_table: str | None = None
         self._prediction = None  # Splink's prediction under the `scores` view
         self._true_pairs: int | None = None
+        self.rejects_written = True  # decisions.parquet holds model rejects too (see outputs.model_rejects)
         self.console.print(
             f"[bold]{settings.name}[/]: {settings.link_type}, "
             + ", ".join(f"{n} {c:,} records" for n, c in self.loaded.row_counts.items())
@@ -405,7 +406,7 @@ class Job:
         with self._stage("write"):
             self._write_decisions()
         with self._stage("cluster"):
-            clusters_mod.cluster(self.db, self.sdfs, self.model, "decisions")
+            clusters_mod.cluster(self.db, self.sdfs, self.model, "decisions_kept")
         metrics = self.metrics()
         self.audit_result = self.audit()
         with self._stage("write"):
@@ -416,11 +417,12 @@ class Job:
             model_mod.save_model(self.bootstrap_model, self.out / "model_bootstrap.json")
             self.designs.to_parquet(self.out / "samples.parquet", index=False)
             self.store.snapshot(self.out / "labels_snapshot.jsonl")
-            # One pass over the decisions for every count the run reports.
-            decided_by, n_final = self._decision_counts()
+            # One pass over every decision for every count the run reports, and the weight histogram.
+            decided_by, n_final, histogram = self._decision_counts()
             if self.settings.judge.log_final_decisions:
-                self.log.append_final(self.out / "decisions.parquet", sum(decided_by.values()))
+                self.log.append_final(self.out / "decisions.parquet", sum(decided_by.values()), self.rejects_written)
         run = self._run_record(metrics, decided_by, n_final)
+        run["weight_histogram"] = histogram
         (self.out / "run.json").write_text(json.dumps(run, indent=2, default=str))
         with self._stage("report"), self.console.status("writing report.html"):
             try:
@@ -435,16 +437,28 @@ class Job:
         return RunResult(self.out, run)
 
     def _write_decisions(self) -> None:
-        """Write decisions.parquet in one pass over the routed pairs, then read every later step (clusters, counts,
-        audit, matches, report) from that file: the routing is computed once, and the file is compact and columnar.
+        """Write decisions.parquet in one pass over the routed pairs. Later steps that look only at matches, judged
+        and review pairs (clusters, matches, the report's pairs) read the file back as `decisions_kept`: the routing
+        is computed once, and the file is compact and columnar. `decisions` stays every blocked pair (counts, audit,
+        metrics); with model rejects written, it is the file too.
         Written beside and renamed into place: a killed run never leaves half a file, and the old file's inode
         (which the decision log may link to) is never rewritten. Not sorted: at 24M pairs sorting cost 18 s, a
         quarter of the run; rows come in engine order, so compare runs by pair key or `splink-er decisions diff`."""
+        o = self.settings.outputs
+        mode = o.model_rejects
+        if mode == "auto":
+            (blocked,) = self.con.execute("SELECT count(*) FROM scores").fetchall()[0]
+            mode = "rows" if blocked <= o.auto_rows_limit else "counts"
+        self.rejects_written = mode == "rows"
         path, part = self.out / "decisions.parquet", self.out / ".decisions.parquet.part"
-        self.con.execute(f"COPY (SELECT * FROM decisions) TO '{part}' (FORMAT parquet)")
+        where = "" if self.rejects_written else "WHERE decided_by <> 'model_reject'"
+        self.con.execute(f"COPY (SELECT * FROM decisions {where}) TO '{part}' (FORMAT parquet)")
         part.replace(path)
-        model_mod.drop_relation(self.con, "decisions")
-        self.con.execute(f"CREATE VIEW decisions AS SELECT * FROM read_parquet('{path}')")
+        model_mod.drop_relation(self.con, "decisions_kept")
+        self.con.execute(f"CREATE VIEW decisions_kept AS SELECT * FROM read_parquet('{path}')")
+        if self.rejects_written:
+            model_mod.drop_relation(self.con, "decisions")
+            self.con.execute("CREATE VIEW decisions AS SELECT * FROM decisions_kept")
 
     def audit(self) -> dict:
         """Judge a stratified sample of the final decisions (plus a probe outside blocking) and estimate precision,
@@ -476,7 +490,7 @@ class Job:
             WITH records AS ({records})
             SELECT c.entity_id, {', '.join('d.' + k for k in PAIR_KEY)}, d.match_probability, d.decided_by,
                 d.judge_confidence, d.judge_reasoning{sides}
-            FROM decisions d
+            FROM decisions_kept d
             JOIN records l ON l.source_dataset = d.source_dataset_l AND l.unique_id = d.unique_id_l
             JOIN records r ON r.source_dataset = d.source_dataset_r AND r.unique_id = d.unique_id_r
             JOIN clusters c ON c.source_dataset = d.source_dataset_l AND c.unique_id = d.unique_id_l
@@ -512,11 +526,17 @@ class Job:
         return self.finish()
 
     # ---- reporting -----------------------------------------------------------------------------------
-    def _decision_counts(self) -> tuple[dict[str, int], int]:
-        """Pairs per decided_by, and the number of final matches."""
-        rows = self.con.execute("SELECT decided_by, count(*), count(*) FILTER (final_match) FROM decisions "
-                                "GROUP BY 1").fetchall()
-        return {d: n for d, n, _ in rows}, sum(m for _, _, m in rows)
+    def _decision_counts(self) -> tuple[dict[str, int], int, list[dict]]:
+        """Pairs per decided_by, the number of final matches, and pairs per (match weight bin, decided_by): one
+        pass over every blocked pair, written or not."""
+        rows = self.con.execute("SELECT floor(greatest(least(match_weight, 40), -40)) AS weight, decided_by, "
+                                "count(*), count(*) FILTER (final_match) FROM decisions GROUP BY ALL ORDER BY 1, 2"
+                                ).fetchall()
+        decided: dict[str, int] = {}
+        for _, d, n, _ in rows:
+            decided[d] = decided.get(d, 0) + n
+        histogram = [{"weight": w, "decided_by": d, "pairs": n} for w, d, n, _ in rows]
+        return decided, sum(m for *_, m in rows), histogram
 
     def _run_record(self, metrics: dict, decided: dict[str, int], n_final: int) -> dict:
         blocked = sum(decided.values())
@@ -528,7 +548,7 @@ class Job:
             "name": self.settings.name, "run_id": self.run_id, "link_type": self.settings.link_type,
             "input_sizes": self.loaded.row_counts, "input_hashes": self.loaded.input_hashes,
             "possible_pairs": self.n_possible, "blocked_pairs": blocked, "final_matches": n_final,
-            "decided_by": decided, "rounds": self.rounds, "training": self.training_reports,
+            "decided_by": decided, "model_rejects_written": self.rejects_written, "rounds": self.rounds, "training": self.training_reports,
             "judge": {"description": self.judge_description, "kind": self.settings.judge.kind,
                       "simulated": bool(self.judge and self.judge.simulated), "calls": usage.get("calls", 0),
                       "pairs_judged": usage.get("pairs", 0), "pairs_by_reason": self.asked_by_reason,
@@ -572,6 +592,9 @@ class Job:
                 o = a["outside_blocking"]
                 c.print(f"outside blocking: {o['matches_found']} matches in {o['random_pairs_judged']} random pairs "
                         f"(at most ~{o['upper_95']:,} missed matches, 95%)")
+        if not run["model_rejects_written"]:
+            c.print(f"decisions.parquet lists every pair but the {run['decided_by'].get('model_reject', 0):,} model "
+                    "rejects, which are counted in run.json (outputs.model_rejects: rows writes them)")
         c.print(f"outputs: {self.out}/ (report.html, matches.parquet, decisions.parquet, clusters.parquet, run.json, decision_log.jsonl); "
                 f"labels: {self.store.path}")
 

@@ -55,11 +55,10 @@ def _weight(p: float) -> float:
     return math.log2(p / (1 - p))
 
 
-def weights_histogram(con, decisions: str, low: float, high: float):
-    """Match weights of every blocked pair, stacked by how each was decided, thresholds drawn in."""
-    df = con.execute(f"""
-        SELECT floor(greatest(least(match_weight, 40), -40)) AS weight, decided_by, count(*) AS pairs
-        FROM {decisions} GROUP BY ALL""").df()
+def weights_histogram(histogram: list[dict], low: float, high: float):
+    """Match weights of every blocked pair, stacked by how each was decided, thresholds drawn in. `histogram`:
+    pairs per (weight bin, decided_by), counted by the run (run.json `weight_histogram`)."""
+    df = pd.DataFrame(histogram, columns=["weight", "decided_by", "pairs"])
     bars = alt.Chart(df).mark_bar().encode(
         x=alt.X("weight:Q", title="match weight (log2 odds; capped at ±40)", bin=alt.Bin(step=1)),
         y=alt.Y("sum(pairs):Q", title="pairs", scale=alt.Scale(type="symlog")),
@@ -144,7 +143,7 @@ def audit_section(audit: dict, truth: dict) -> str:
 
 
 def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
-    """Write report.html for a finished job (its DuckDB tables `decisions` and `clusters` are still open)."""
+    """Write report.html for a finished job (its DuckDB relations `decisions_kept` and `clusters` are still open)."""
     s = job.settings
     con = job.con
     linker = make_linker(job.sdfs, job.model)
@@ -178,14 +177,14 @@ def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
     # Picked in DuckDB: decisions has one row per blocked pair, far too many to pull into pandas.
     key = ", ".join(PAIR_KEY)
     # Most uncertain: undecided band pairs nearest 0.5, then the least confident judge answers.
-    uncertain = con.execute(f"SELECT * FROM decisions WHERE needs_review ORDER BY abs(match_probability - 0.5), "
+    uncertain = con.execute(f"SELECT * FROM decisions_kept WHERE needs_review ORDER BY abs(match_probability - 0.5), "
                             f"{key} LIMIT {n_pairs}").df()
     if len(uncertain) < n_pairs:
-        judged = con.execute(f"SELECT * FROM decisions WHERE decided_by = 'judge' ORDER BY judge_confidence, {key} "
+        judged = con.execute(f"SELECT * FROM decisions_kept WHERE decided_by = 'judge' ORDER BY judge_confidence, {key} "
                              f"LIMIT {n_pairs - len(uncertain)}").df()
         uncertain = pd.concat([uncertain, judged]) if len(uncertain) else judged
     # Worst: where the judge (or a human) most strongly overruled the model.
-    worst = con.execute(f"""SELECT * FROM decisions WHERE judge_match IS NOT NULL
+    worst = con.execute(f"""SELECT * FROM decisions_kept WHERE judge_match IS NOT NULL
         AND abs(CAST(judge_match AS DOUBLE) - match_probability) > 0.5
         ORDER BY abs(CAST(judge_match AS DOUBLE) - match_probability) DESC, {key} LIMIT {n_pairs}""").df()
     decisions = pd.concat([uncertain, worst]).drop_duplicates(PAIR_KEY)
@@ -213,7 +212,7 @@ the odds), and its m and u probabilities.</p>{svg(linker.visualisations.match_we
 <section id="rounds"><h2>Rounds</h2>{svg(rounds_chart(run['rounds'])) if run['rounds'] else '<p>no rounds</p>'}
 {table([{k: r.get(k) for k in ('round', 'band', 'conflicts', 'new_labels', 'labels_used', 'accepted', 'rejected',
                                  'judge_budget_left', 'seconds', 'stopped')} for r in run['rounds']])}</section>
-<section id="distribution"><h2>Distribution</h2>{svg(weights_histogram(con, 'decisions', s.routing.low, s.routing.high))}</section>
+<section id="distribution"><h2>Distribution</h2>{svg(weights_histogram(run['weight_histogram'], s.routing.low, s.routing.high))}</section>
 <section id="pairs"><h2>Pairs to look at</h2>
 {pair_sections(job, linker, [tuple(k) for k in uncertain[PAIR_KEY].itertuples(index=False)], decisions, 'Most uncertain')}
 {pair_sections(job, linker, [tuple(k) for k in worst[PAIR_KEY].itertuples(index=False)], decisions,

@@ -310,6 +310,15 @@ class EngineSettings(_Strict):
     threads: int | None = Field(None, ge=1, description="DuckDB threads (default: one per core).")
 
 
+class OutputSettings(_Strict):
+    model_rejects: Literal["auto", "rows", "counts"] = Field(
+        "auto", description="Model rejects (no label or gate, p <= routing.low) in decisions.parquet: 'rows' writes "
+        "every blocked pair; 'counts' writes every other pair and only counts these (run.json decided_by and weight "
+        "histogram); 'auto' writes rows up to auto_rows_limit blocked pairs. Most pairs of a large job are model "
+        "rejects: at 24M pairs they cost 4 s to write and nobody reads them.")
+    auto_rows_limit: int = Field(5_000_000, ge=0, description="Blocked pairs up to which 'auto' writes model rejects.")
+
+
 class AuditSettings(_Strict):
     size: int = Field(0, ge=0, description="Pairs in the audit sample judged after the decisions are final, for "
                       "precision / recall / F1 estimates with 95% intervals without ground truth (0: no audit). "
@@ -342,6 +351,7 @@ class Settings(_Strict):
     labels: LabelStoreSettings = Field(default_factory=LabelStoreSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    outputs: OutputSettings = Field(default_factory=OutputSettings)
     output_dir: str = Field("runs/{name}", description="Where outputs go; {name} is the settings name.")
     base_dir: str = Field(".", description="Set by the loader: the settings file's folder (input paths).")
 

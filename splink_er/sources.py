@@ -84,6 +84,8 @@ def _read_raw(con: duckdb.DuckDBPyConnection, src: SourceSettings, path: Path | 
 
 
 def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) -> str:
+    """Trim, prepare and derive as a chain of views over the raw table: nothing is copied until the input table
+    is built from the last view (at 1M records the copies per step cost more than the normalizing itself)."""
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
     cols = list(types)
     select = []
@@ -93,24 +95,29 @@ def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) ->
         if src.trim_whitespace and types[c] == "VARCHAR":
             expr = f"NULLIF(TRIM({expr}), '')"
         select.append(f"{expr} AS {quote_ident(out)}")
-    clean = f"clean_{src.name}"
-    con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT {', '.join(select)} FROM {raw}")
+    view = f"clean_{src.name}_0"
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(select)} FROM {raw}")
     for i, step in enumerate(src.prepare):
-        _prepare(con, src, clean, step, f"sources[{src.name}].prepare[{i}]")
+        view = _prepare(con, src, view, step, i)
     if src.derive:
         derived = ", ".join(f"({sql}) AS {quote_ident(col)}" for col, sql in src.derive.items())
+        out = f"clean_{src.name}_derived"
         try:
-            con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, {derived} FROM {clean}")
+            con.execute(f"CREATE OR REPLACE VIEW {out} AS SELECT *, {derived} FROM {view}")
+            con.execute(f"DESCRIBE {out}").fetchall()  # binds the SQL now, so a bad expression is reported here
         except duckdb.Error as e:
             raise InputError(f"sources[{src.name}].derive: a SQL expression failed: {e}") from None
-    return clean
+        view = out
+    return view
 
 
-def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, clean: str, step, where: str) -> None:
-    """Run a normalizer once per distinct value of its column and join the new columns back, in DuckDB."""
-    from .normalize import normalize_values, output_columns, sql_expression
+def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, step, i: int) -> str:
+    """A view adding a normalizer's columns to `view`: SQL rules inline, Python ones once per distinct value of
+    their column (a small lookup table joined back)."""
+    from .normalize import normalize_values, output_columns, sql_expression, sql_input
 
-    have = [r[0] for r in con.execute(f"DESCRIBE {clean}").fetchall()]
+    where = f"sources[{src.name}].prepare[{i}]"
+    have = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
     if step.column not in have:
         raise InputError(f"{where}: column {step.column!r} not found; columns: {', '.join(have)}")
     new = output_columns(step)
@@ -119,18 +126,33 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, clean: str, st
         raise InputError(f"{where}: the {step.kind} columns {clash} already exist in source {src.name!r}; "
                          "set `prefix` / `into` on the step or rename those columns")
     col = quote_ident(step.column)
-    expr = sql_expression(step, col)
+    out = f"clean_{src.name}_{i + 1}"
+    # The input is computed once in an inner query: the e-mail rules read it a dozen times (0.4 s less at 1M rows).
+    expr = sql_expression(step, "__value")
     if expr is not None:  # a rule DuckDB runs itself, vectorised
-        con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT *, {expr} AS {quote_ident(new[0])} FROM {clean}")
-        return
-    values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {clean} WHERE {col} IS NOT NULL").fetchall()]
+        con.execute(f"CREATE OR REPLACE VIEW {out} AS SELECT * EXCLUDE (__value), {expr} AS {quote_ident(new[0])} "
+                    f"FROM (SELECT *, {sql_input(step, col)} AS __value FROM {view})")
+        return out
+    values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {view} WHERE {col} IS NOT NULL").fetchall()]
     frame = pd.DataFrame(normalize_values(step, values), columns=["__raw"] + new, dtype="string")
+    lookup = f"prepared_{src.name}_{i}"
     con.register("__prepared", frame)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {clean} AS SELECT c.*, {', '.join('p.' + quote_ident(n) for n in new)} "
-                    f"FROM {clean} c LEFT JOIN __prepared p ON CAST(c.{col} AS VARCHAR) = p.__raw")
+        con.execute(f"CREATE OR REPLACE TABLE {lookup} AS SELECT * FROM __prepared")
     finally:
         con.unregister("__prepared")
+    con.execute(f"CREATE OR REPLACE VIEW {out} AS SELECT c.*, {', '.join('p.' + quote_ident(n) for n in new)} "
+                f"FROM {view} c LEFT JOIN {lookup} p ON CAST(c.{col} AS VARCHAR) = p.__raw")
+    return out
+
+
+def _drop_intermediates(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """The raw table, the normalizing views and lookup tables of one source: the input table holds the result."""
+    rows = con.execute("SELECT table_name, table_type FROM information_schema.tables WHERE table_name = ? "
+                       "OR starts_with(table_name, ?) OR starts_with(table_name, ?)",
+                       [f"raw_{name}", f"clean_{name}_", f"prepared_{name}_"]).fetchall()
+    for table, kind in sorted(rows, key=lambda r: r[1] != "VIEW"):  # views first: they read the tables
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {quote_ident(table)}")
 
 
 def load_sources(
@@ -189,7 +211,7 @@ def load_sources(
             f"CREATE OR REPLACE TABLE {table} AS SELECT CAST({quote_ident(src.id_column)} AS VARCHAR) AS unique_id, "
             f"{_sql_literal(src.name)} AS source_dataset{''.join(', ' + x for x in select)} FROM {clean}"
         )
-        con.execute(f"DROP TABLE IF EXISTS raw_{src.name}; DROP TABLE IF EXISTS clean_{src.name}")
+        _drop_intermediates(con, src.name)
         seen_columns |= set(cols)
         loaded.tables[src.name] = table
         loaded.row_counts[src.name] = n

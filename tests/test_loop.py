@@ -129,3 +129,42 @@ def test_parquet_materialisation_and_memory_limit_give_the_same_decisions(tmp_pa
         runs.append(pd.read_parquet(result.output_dir / "decisions.parquet").sort_values(PAIR_KEY).reset_index(drop=True))
         assert not (tmp_path / name / ".splink_tmp").exists()
     pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
+def test_model_rejects_as_counts_change_no_decision_and_diff_reads_them_as_rejects(tmp_path, demo_dict):
+    """outputs.model_rejects: counts leaves model rejects out of decisions.parquet only: the counts, matches,
+    entities and metrics are those of a run that writes every pair, and `decisions diff` sees no change."""
+    from splink_er.decision_log import diff
+    from splink_er.explain import decision_record
+
+    runs = {}
+    for mode in ("rows", "counts"):
+        d = dict(demo_dict, outputs={"model_rejects": mode}, output_dir=str(tmp_path / mode),
+                 judge={"kind": "truth", "max_pairs": 100}, labels={"path": str(tmp_path / f"{mode}.jsonl")})
+        runs[mode] = splink_er.run(d, quiet=True)
+    rows, counts = runs["rows"], runs["counts"]
+    assert rows.run["model_rejects_written"] and not counts.run["model_rejects_written"]
+    n_rejects = rows.run["decided_by"]["model_reject"]
+    assert n_rejects > 1000
+    assert len(rows.decisions) == rows.run["blocked_pairs"]
+    assert len(counts.decisions) == counts.run["blocked_pairs"] - n_rejects
+    assert "model_reject" not in set(counts.decisions["decided_by"])
+    kept = rows.decisions[rows.decisions["decided_by"] != "model_reject"].sort_values(PAIR_KEY).reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, counts.decisions.sort_values(PAIR_KEY).reset_index(drop=True))
+    for key in ("decided_by", "final_matches", "entities", "metrics", "weight_histogram"):
+        assert rows.run[key] == counts.run[key], key
+    assert sum(h["pairs"] for h in counts.run["weight_histogram"]) == counts.run["blocked_pairs"]
+    pd.testing.assert_frame_equal(rows.matches, counts.matches)
+    assert diff(rows.output_dir / "decision_log.jsonl", counts.output_dir / "decision_log.jsonl").empty
+    # explain says what happened to a pair that is not in the file
+    reject = tuple(rows.decisions[rows.decisions["decided_by"] == "model_reject"][PAIR_KEY].iloc[0])
+    job = splink_er.prepare(dict(demo_dict, outputs={"model_rejects": "counts"}, output_dir=str(tmp_path / "counts")),
+                            quiet=True)
+    assert decision_record(job, reject)["decided_by"].startswith("model_reject")
+
+
+def test_model_rejects_auto_counts_above_the_limit(tmp_path, demo_dict):
+    d = dict(demo_dict, outputs={"model_rejects": "auto", "auto_rows_limit": 1000}, judge={"kind": "none"})
+    r = splink_er.run(d, quiet=True)
+    assert r.run["blocked_pairs"] > 1000 and not r.run["model_rejects_written"]
+    assert len(r.decisions) == r.run["blocked_pairs"] - r.run["decided_by"]["model_reject"]

@@ -104,10 +104,16 @@ def email_norm(value, provider_rules: bool = True) -> str | None:
     return f"{local}@{domain}"
 
 
-def email_norm_sql(expr: str, provider_rules: bool = True) -> str:
+def email_text_sql(expr: str) -> str:
+    """The address as the rules read it: text, outer whitespace removed, lower case."""
+    return f"lower(regexp_replace(CAST({expr} AS VARCHAR), '^\\s+|\\s+$', '', 'g'))"
+
+
+def email_norm_sql(expr: str, provider_rules: bool = True, text_ready: bool = False) -> str:
     """`email_norm` as a DuckDB expression over `expr`: the same rules, vectorised (1M addresses in well under a
-    second, against seconds in Python). A test holds the two to the same answers."""
-    t = f"lower(regexp_replace(CAST({expr} AS VARCHAR), '^\\s+|\\s+$', '', 'g'))"
+    second, against seconds in Python). A test holds the two to the same answers. `text_ready`: `expr` is
+    already `email_text_sql` of the value (computed once in an inner query, as the rules read it many times)."""
+    t = expr if text_ready else email_text_sql(expr)
     local, domain = f"split_part({t}, '@', 1)", f"split_part({t}, '@', 2)"
     if provider_rules:
         plus = ", ".join(f"'{d}'" for d in sorted(PLUS_TAGS))
