@@ -132,6 +132,7 @@ def main() -> None:
     ap.add_argument("--materialisation", choices=["table", "parquet"], default="parquet")
     ap.add_argument("--memory-limit", default=None, help="engine.memory_limit for both sides, e.g. 1GB")
     ap.add_argument("--repeat", type=int, default=1, help="runs per side; the median is reported")
+    ap.add_argument("--name", default="scale", help="results file stem (benchmarks/results/<name>.json|md)")
     ap.add_argument("--child", nargs=5)
     a = ap.parse_args()
     if a.child:
@@ -175,7 +176,7 @@ def main() -> None:
                       f"plain {r['plain_seconds_all']} s, splink_er {r['loop_seconds_all']} s)."]
     lines += ["", f"Machine: {mach}; materialisation: {a.materialisation}; memory limit: {a.memory_limit}. "
               "Data SIMULATED (benchmarks/synthetic_persons.py, seed 7). Each side ran in its own process."]
-    write_results("scale", {"machine": mach, "materialisation": a.materialisation, "memory_limit": a.memory_limit,
+    write_results(a.name, {"machine": mach, "materialisation": a.materialisation, "memory_limit": a.memory_limit,
                             "repeat": a.repeat, "results": rows}, lines)
 
 
