@@ -207,10 +207,14 @@ def load_sources(
         keep = sorted((needed | set(settings.columns_to_keep)) - {src.id_column, "unique_id", "source_dataset"})
         select = [quote_ident(c) if c in cols else f"CAST(NULL AS VARCHAR) AS {quote_ident(c)}" for c in keep]
         table = f"input_{src.name}"
-        con.execute(
-            f"CREATE OR REPLACE TABLE {table} AS SELECT CAST({quote_ident(src.id_column)} AS VARCHAR) AS unique_id, "
-            f"{_sql_literal(src.name)} AS source_dataset{''.join(', ' + x for x in select)} FROM {clean}"
-        )
+        try:  # the normalizing views run here, so an expression that fails on some row fails here
+            con.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT CAST({quote_ident(src.id_column)} AS VARCHAR) AS unique_id, "
+                f"{_sql_literal(src.name)} AS source_dataset{''.join(', ' + x for x in select)} FROM {clean}"
+            )
+        except duckdb.Error as e:
+            raise InputError(f"Source {src.name!r}: preparing the records failed (sources[{src.name}].prepare / "
+                             f"derive): {e}") from None
         _drop_intermediates(con, src.name)
         seen_columns |= set(cols)
         loaded.tables[src.name] = table

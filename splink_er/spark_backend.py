@@ -27,7 +27,7 @@ from .sources import InputError, LoadedSources
 
 UDF_JAR = Path(__file__).parent / "spark_udfs" / "splink_er_udfs.jar"
 # Jaro and Jaro-Winkler as DuckDB computes them (spark_udfs/src): Splink's jar differs on ~0.7% of name pairs and
-# Spark 4's built-in jaro_winkler_similarity on ~6% of them, enough to move pairs between levels and decisions
+# Spark 4's built-in jaro_winkler_similarity on ~10% of them, enough to move pairs between levels and decisions
 # between engines. Every spelling, from sqlglot (DuckDB SQL) or from Splink's Spark comparisons (its jar's
 # names), is pointed at these; their own names, because Spark resolves built-in functions first.
 _UDFS = {"splink_er_jaro_winkler": "splink_er.JaroWinklerSimilarity", "splink_er_jaro": "splink_er.JaroSimilarity"}

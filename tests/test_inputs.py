@@ -11,7 +11,7 @@ def _frame():
 
 
 def _prepare(demo_dict, df):
-    demo_dict["sources"][0].pop("path")
+    demo_dict["sources"][0].pop("path", None)
     return splink_er.prepare(demo_dict, data={"fake_1000": df}, quiet=True)
 
 
@@ -60,3 +60,14 @@ def test_missing_file(demo_dict):
     demo_dict["sources"][0]["path"] = "/nonexistent/file.csv"
     with pytest.raises(InputError, match="file not found"):
         splink_er.prepare(demo_dict, quiet=True)
+
+
+def test_derive_errors_name_the_source_and_setting(demo_dict):
+    """A derive expression that does not bind, and one that fails on a row, are both input errors."""
+    demo_dict["sources"][0]["derive"] = {"x": "no_such_function(first_name)"}
+    with pytest.raises(InputError, match=r"sources\[fake_1000\]\.derive"):
+        _prepare(demo_dict, _frame())
+    demo_dict["sources"][0]["derive"] = {"x": "CAST(first_name AS INTEGER)"}
+    demo_dict["comparisons"].append({"kind": "ExactMatch", "column": "x"})
+    with pytest.raises(InputError, match=r"Source 'fake_1000': preparing the records failed"):
+        _prepare(demo_dict, _frame())

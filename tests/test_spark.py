@@ -128,6 +128,19 @@ def test_febrl4_slice_with_one_to_one_gives_the_same_decisions_on_spark(tmp_path
     _same_decisions(runs["duckdb"], runs["spark"])
 
 
+def test_contacts_custom_sql_gives_the_same_decisions_on_spark(tmp_path, spark):
+    """The contacts preset: PersonName and custom levels (shared inbox, household line, place, work) are DuckDB
+    SQL transpiled for Spark, with term-frequency adjustments on custom levels; its first 1,000 records."""
+    frame = pd.read_csv(REPO / "data" / "contacts" / "contacts_5k.csv", dtype=str).head(1000)
+    runs = {}
+    for kind in ("duckdb", "spark"):
+        runs[kind] = splink_er.run(REPO / "settings" / "contacts.yaml", data={"contacts": frame}, spark=spark,
+                                   quiet=True, overrides=[
+            f"engine.kind={kind}", f"output_dir={tmp_path / kind}", f"labels.path={tmp_path / kind / 'labels.jsonl'}",
+            "judge.kind=truth", "judge.max_pairs=100", *EXACT_U])
+    _same_decisions(runs["duckdb"], runs["spark"])
+
+
 def test_engine_spark_without_pyspark_says_how_to_install(monkeypatch, tmp_path):
     import builtins
 
