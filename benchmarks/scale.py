@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--materialisation", choices=["table", "parquet"], default="parquet")
     ap.add_argument("--memory-limit", default=None, help="engine.memory_limit for both sides, e.g. 1GB")
     ap.add_argument("--repeat", type=int, default=1, help="runs per side; the median is reported")
+    ap.add_argument("--sides", nargs="+", choices=["plain", "loop"], default=["plain", "loop"],
+                    help="which runs to make (one side alone: no ratio)")
     ap.add_argument("--name", default="scale", help="results file stem (benchmarks/results/<name>.json|md)")
     ap.add_argument("--child", nargs=5)
     a = ap.parse_args()
@@ -150,8 +152,14 @@ def main() -> None:
             print(f"{n:,} records generated in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
             plains, loops = [], []
             for i in range(a.repeat):
-                plains.append(run_child("plain", path, str(tmp / f"plain_{n}_{i}"), a.materialisation, a.memory_limit))
-                loops.append(run_child("loop", path, str(tmp / f"loop_{n}_{i}"), a.materialisation, a.memory_limit))
+                if "plain" in a.sides:
+                    plains.append(run_child("plain", path, str(tmp / f"plain_{n}_{i}"), a.materialisation, a.memory_limit))
+                if "loop" in a.sides:
+                    loops.append(run_child("loop", path, str(tmp / f"loop_{n}_{i}"), a.materialisation, a.memory_limit))
+            if not (plains and loops):  # one side alone: its stages, memory and throughput, no ratio
+                rows.append({"records": n, "side": a.sides[0], "result": (plains or loops)[0]})
+                print(json.dumps(rows[-1], default=float), file=sys.stderr)
+                continue
             plain, loop = (sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2] for runs in (plains, loops))
             row = {"records": n, "comparisons": loop["comparisons"], "plain": plain, "loop": loop,
                    "plain_seconds_all": [round(r["seconds"], 2) for r in plains],
@@ -164,12 +172,18 @@ def main() -> None:
     lines = ["| records | comparisons | plain Splink s | splink_er s (judge none) | ratio | peak GB plain / splink_er "
              "| plain predict comparisons/s | splink_er stages (s) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "side" in r:
+            x = r["result"]
+            st = ", ".join(f"{k} {v:.1f}" for k, v in x["stages"].items())
+            lines.append(f"| {r['records']:,} | {x['comparisons']:,} | {x['seconds']:.1f} s ({r['side']} only) | | "
+                         f"not measured | {x['peak_rss_gb']:.2f} | | {st} |")
+            continue
         st = ", ".join(f"{k} {v:.1f}" for k, v in r["loop"]["stages"].items())
         lines.append(f"| {r['records']:,} | {r['comparisons']:,} | {r['plain']['seconds']:.1f} | {r['loop']['seconds']:.1f} | "
                      f"{r['ratio']:.2f} | {r['plain']['peak_rss_gb']:.2f} / {r['loop']['peak_rss_gb']:.2f} | "
                      f"{r['comparisons_per_second_plain_predict']:,} | {st} |")
     for r in rows:
-        if r["records"] == 1_000_000:
+        if r["records"] == 1_000_000 and "ratio" in r:
             lines += ["", f"Targets at 1M records: ratio {r['ratio']:.2f} <= 1.15: "
                       f"{'met' if r['ratio'] <= 1.15 else 'NOT met'}; splink_er peak {r['loop']['peak_rss_gb']:.2f} GB "
                       f"<= 2 GB: {'met' if r['loop']['peak_rss_gb'] <= 2 else 'NOT met'} (runs per side: {a.repeat}; "
