@@ -22,12 +22,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 from common import machine, write_results  # noqa: E402
 
-PAIR_KEY = ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r"]
 EXACT_U = ["bootstrap.u_max_pairs=100000000", "bootstrap.u_min_count_per_level=null"]
 
 
 def compare(name: str, settings, overrides: list[str], tmp: Path, spark) -> dict:
     import splink_er
+    from splink_er.decision_log import compare_decisions
 
     runs, seconds = {}, {}
     for kind in ("duckdb", "spark"):
@@ -36,18 +36,13 @@ def compare(name: str, settings, overrides: list[str], tmp: Path, spark) -> dict
         runs[kind] = splink_er.run(settings, spark=spark, quiet=True, overrides=[
             f"engine.kind={kind}", f"output_dir={out}", f"labels.path={out}/labels.jsonl", *overrides])
         seconds[kind] = time.perf_counter() - t0
-    a, b = (runs[k].decisions.set_index(PAIR_KEY).sort_index() for k in ("duckdb", "spark"))
-    same_pairs = bool(a.index.equals(b.index))
-    row = {"dataset": name, "blocked_pairs": len(a), "same_pairs": same_pairs,
+    row = {"dataset": name, "blocked_pairs": runs["duckdb"].run["blocked_pairs"],
            "seconds_duckdb": round(seconds["duckdb"], 1), "seconds_spark": round(seconds["spark"], 1),
            "spark_over_duckdb": round(seconds["spark"] / seconds["duckdb"], 2),
            "final_matches_duckdb": runs["duckdb"].run["final_matches"],
            "final_matches_spark": runs["spark"].run["final_matches"],
-           "f1_duckdb": runs["duckdb"].metrics.get("f1"), "f1_spark": runs["spark"].metrics.get("f1")}
-    if same_pairs:
-        row |= {"final_match_differs": int((a.final_match != b.final_match).sum()),
-                "decided_by_differs": int((a.decided_by != b.decided_by).sum()),
-                "max_abs_probability_difference": float((a.match_probability - b.match_probability).abs().max())}
+           "f1_duckdb": runs["duckdb"].metrics.get("f1"), "f1_spark": runs["spark"].metrics.get("f1"),
+           **compare_decisions(runs["duckdb"].decisions, runs["spark"].decisions)}
     print(row, file=sys.stderr)
     return row
 

@@ -155,6 +155,18 @@ def final_decisions(path: str | Path, run_id: str | None = None) -> pd.DataFrame
     return df
 
 
+def compare_decisions(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    """How two runs' decisions (decisions.parquet frames) differ pair by pair: whether they hold the same pairs,
+    and if so how many final matches and decided_by values differ and the largest probability difference
+    (e.g. the same job on DuckDB and on Spark)."""
+    a, b = (d.set_index(PAIR_KEY).sort_index() for d in (a, b))
+    if not a.index.equals(b.index):
+        return {"same_pairs": False}
+    return {"same_pairs": True, "final_match_differs": int((a["final_match"] != b["final_match"]).sum()),
+            "decided_by_differs": int((a["decided_by"] != b["decided_by"]).sum()),
+            "max_abs_probability_difference": float((a["match_probability"] - b["match_probability"]).abs().max())}
+
+
 def diff(log_a: str | Path, log_b: str | Path, run_a: str | None = None, run_b: str | None = None) -> pd.DataFrame:
     """Pairs whose decision differs between two logs (or that only one of them decided). A run that wrote model
     rejects as counts (outputs.model_rejects) decided every pair it does not list as a model reject: no match."""
