@@ -8,6 +8,7 @@ started again continues where it stopped and reaches the same decisions.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import audit as audit_mod
+from . import blocking as blocking_mod
 from . import clusters as clusters_mod
 from . import evaluate, model as model_mod, report as report_mod, routing, sampling
 from .decision_log import DecisionLog
@@ -111,6 +113,7 @@ class Job:
         self.out = settings.output_path
         self.round = 0
         self.model: dict | None = None
+        self.previous_model: dict | None = None  # the model before the last training that changed it
         self.bootstrap_model: dict | None = None
         self.designs = pd.DataFrame(columns=PAIR_KEY + ["design", "inclusion_probability"])
         self.answers: dict[tuple, dict] = {}  # judge answers (as labels) this run uses: asked or reused
@@ -123,6 +126,7 @@ class Job:
         self._prediction = None  # Splink's prediction under the `scores` view
         self._true_pairs: int | None = None
         self.rejects_written = True  # decisions.parquet holds model rejects too (see outputs.model_rejects)
+        self.blocking_report: dict = {}
         self.console.print(
             f"[bold]{settings.name}[/]: {settings.link_type}, "
             + ", ".join(f"{n} {c:,} records" for n, c in self.loaded.row_counts.items())
@@ -188,7 +192,9 @@ class Job:
     def sample(self) -> pd.DataFrame:
         """Draw this round's stratified sample of blocked pairs (with inclusion probabilities)."""
         with self._stage("sample"):
-            s = sampling.draw_sample(self.con, self.scores_table, self.settings, max(self.round, 1))
+            shift = (model_mod.weight_shift_sql(self.previous_model, self.model)
+                     if self.previous_model is not None else None)
+            s = sampling.draw_sample(self.con, self.scores_table, self.settings, max(self.round, 1), shift)
         design = s[PAIR_KEY + ["inclusion_probability"]].assign(design=f"{self.run_id}-r{max(self.round, 1)}")
         self.designs = pd.concat([self.designs, design], ignore_index=True) if len(self.designs) else design
         return s.rename(columns={"drawn_by": "stratum_drawn"})
@@ -310,10 +316,13 @@ class Job:
 
     def train(self) -> dict:
         """Retrain m (and the prior) from the label store, starting from the bootstrap model."""
+        before = self.model
         with self._stage("train"):
             self.model, report = model_mod.train_from_labels(
                 self.con, self.scores_table, self._labels_for_training(), self.designs, self.bootstrap_model,
                 self.settings, self.n_possible)
+        if self.model != before:
+            self.previous_model = before
         self.training_reports.append({"round": self.round, **report.__dict__})
         return report.__dict__
 
@@ -322,6 +331,30 @@ class Job:
         with self._stage("route"):
             routing.route(self.con, self.scores_table, self.run_labels(), self.settings)
             return routing.route_counts(self.con, "routed")
+
+    def suggest_blocking(self) -> dict:
+        """Candidate blocking rules scored by the current model (see splink_er/blocking.py); changes nothing.
+        DuckDB only: it scores a few thousand to a few million added pairs per candidate."""
+        if self.spark is not None:
+            raise ValueError("blocking suggest runs on DuckDB: run it with engine.kind=duckdb (the rules it prints "
+                             "work on either engine)")
+        (blocked,) = self.con.execute(f"SELECT count(*) FROM {self.scores_table}").fetchall()[0]
+        with self._stage("blocking"), self._progress() as bar:
+            task = bar.add_task("scoring candidate blocking rules", total=None)
+            report = blocking_mod.suggest(self.con, self.sdfs, self.settings, self.loaded, self.model, blocked,
+                                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+        return report
+
+    def adopt_blocking(self, rules: list[list[str]]) -> None:
+        """Add blocking rules to the job (settings and every model of this run) and re-score."""
+        if not rules:
+            return
+        self.settings.blocking_rules = self.settings.blocking_rules + rules
+        brs = model_mod.splink_settings_dict(self.settings)["blocking_rules_to_generate_predictions"]
+        for m in (self.untrained_model, self.bootstrap_model, self.model):
+            if m is not None:
+                m["blocking_rules_to_generate_predictions"] = copy.deepcopy(brs)
+        self.score()
 
     def judge_band(self) -> dict:
         """Send the band and conflict pairs to the judge, then re-route so their answers count."""
@@ -364,6 +397,13 @@ class Job:
             rec["training"] = self.train()
             if self.scores_table is None or self.model != before:  # predicting is most of a run's cost
                 self.score()
+            if r == 1 and s.blocking.adopt:
+                self.blocking_report = self.suggest_blocking()
+                self.adopt_blocking(self.blocking_report["chosen"])
+                rec["blocking_adopted"] = self.blocking_report["chosen"]
+                self.console.print(f"blocking: adopted {self.blocking_report['chosen'] or 'no rule'} "
+                                   f"(+{self.blocking_report['added_pairs']:,} pairs, model expects "
+                                   f"~{self.blocking_report['expected_matches_gained']:,.0f} more matches)")
             counts = self.route()
             rec |= {"band": counts.get("band", 0), "conflicts": counts.get("conflict", 0), "routes_before_judge": counts}
             st = self.judge_band()
@@ -562,7 +602,7 @@ class Job:
                       "method": self.judge.method if self.judge else None,
                       "decision_log": str(self.log.path), "usage": usage},
             "entities": n_entities,
-            "metrics": metrics, "audit": self.audit_result, "wall_seconds": self.timings | {"total": round(time.time() - self.started, 3)},
+            "metrics": metrics, "audit": self.audit_result, "blocking": self.blocking_report, "wall_seconds": self.timings | {"total": round(time.time() - self.started, 3)},
             "versions": {p: version(p) for p in ("splink_er", "splink", "duckdb", "pandas")},
             "settings_hash": self.settings.fingerprint(), "settings": self.settings.model_dump(),
             "label_store": str(self.store.path), "outputs": str(self.out),

@@ -17,6 +17,7 @@ import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
 from . import comparisons as comparison_blocks
+from .normalize import output_columns
 from .settings import BlockingRule, ComparisonSettings, Settings
 from .sources import columns_in_sql
 
@@ -106,7 +107,11 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
         cols |= set(rule) if isinstance(rule, list) else columns_in_sql(rule)
     for gate in settings.routing.gates:
         cols |= columns_in_sql(gate.sql)
-    return cols
+    # Columns every source prepares or derives are kept too: learned blocking builds candidate rules from them.
+    declared = [set(src.derive) | {c for step in src.prepare for c in output_columns(step)} for src in settings.sources]
+    truth = {settings.truth_column, settings.judge_truth_column} - {None}
+    cols |= (set.intersection(*declared) - truth) if declared else set()
+    return cols | set(settings.blocking.candidate_columns or [])
 
 
 def make_linker(sdfs: list, model: dict) -> Linker:
@@ -158,6 +163,28 @@ def _levels_with_cvv(comparison: dict) -> list[tuple[int, dict]]:
             out.append((k, lv))
             k -= 1
     return out
+
+
+def weight_shift_sql(before: dict, after: dict) -> str:
+    """SQL over a scores table: how much each pair's match weight moved from model `before` to `after` (same
+    comparisons, u and term frequencies; only m and the prior differ after training), read off the gamma columns
+    instead of predicting again."""
+    import math
+
+    def logit2(p: float) -> float:
+        return math.log2(p / (1 - p))
+
+    terms = [repr(logit2(after["probability_two_random_records_match"])
+                  - logit2(before["probability_two_random_records_match"]))]
+    for cb, ca in zip(before["comparisons"], after["comparisons"], strict=True):
+        whens = []
+        for (cvv, lb), (_, la) in zip(_levels_with_cvv(cb), _levels_with_cvv(ca), strict=True):
+            mb, ma = lb.get("m_probability"), la.get("m_probability")
+            if cvv != -1 and mb and ma and mb != ma:
+                whens.append(f"WHEN {cvv} THEN {math.log2(ma / mb)!r}")
+        if whens:
+            terms.append(f"CASE gamma_{ca['output_column_name']} {' '.join(whens)} ELSE 0 END")
+    return " + ".join(terms)
 
 
 @dataclass

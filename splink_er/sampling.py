@@ -1,6 +1,9 @@
-"""Stratified sampling of blocked pairs for labelling, with exact inclusion probabilities.
+"""Sampling of blocked pairs for labelling (query strategies), with exact inclusion probabilities.
 
-Design: strata by the current model's match probability (high >= routing.high, low <= routing.low, ambiguous
+`sampling.strategy` picks the design. Every design keeps a uniform `random` part, so Horvitz-Thompson estimates
+(the prior, weighted m) stay unbiased whatever the rest targets.
+
+stratified: strata by the current model's match probability (high >= routing.high, low <= routing.low, ambiguous
 between) plus a uniform `random` stratum over all blocked pairs. Each stratum draws its share of the budget by
 simple random sampling without replacement, independently of the random draw, so a pair's inclusion
 probability is exactly  pi = 1 - (1 - k_random / N) * (1 - k_s / N_s)  for its score stratum s. A pair drawn by
@@ -9,6 +12,12 @@ over all blocked pairs.
 
 The draw ranks pairs by a seeded hash of the pair key inside DuckDB: deterministic whatever the row order (a
 re-run after a crash draws the same sample), and no pairs are pulled into Python to sample them.
+
+uncertainty, disagreement, diversity: the rest of the budget is a take-all set T chosen from the scores
+(uncertainty: the pairs nearest p = 0.5 by match weight; disagreement: the pairs whose probability moved most
+since the previous model, uncertainty when there is none; diversity: one pair per comparison-vector pattern, the
+least certain patterns first, so rare agreement patterns get labelled). T is fixed once the scores (and seeded
+hash) are, so it is a stratum sampled in full: pi = 1 in T, pi = k_random / N elsewhere; HT stays unbiased.
 """
 
 from __future__ import annotations
@@ -42,9 +51,10 @@ def allocate(budget: int, shares: dict[str, float]) -> dict[str, int]:
     return out
 
 
-def inclusion_probabilities(con, scores_table: str, settings: Settings, budget: int) -> str:
+def inclusion_probabilities(con, scores_table: str, settings: Settings, budget: int,
+                            shares: dict[str, float] | None = None) -> str:
     """A view over every blocked pair with its score stratum and inclusion probability (for checks and audits)."""
-    alloc = allocate(budget, settings.sampling.strata)
+    alloc = allocate(budget, settings.sampling.strata if shares is None else shares)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW pair_strata AS SELECT {', '.join(PAIR_KEY)}, match_probability, "
         f"{stratum_sql(settings)} AS stratum FROM {scores_table}"
@@ -63,12 +73,23 @@ def inclusion_probabilities(con, scores_table: str, settings: Settings, budget: 
     return "pair_inclusion"
 
 
-def draw_sample(con, scores_table: str, settings: Settings, round_no: int) -> pd.DataFrame:
+def draw_sample(con, scores_table: str, settings: Settings, round_no: int, shift_sql: str | None = None
+                ) -> pd.DataFrame:
+    """Draw this round's sample by `sampling.strategy`. `shift_sql`: the change in match weight since the previous
+    model, as SQL over the scores (disagreement; see model.weight_shift_sql)."""
+    if settings.sampling.strategy != "stratified":
+        return _draw_targeted(con, scores_table, settings, round_no, shift_sql)
+    return _draw_stratified(con, scores_table, settings, round_no)
+
+
+def _draw_stratified(con, scores_table: str, settings: Settings, round_no: int, budget: int | None = None,
+                     shares: dict[str, float] | None = None) -> pd.DataFrame:
     """Draw this round's stratified sample. Columns: pair key, match_probability, stratum, drawn_by,
     inclusion_probability. `drawn_by` is 'random', the score stratum, or both joined by '+'."""
-    budget = settings.sampling.budget_per_round
-    view = inclusion_probabilities(con, scores_table, settings, budget)
-    alloc = allocate(budget, settings.sampling.strata)
+    budget = settings.sampling.budget_per_round if budget is None else budget
+    shares = settings.sampling.strata if shares is None else shares
+    view = inclusion_probabilities(con, scores_table, settings, budget, shares)
+    alloc = allocate(budget, shares)
     seed = f"{settings.sampling.seed}-{round_no}"
     strata_limits = " ".join(f"WHEN '{s}' THEN {alloc[s]}" for s in SCORE_STRATA)
     sample = con.execute(
@@ -90,3 +111,46 @@ def draw_sample(con, scores_table: str, settings: Settings, round_no: int) -> pd
         """
     ).df()
     return sample
+
+
+def _target_order(con, scores_table: str, settings: Settings, shift_sql: str | None) -> tuple[str, str]:
+    """(eligible, priority): SQL over the scores picking the take-all set T of a targeted strategy, lowest
+    priority first among eligible pairs."""
+    strategy = settings.sampling.strategy
+    if strategy == "disagreement" and shift_sql:
+        before = f"1 / (1 + pow(2, -(match_weight - ({shift_sql}))))"  # the previous model's probability
+        return "true", f"-abs(match_probability - {before})"
+    if strategy == "diversity":
+        gammas = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {scores_table})").fetchall()
+                  if c.startswith("gamma_")]
+        pattern = ", ".join(gammas)
+        # One pair per comparison-vector pattern (hash-chosen), the least certain patterns first.
+        return (f"row_number() OVER (PARTITION BY {pattern} ORDER BY {_hash_sql(settings.sampling.seed)}) = 1",
+                f"abs(avg(match_weight) OVER (PARTITION BY {pattern}))")
+    return "true", "abs(match_weight)"  # uncertainty (and disagreement before there is a previous model)
+
+
+def _draw_targeted(con, scores_table: str, settings: Settings, round_no: int, shift_sql: str | None) -> pd.DataFrame:
+    """The stratified design with the ambiguous stratum's share spent on the take-all set T instead."""
+    budget, shares = settings.sampling.budget_per_round, settings.sampling.strata
+    k_target = allocate(budget, shares)["ambiguous"]
+    rest_share = 1.0 - shares.get("ambiguous", 0.0)
+    rest_shares = {s: (v / rest_share if rest_share else 0.0) for s, v in shares.items() if s != "ambiguous"}
+    # The other strata keep their draws; each is a simple random sample of its whole stratum (T included), so a
+    # pair outside T keeps its stratified inclusion probability, and a pair in T has pi = 1.
+    stratified = _draw_stratified(con, scores_table, settings, round_no, budget - k_target, rest_shares)
+    eligible, priority = _target_order(con, scores_table, settings, shift_sql)
+    seed = f"{settings.sampling.seed}-{round_no}"
+    key = ", ".join(PAIR_KEY)
+    targeted = con.execute(f"""
+        SELECT {key}, match_probability, {stratum_sql(settings)} AS stratum FROM (
+            SELECT *, {eligible} AS eligible, {priority} AS priority, {_hash_sql(seed)} AS tiebreak FROM {scores_table})
+        WHERE eligible ORDER BY priority, tiebreak LIMIT {k_target}""").df()
+    strategy = settings.sampling.strategy
+    drawn_too = dict(zip(map(tuple, stratified[PAIR_KEY].values), stratified["drawn_by"]))
+    keys = list(map(tuple, targeted[PAIR_KEY].values))
+    targeted["drawn_by"] = [f"{drawn_too[k]}+{strategy}" if k in drawn_too else strategy for k in keys]
+    targeted["inclusion_probability"] = 1.0
+    in_target = set(keys)
+    rest = stratified[[k not in in_target for k in map(tuple, stratified[PAIR_KEY].values)]]
+    return pd.concat([rest, targeted], ignore_index=True).sort_values(PAIR_KEY, ignore_index=True)

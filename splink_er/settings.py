@@ -35,17 +35,21 @@ class PrepareStep(_Strict):
     """A normalizer applied to one column of a source, once per distinct value, before `derive`."""
 
     column: str = Field(description="Input column.")
-    kind: Literal["person_name", "first_name_canonical", "state", "zip", "phone", "email", "date", "office"] = Field(
+    kind: Literal["person_name", "first_name_canonical", "state", "zip", "phone", "email", "date", "office",
+                  "phonetic"] = Field(
         description="person_name: split a full name into first_name, middle_name, last_name, name_suffix, "
         "nickname, first_name_canonical, party_tag, running_mate, name_title; first_name_canonical: Bob -> ROBERT; "
         "state: postal code; zip: 5 digits; phone: E.164; email: lower case (+tags removed where the provider ignores them; Gmail dots too); "
-        "date: ISO date from the declared `formats`; office: office_level, office_role, office_district.")
+        "date: ISO date from the declared `formats`; office: office_level, office_role, office_district; "
+        "phonetic: a sound-alike code (Smith, Smyth -> SM0) for blocking on misspelt names.")
+    algorithm: Literal["metaphone", "nysiis", "soundex"] = Field(
+        "metaphone", description="phonetic: jellyfish's algorithm (metaphone keeps the most letters).")
     format: Literal["auto", "last_first_middle"] = Field(
         "auto", description="person_name: 'auto' reads any common format; 'last_first_middle' is the comma-less "
         "voter-file format (declared, never guessed).")
     prefix: str = Field("", description="person_name, office: prefix of the output column names.")
     into: str | None = Field(None, description="Output column of the other kinds (default <column>_norm; "
-                             "first_name_canonical: <column>_canonical).")
+                             "first_name_canonical: <column>_canonical; phonetic: <column>_phonetic).")
     region: str = Field("US", description="phone: region for numbers without a country code.")
     provider_rules: bool = Field(True, description="email: apply provider rules (+tags at Gmail, Outlook, iCloud, Fastmail, Proton; Gmail dots).")
     formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y"], description="date: strptime "
@@ -143,7 +147,29 @@ class TrainingSettings(_Strict):
     )
 
 
+class BlockingSettings(_Strict):
+    """Learned blocking: extra rules that recover matches the blocking rules miss (see splink_er/blocking.py)."""
+
+    max_comparisons: int | None = Field(
+        None, ge=1, description="Most blocked pairs in all (current rules and added ones). Default: twice the "
+        "pairs the current rules propose.")
+    adopt: bool = Field(False, description="Let the loop add the suggested rules after round 1's training "
+                        "(otherwise `splink-er blocking suggest` only prints them).")
+    candidate_columns: list[str] | None = Field(
+        None, description="Columns to build candidate rules from, alone and in pairs (default: every column of "
+        "the inputs but ids, truth and columns_to_keep; add derived or phonetic columns to widen the search).")
+    max_candidates: int = Field(200, ge=1, description="Most candidate rules scored.")
+    min_expected_matches: float = Field(
+        5.0, ge=0, description="A rule is only added if the model expects at least this many matches among the "
+        "pairs it adds.")
+
+
 class SamplingSettings(_Strict):
+    strategy: Literal["stratified", "uncertainty", "disagreement", "diversity"] = Field(
+        "stratified", description="Query strategy: stratified (by match probability; see strata), uncertainty "
+        "(pairs nearest p = 0.5), disagreement (pairs the last training moved most), diversity (one pair per "
+        "comparison-vector pattern, least certain first). All but stratified spend strata.random on a uniform "
+        "sample and the rest on their targets (docs/active_learning.md compares them).")
     budget_per_round: int = Field(100, ge=0, description="Pairs drawn for labelling in each sampling round.")
     rounds: int = Field(1, ge=0, description="How many of the first rounds draw a stratified sample.")
     strata: dict[Literal["random", "high", "ambiguous", "low"], float] = Field(
@@ -342,6 +368,7 @@ class Settings(_Strict):
     )
     comparisons: list[ComparisonSettings] = Field(min_length=1)
     blocking_rules: list[BlockingRule] = Field(min_length=1)
+    blocking: BlockingSettings = Field(default_factory=BlockingSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)

@@ -1,6 +1,6 @@
 """Normalizers for `sources[].prepare`: each maps the distinct values of one column to canonical columns.
 
-names: person names (first, middle, last, suffix, nickname, canonical first name). contacts: US states, ZIP
+names: person names (first, middle, last, suffix, nickname, canonical first name, phonetic codes). contacts: US states, ZIP
 codes, phones, e-mails. offices: office level, role and district. Dates and e-mails are simple enough for DuckDB to
 compute itself over every row (`sql_expression`); the rest run in Python once per distinct value.
 """
@@ -8,7 +8,7 @@ compute itself over every row (`sql_expression`); the rest run in Python once pe
 from __future__ import annotations
 
 from .contacts import email_norm_sql, email_text_sql, phone_e164, state_code, zip5
-from .names import FIELDS, canonical_first, parse_names
+from .names import FIELDS, canonical_first, parse_names, phonetic_code
 from .offices import OFFICE_FIELDS, parse_office
 
 
@@ -17,6 +17,8 @@ def output_columns(step) -> list[str]:
         return [step.prefix + f for f in FIELDS]
     if step.kind == "first_name_canonical":
         return [step.into or f"{step.column}_canonical"]
+    if step.kind == "phonetic":
+        return [step.into or f"{step.column}_phonetic"]
     if step.kind == "office":
         return [step.prefix + f for f in OFFICE_FIELDS]
     return [step.into or f"{step.column}_norm"]
@@ -52,5 +54,6 @@ def normalize_values(step, values: list[str]) -> list[list]:
         "state": state_code,
         "zip": zip5,
         "phone": lambda v: phone_e164(v, step.region),
+        "phonetic": lambda v: phonetic_code(v, step.algorithm),
     }[step.kind]
     return [[v, one(v)] for v in values]

@@ -67,6 +67,18 @@ def canonical_first(first: str | None) -> str | None:
     return nickname_table().get(key, key).upper()
 
 
+def phonetic_code(name: str | None, algorithm: str = "metaphone") -> str | None:
+    """Sound-alike code of a name for blocking: Smith and Smyth share SM0, so a typo in a name need not hide a
+    pair. Accents are folded first (jellyfish codes ASCII letters); a name without letters has no code."""
+    import jellyfish
+
+    if not name:
+        return None
+    text = fold_accents(name).strip()
+    code = {"metaphone": jellyfish.metaphone, "nysiis": jellyfish.nysiis, "soundex": jellyfish.soundex}[algorithm](text)
+    return code or None
+
+
 def _suffix(text: str) -> str | None:
     parts = [SUFFIXES.get(p.upper().strip(". ,")) for p in re.split(r"[\s,]+", text) if p]
     parts = [p for p in parts if p]
