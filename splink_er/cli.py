@@ -35,6 +35,7 @@ app = typer.Typer(
     splink-er run settings/febrl4.yaml --set judge.kind=gemini          (key in GEMINI_API_KEY)
     splink-er run settings/febrl4.yaml --set judge.kind=replay          (no calls: answers from the log)
     splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl
+    splink-er blocking suggest settings/fake_20000.yaml
 """,
 )
 err = Console(stderr=True)
@@ -249,6 +250,57 @@ def decisions_diff(log_a: Annotated[Path, typer.Argument(help="First decision lo
         if csv:
             changed.to_csv(csv, index=False)
             out.print(f"written: {csv}")
+
+    _guard(body)
+
+
+blocking_app = typer.Typer(no_args_is_help=True, help="Learned blocking: rules that recover missed matches.")
+app.add_typer(blocking_app, name="blocking")
+
+
+@blocking_app.command("suggest")
+def blocking_suggest(settings: Annotated[Path, typer.Argument(help="Settings YAML.")],
+                     sets: SetOpt = None, out: OutOpt = None,
+                     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the report as JSON.")] = None,
+                     limit: Annotated[int, typer.Option(help="Candidate rows to print.")] = 20) -> None:
+    """Score candidate blocking rules (columns alone and in pairs) by the comparisons they add and the matches the
+    model expects among them, and pick rules within blocking.max_comparisons. Calls no judge; the model is the
+    bootstrap, trained on the label store's answers when it has any. Add the chosen rules to blocking_rules, or
+    set blocking.adopt: true to let `run` add them.
+
+    Example: `splink-er blocking suggest settings/fake_20000.yaml --set blocking.max_comparisons=3000000`
+    """
+    import json
+
+    from rich.table import Table
+
+    from .loop import prepare_for_outputs
+
+    def body():
+        job = prepare_for_outputs(settings, _overrides(sets, out))
+        job.console.quiet = False
+        job.bootstrap()
+        job.score()
+        if job.use_stored_answers() or len(job.store.human()):
+            job.train()
+            job.score()
+        report = job.suggest_blocking()
+        c = Console()
+        c.print(f"current rules: {report['blocked_pairs']:,} pairs, the model expects "
+                f"~{report['expected_matches_blocked']:,.0f} matches among them; budget "
+                f"{report['max_comparisons']:,} pairs (blocking.max_comparisons)")
+        table = Table("rule", "proposes", "adds", "expected matches", f"added p > {job.settings.routing.low}", "chosen")
+        for cand in report["candidates"][:limit]:
+            table.add_row(" & ".join(cand["rule"]), f"{cand['proposed_pairs']:,}", f"{cand['added_pairs']:,}",
+                          f"{cand['expected_matches']:,.1f}", f"{cand['pairs_above_low']:,}", "yes" if cand["chosen"] else "")
+        c.print(table)
+        c.print(f"chosen: {report['chosen'] or 'none'}: +{report['added_pairs']:,} pairs, "
+                f"~{report['expected_matches_gained']:,.0f} more expected matches (numbers after earlier choices)")
+        if report["chosen"]:
+            c.print("add to blocking_rules:\n" + "\n".join(f"  - {json.dumps(r)}" for r in report["chosen"]))
+        if json_out:
+            json_out.write_text(json.dumps(report, indent=2))
+            c.print(f"written: {json_out}")
 
     _guard(body)
 

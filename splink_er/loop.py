@@ -27,6 +27,7 @@ from . import audit as audit_mod
 from . import blocking as blocking_mod
 from . import clusters as clusters_mod
 from . import evaluate, model as model_mod, report as report_mod, routing, sampling
+from . import training as training_mod
 from .decision_log import DecisionLog
 from .judges import Judge, JudgeDecision, PairContext, run_judge
 from .judges.factory import make_judge
@@ -312,15 +313,24 @@ class Job:
 
     def _labels_for_training(self) -> pd.DataFrame:
         labels = self.run_labels()
+        if self.settings.training.method == "logistic" and len(labels):
+            # One-to-one conflicts are confident pairs sharing a record: their answers settle which candidate
+            # wins, not what a level is worth; fitted, they would teach that confident pairs are often wrong.
+            labels = labels[labels["reason"].ne("conflict")]
         return labels[PAIR_KEY + ["match"]] if len(labels) else pd.DataFrame(columns=PAIR_KEY + ["match"])
 
     def train(self) -> dict:
         """Retrain m (and the prior) from the label store, starting from the bootstrap model."""
         before = self.model
         with self._stage("train"):
-            self.model, report = model_mod.train_from_labels(
-                self.con, self.scores_table, self._labels_for_training(), self.designs, self.bootstrap_model,
-                self.settings, self.n_possible)
+            if self.settings.training.method == "logistic":
+                self.model, report = training_mod.train_logistic(
+                    self.con, self.scores_table, self._labels_for_training(), self.designs, self.bootstrap_model,
+                    self.model, self.settings)
+            else:
+                self.model, report = model_mod.train_from_labels(
+                    self.con, self.scores_table, self._labels_for_training(), self.designs, self.bootstrap_model,
+                    self.settings, self.n_possible)
         if self.model != before:
             self.previous_model = before
         self.training_reports.append({"round": self.round, **report.__dict__})
@@ -345,6 +355,14 @@ class Job:
                                           progress=lambda done, total: bar.update(task, completed=done, total=total))
         return report
 
+    def use_stored_answers(self) -> int:
+        """Train on every judge answer in the label store, whichever run paid for it (human labels always count).
+        Returns how many answers were taken."""
+        stored = self.store.effective()
+        judged = stored[stored["source_kind"].eq("judge")] if len(stored) else stored
+        self.answers = dict(zip(pair_keys(judged), judged.to_dict("records")))
+        return len(self.answers)
+
     def adopt_blocking(self, rules: list[list[str]]) -> None:
         """Add blocking rules to the job (settings and every model of this run) and re-score."""
         if not rules:
@@ -356,11 +374,12 @@ class Job:
                 m["blocking_rules_to_generate_predictions"] = copy.deepcopy(brs)
         self.score()
 
-    def judge_band(self) -> dict:
-        """Send the band and conflict pairs to the judge, then re-route so their answers count."""
+    def judge_band(self, limit: int | None = None) -> dict:
+        """Send the band and conflict pairs (nearest p = 0.5 first, at most `limit`) to the judge, then re-route
+        so their answers count."""
         if self.judge is None or self.budget_left <= 0:  # nothing can be asked: skip the scan of every pair
             return {"pairs": 0, "reused": 0, "asked": 0, "undecided": 0}
-        todo = routing.pairs_to_judge(self.con, "routed", limit=self.budget_left)
+        todo = routing.pairs_to_judge(self.con, "routed", limit=min(self.budget_left, limit or self.budget_left))
         stats = self.judge_pairs(todo)
         if stats["asked"] or stats["reused"]:
             self.route()
@@ -381,62 +400,110 @@ class Job:
 
     # ---- the loop ------------------------------------------------------------------------------------
     def run_rounds(self, sample_rounds: int | None = None, max_rounds: int | None = None) -> None:
+        """Rounds of sample -> train -> score -> route -> judge part of the band, until a stopping rule fires;
+        then, if the last answers never trained the model, one more training pass re-decides the pairs no one
+        judged with every answer the run bought."""
         s = self.settings
         sample_rounds = s.sampling.rounds if sample_rounds is None else sample_rounds
         max_rounds = s.loop.max_rounds if max_rounds is None else max_rounds
+        untrained_answers = False
         for r in range(1, max_rounds + 1):
-            self.round = r
-            t0 = time.perf_counter()
-            rec: dict = {"round": r}
-            if r <= sample_rounds and self.judge is not None and s.sampling.budget_per_round:
-                sample = self.sample()
-                st = self.judge_pairs(sample, reason="sample")
-                rec |= {"sampled": len(sample), "sample_asked": st["asked"], "sample_reused": st["reused"],
-                        "sample_strata": sample["stratum"].value_counts().to_dict()}
-            before = self.model
-            rec["training"] = self.train()
-            if self.scores_table is None or self.model != before:  # predicting is most of a run's cost
-                self.score()
-            if r == 1 and s.blocking.adopt:
-                self.blocking_report = self.suggest_blocking()
-                self.adopt_blocking(self.blocking_report["chosen"])
-                rec["blocking_adopted"] = self.blocking_report["chosen"]
-                self.console.print(f"blocking: adopted {self.blocking_report['chosen'] or 'no rule'} "
-                                   f"(+{self.blocking_report['added_pairs']:,} pairs, model expects "
-                                   f"~{self.blocking_report['expected_matches_gained']:,.0f} more matches)")
-            counts = self.route()
-            rec |= {"band": counts.get("band", 0), "conflicts": counts.get("conflict", 0), "routes_before_judge": counts}
-            st = self.judge_band()
-            rec |= {"band_asked": st["asked"], "band_reused": st["reused"], "undecided": st["undecided"]}
-            if st["asked"] or st["reused"]:  # answers re-routed some pairs
-                counts = routing.route_counts(self.con, "routed")
-            routing.decide(self.con, "routed", r, one_to_one=s.routing.one_to_one)
-            rec |= {"routes": counts, "accepted": counts.get("model_accept", 0), "rejected": counts.get("model_reject", 0),
-                    "labels_used": len(self.run_labels()), "judge_budget_left": self.budget_left,
-                    "metrics": self.metrics(), "seconds": round(time.perf_counter() - t0, 3)}
-            # Answers this round put to use, asked now or reused from the store (so a resumed run stops alike).
-            new_labels = rec.get("sample_asked", 0) + rec.get("sample_reused", 0) + rec["band_asked"] + rec["band_reused"]
-            rec["new_labels"] = new_labels
-            self.rounds.append(rec)
-            m = rec["metrics"]
-            self.console.print(
-                f"round {r}: band {rec['band']:,}, conflicts {rec['conflicts']:,}, judged {new_labels:,} "
-                f"(reused {rec.get('sample_reused', 0) + rec['band_reused']:,}), accepted {rec['accepted']:,}, "
-                f"rejected {rec['rejected']:,}" + (f"; P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f}" if m else ""))
-            stop = None
-            if self.judge is None:
-                stop = "no judge"
-            elif self.budget_left <= 0:
-                stop = "judge.max_pairs reached"
-            elif self._cost_exhausted:
-                stop = "judge.max_cost reached"
-            elif rec["band"] + rec["conflicts"] == 0 and r >= sample_rounds:
-                stop = "band empty"
-            elif new_labels < s.loop.min_new_labels and r >= sample_rounds:
-                stop = f"fewer than {s.loop.min_new_labels} new labels"
+            rec = self._round(r, sample=r <= sample_rounds)
+            untrained_answers = rec["band_asked"] + rec["band_reused"] > 0
+            stop = self._stop_reason(rec, r >= sample_rounds)
             if stop:
                 rec["stopped"] = stop
                 break
+        if untrained_answers and s.loop.final_training:
+            self._round(self.round + 1, sample=False, judge=False)
+
+    def _round(self, r: int, sample: bool, judge: bool = True) -> dict:
+        s = self.settings
+        self.round = r
+        t0 = time.perf_counter()
+        rec: dict = {"round": r} | ({} if judge else {"training_only": True})
+        if sample and self.judge is not None and s.sampling.budget_per_round:
+            drawn = self.sample()
+            st = self.judge_pairs(drawn, reason="sample")
+            rec |= {"sampled": len(drawn), "sample_asked": st["asked"], "sample_reused": st["reused"],
+                    "sample_strata": drawn["stratum"].value_counts().to_dict()}
+        before = self.model
+        rec["training"] = self.train()
+        if self.scores_table is None or self.model != before:  # predicting is most of a run's cost
+            self.score()
+        if r == 1 and s.blocking.adopt:
+            self.blocking_report = self.suggest_blocking()
+            self.adopt_blocking(self.blocking_report["chosen"])
+            rec["blocking_adopted"] = self.blocking_report["chosen"]
+            self.console.print(f"blocking: adopted {self.blocking_report['chosen'] or 'no rule'} "
+                               f"(+{self.blocking_report['added_pairs']:,} pairs, model expects "
+                               f"~{self.blocking_report['expected_matches_gained']:,.0f} more matches)")
+        counts = self.route()
+        rec |= {"band": counts.get("band", 0), "conflicts": counts.get("conflict", 0), "routes_before_judge": counts}
+        st = self.judge_band(limit=s.loop.band_per_round) if judge else {"asked": 0, "reused": 0, "undecided": 0}
+        rec |= {"band_asked": st["asked"], "band_reused": st["reused"], "undecided": st["undecided"]}
+        if st["asked"] or st["reused"]:  # answers re-routed some pairs
+            counts = routing.route_counts(self.con, "routed")
+        routing.decide(self.con, "routed", r, one_to_one=s.routing.one_to_one)
+        rec |= {"routes": counts, "accepted": counts.get("model_accept", 0), "rejected": counts.get("model_reject", 0),
+                "labels_used": len(self.run_labels()), "judge_budget_left": self.budget_left,
+                "estimated": self.expected_accuracy(), "metrics": self.metrics(),
+                "seconds": round(time.perf_counter() - t0, 3)}
+        # Answers this round put to use, asked now or reused from the store (so a resumed run stops alike).
+        rec["new_labels"] = rec.get("sample_asked", 0) + rec.get("sample_reused", 0) + rec["band_asked"] + rec["band_reused"]
+        self.rounds.append(rec)
+        m = rec["metrics"]
+        self.console.print(
+            f"round {r}{'' if judge else ' (training on the last answers, no judging)'}: band {rec['band']:,}, "
+            f"conflicts {rec['conflicts']:,}, judged {rec['new_labels']:,} "
+            f"(reused {rec.get('sample_reused', 0) + rec['band_reused']:,}), accepted {rec['accepted']:,}, "
+            f"rejected {rec['rejected']:,}; model-estimated F1 {rec['estimated']['f1']:.4f}"
+            + (f"; P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f}" if m else ""))
+        return rec
+
+    def _stop_reason(self, rec: dict, sampling_done: bool) -> str | None:
+        s = self.settings
+        if self.judge is None:
+            return "no judge"
+        if self.budget_left <= 0:
+            return "judge.max_pairs reached"
+        if self._cost_exhausted:
+            return "judge.max_cost reached"
+        if rec["band"] + rec["conflicts"] == 0 and sampling_done:
+            return "band empty"
+        if rec["new_labels"] < s.loop.min_new_labels and sampling_done:
+            return f"fewer than {s.loop.min_new_labels} new labels"
+        gain = rec["estimated"]["next_round_f1_gain"]
+        if sampling_done and s.loop.min_f1_gain and gain < s.loop.min_f1_gain:
+            return f"estimated F1 gain of another round {gain:.5f} < loop.min_f1_gain {s.loop.min_f1_gain}"
+        return None
+
+    def expected_accuracy(self) -> dict:
+        """Precision, recall and F1 the model expects of the current decisions (a judged pair counts as its
+        answer, any other pair as a match with its probability), and the F1 the next round's band answers would
+        add if the probabilities are right: the stopping rule's estimate. Model-based, so only as good as the
+        model's calibration; the audit (audit.size) is the estimate that needs no trust in the model."""
+        limit = min(self.budget_left, self.settings.loop.band_per_round or self.budget_left)
+        tp, fp, fn, fix_fp, fix_fn = self.con.execute(f"""
+            WITH d AS (
+                SELECT final_match, CASE WHEN decided_by IN ('judge', 'human') THEN judge_match::DOUBLE
+                                         ELSE match_probability END AS p
+                FROM decisions),
+            nxt AS (SELECT match_probability AS p, match_probability >= 0.5 AS final_match FROM routed
+                    WHERE route IN ('band', 'conflict')
+                    ORDER BY route = 'conflict' DESC, abs(match_probability - 0.5) LIMIT {int(limit)})
+            SELECT (SELECT sum(p) FILTER (final_match) FROM d), (SELECT sum(1 - p) FILTER (final_match) FROM d),
+                   (SELECT sum(p) FILTER (NOT final_match) FROM d),
+                   (SELECT coalesce(sum(1 - p) FILTER (final_match), 0) FROM nxt),
+                   (SELECT coalesce(sum(p) FILTER (NOT final_match), 0) FROM nxt)""").fetchall()[0]
+        tp, fp, fn = tp or 0.0, fp or 0.0, fn or 0.0
+
+        def f1(tp, fp, fn):
+            return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        now = f1(tp, fp, fn)
+        after = f1(tp + fix_fn, fp - fix_fp, fn - fix_fn)
+        return {"precision": round(tp / (tp + fp), 4) if tp + fp else 1.0, "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
+                "f1": round(now, 4), "next_round_f1_gain": round(after - now, 5) if limit > 0 else 0.0}
 
     def finish(self) -> RunResult:
         """Decide, cluster, evaluate and write every output; return the result."""
@@ -552,10 +619,7 @@ class Job:
         if not boot.exists():
             raise FileNotFoundError(f"{boot} not found: run `splink-er run` with these settings first.")
         self.bootstrap(model_mod.load_model(boot))
-        # Retraining uses every answer in the store, whichever run paid for it.
-        stored = self.store.effective()
-        judged = stored[stored["source_kind"].eq("judge")] if len(stored) else stored
-        self.answers = dict(zip(pair_keys(judged), judged.to_dict("records")))
+        self.use_stored_answers()
         samples = self.out / "samples.parquet"
         if samples.exists():
             self.designs = pd.read_parquet(samples)

@@ -15,8 +15,8 @@ re-run after a crash draws the same sample), and no pairs are pulled into Python
 
 uncertainty, disagreement, diversity: the rest of the budget is a take-all set T chosen from the scores
 (uncertainty: the pairs nearest p = 0.5 by match weight; disagreement: the pairs whose probability moved most
-since the previous model, uncertainty when there is none; diversity: one pair per comparison-vector pattern, the
-least certain patterns first, so rare agreement patterns get labelled). T is fixed once the scores (and seeded
+since the previous model, uncertainty when there is none; diversity: round robin over comparison-vector
+patterns, the least certain patterns first, so rare agreement patterns get labelled). T is fixed once the scores (and seeded
 hash) are, so it is a stratum sampled in full: pi = 1 in T, pi = k_random / N elsewhere; HT stays unbiased.
 """
 
@@ -113,21 +113,20 @@ def _draw_stratified(con, scores_table: str, settings: Settings, round_no: int, 
     return sample
 
 
-def _target_order(con, scores_table: str, settings: Settings, shift_sql: str | None) -> tuple[str, str]:
-    """(eligible, priority): SQL over the scores picking the take-all set T of a targeted strategy, lowest
-    priority first among eligible pairs."""
+def _target_order(con, scores_table: str, settings: Settings, shift_sql: str | None) -> str:
+    """ORDER BY of a targeted strategy over the scores: its take-all set T is the first pairs in this order."""
     strategy = settings.sampling.strategy
     if strategy == "disagreement" and shift_sql:
         before = f"1 / (1 + pow(2, -(match_weight - ({shift_sql}))))"  # the previous model's probability
-        return "true", f"-abs(match_probability - {before})"
+        return f"abs(match_probability - {before}) DESC"
     if strategy == "diversity":
         gammas = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {scores_table})").fetchall()
                   if c.startswith("gamma_")]
         pattern = ", ".join(gammas)
-        # One pair per comparison-vector pattern (hash-chosen), the least certain patterns first.
-        return (f"row_number() OVER (PARTITION BY {pattern} ORDER BY {_hash_sql(settings.sampling.seed)}) = 1",
+        # Round robin over comparison-vector patterns (hash-chosen pairs), the least certain patterns first.
+        return (f"row_number() OVER (PARTITION BY {pattern} ORDER BY {_hash_sql(settings.sampling.seed)}), "
                 f"abs(avg(match_weight) OVER (PARTITION BY {pattern}))")
-    return "true", "abs(match_weight)"  # uncertainty (and disagreement before there is a previous model)
+    return "abs(match_weight)"  # uncertainty (and disagreement before there is a previous model)
 
 
 def _draw_targeted(con, scores_table: str, settings: Settings, round_no: int, shift_sql: str | None) -> pd.DataFrame:
@@ -139,13 +138,12 @@ def _draw_targeted(con, scores_table: str, settings: Settings, round_no: int, sh
     # The other strata keep their draws; each is a simple random sample of its whole stratum (T included), so a
     # pair outside T keeps its stratified inclusion probability, and a pair in T has pi = 1.
     stratified = _draw_stratified(con, scores_table, settings, round_no, budget - k_target, rest_shares)
-    eligible, priority = _target_order(con, scores_table, settings, shift_sql)
+    order = _target_order(con, scores_table, settings, shift_sql)
     seed = f"{settings.sampling.seed}-{round_no}"
     key = ", ".join(PAIR_KEY)
     targeted = con.execute(f"""
-        SELECT {key}, match_probability, {stratum_sql(settings)} AS stratum FROM (
-            SELECT *, {eligible} AS eligible, {priority} AS priority, {_hash_sql(seed)} AS tiebreak FROM {scores_table})
-        WHERE eligible ORDER BY priority, tiebreak LIMIT {k_target}""").df()
+        SELECT {key}, match_probability, {stratum_sql(settings)} AS stratum FROM {scores_table}
+        ORDER BY {order}, {_hash_sql(seed)} LIMIT {k_target}""").df()
     strategy = settings.sampling.strategy
     drawn_too = dict(zip(map(tuple, stratified[PAIR_KEY].values), stratified["drawn_by"]))
     keys = list(map(tuple, targeted[PAIR_KEY].values))

@@ -139,6 +139,16 @@ class BootstrapSettings(_Strict):
 
 
 class TrainingSettings(_Strict):
+    method: Literal["m_from_labels", "logistic"] = Field(
+        "logistic", description="m_from_labels: m per level from the labelled matches, smoothed towards "
+        "the bootstrap; logistic: one weight correction per level fitted on all labels (matches and non-matches) "
+        "with the bootstrap weight as offset, which undoes the double counting of correlated comparisons "
+        "(splink_er/training.py).")
+    weighting: Literal["design", "none"] = Field(
+        "none", description="logistic: weight each sampled label by 1/inclusion probability (the fit then "
+        "describes all blocked pairs, not the hard ones the judge was shown) or every label alike.")
+    l2: float = Field(1.0, gt=0, description="logistic: L2 penalty pulling each correction towards the bootstrap "
+                      "weight (larger: closer to the bootstrap).")
     min_positive_labels: int = Field(
         10, ge=1, description="Below this many positive labels the bootstrap (EM) model is kept."
     )
@@ -307,6 +317,14 @@ class JudgeSettings(_Strict):
 class LoopSettings(_Strict):
     max_rounds: int = Field(3, ge=1)
     min_new_labels: int = Field(1, ge=0, description="Stop when a round adds fewer labels than this.")
+    band_per_round: int | None = Field(
+        None, ge=1, description="Most band pairs judged per round; the rest wait for the model retrained on "
+        "these answers, which narrows the band (null: as many as the budget allows, in one round).")
+    min_f1_gain: float = Field(
+        0.0, ge=0, description="Stop when the model expects another round's answers to add less F1 than this "
+        "(0: off). The estimate trusts the model's probabilities; run.json has it per round.")
+    final_training: bool = Field(True, description="After the last round, train once more on its answers and "
+                                 "re-decide the pairs no one judged (no judging).")
 
 
 class SparkSettings(_Strict):

@@ -1,0 +1,181 @@
+"""Active learning: learned blocking, query strategies, logistic training, the round structure and stopping rule."""
+
+import copy
+import math
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import splink_er
+from splink_er import load_settings
+from splink_er.blocking import proposed_pairs
+from splink_er.model import PAIR_KEY, make_linker, pair_keys, weight_shift_sql
+from splink_er.normalize.names import phonetic_code
+from splink_er.sampling import draw_sample, stratum_sql
+
+
+def _narrow(demo_dict, tmp_path, **extra):
+    """The demo with only two blocking rules (blocking recall ~0.6) and a few derived keys to learn rules from."""
+    d = copy.deepcopy(demo_dict)
+    d["blocking_rules"] = [["first_name"], ["surname"]]
+    d["sources"][0]["derive"] = {"yob": "left(dob, 4)", "email_user": "split_part(email, '@', 1)"}
+    d["sources"][0]["prepare"] = [{"column": "surname", "kind": "phonetic"}]
+    for k, v in extra.items():
+        d.setdefault(k.split(".")[0], {})[k.split(".")[1]] = v
+    return d
+
+
+def test_phonetic_codes_group_misspellings():
+    assert phonetic_code("Smith") == phonetic_code("Smyth") == "SM0"
+    assert phonetic_code("Raúl") == phonetic_code("Raul")
+    assert phonetic_code("Tylr") == phonetic_code("Tyler")
+    assert phonetic_code("") is None and phonetic_code("123") is None
+    assert phonetic_code("Smith", "soundex") == "S530"
+
+
+def test_proposed_pairs_is_the_exact_pair_count(demo_dict, tmp_path):
+    job = splink_er.prepare(_narrow(demo_dict, tmp_path), quiet=True)
+    recs = job.con.execute("SELECT unique_id, city, yob FROM input_fake_1000").df()
+    m = recs.dropna(subset=["city", "yob"]).merge(recs.dropna(subset=["city", "yob"]), on=["city", "yob"])
+    brute = int((m.unique_id_x < m.unique_id_y).sum())
+    assert proposed_pairs(job.con, job.settings, job.loaded, ["city", "yob"]) == brute
+
+
+def test_suggested_rules_add_only_new_pairs_within_budget_and_raise_blocking_recall(demo_dict, tmp_path):
+    job = splink_er.prepare(_narrow(demo_dict, tmp_path, **{"blocking.max_comparisons": 20000}), quiet=True)
+    job.bootstrap()
+    job.score()
+    before = job.metrics_for_scores("scores", "match_probability >= 0.5")
+    (blocked,) = job.con.execute("SELECT count(*) FROM scores").fetchall()[0]
+    report = job.suggest_blocking()
+    assert "surname_phonetic" in job.loaded.columns["fake_1000"]  # prepared columns are candidates
+    assert report["chosen"] and report["added_pairs"] <= 20000 - blocked
+    # A candidate's added pairs are exactly its pairs that the current rules do not propose.
+    top = next(c for c in report["candidates"] if c["rule"] == report["chosen"][0])
+    recs = job.con.execute("SELECT * FROM input_fake_1000").df()
+    cols = top["rule"]
+    m = recs.dropna(subset=cols).merge(recs.dropna(subset=cols), on=cols)
+    m = m[m.unique_id_x < m.unique_id_y]
+    old = (m.first_name_x == m.first_name_y) | (m.surname_x == m.surname_y)
+    assert top["added_pairs"] == int((~old).sum())
+    job.adopt_blocking(report["chosen"])
+    after = job.metrics_for_scores("scores", "match_probability >= 0.5")
+    assert after["blocking_recall"] > before["blocking_recall"] + 0.1
+    assert job.settings.blocking_rules[-len(report["chosen"]):] == report["chosen"]
+
+
+def test_weight_shift_sql_is_the_difference_splink_predicts(demo_dict):
+    job = splink_er.prepare(demo_dict, quiet=True)
+    job.bootstrap()
+    job.score()
+    after = copy.deepcopy(job.bootstrap_model)
+    after["probability_two_random_records_match"] *= 3
+    after["comparisons"][0]["comparison_levels"][1]["m_probability"] *= 2.5
+    after["comparisons"][2]["comparison_levels"][-1]["m_probability"] /= 4
+    pred = make_linker(job.sdfs, after).inference.predict()
+    diff = job.con.execute(f"""
+        WITH a AS (SELECT unique_id_l, unique_id_r, match_weight,
+                          {weight_shift_sql(job.bootstrap_model, after)} AS shift FROM scores)
+        SELECT max(abs((b.match_weight - a.match_weight) - a.shift))
+        FROM a JOIN {pred.physical_name} b USING (unique_id_l, unique_id_r)""").fetchall()[0][0]
+    assert diff < 1e-9
+
+
+def _scores_with_patterns(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 8, n)
+    return pd.DataFrame({"source_dataset_l": "a", "unique_id_l": [f"{i:05d}" for i in range(n)],
+                         "source_dataset_r": "a", "unique_id_r": [f"{i + n:05d}" for i in range(n)],
+                         "match_weight": w, "match_probability": 1 / (1 + 2 ** -w),
+                         "gamma_a": rng.integers(0, 4, n), "gamma_b": rng.integers(0, 3, n)})
+
+
+@pytest.mark.parametrize("strategy", ["uncertainty", "diversity", "disagreement"])
+def test_targeted_strategies_take_their_set_whole_and_keep_exact_probabilities(demo_dict, strategy):
+    s = load_settings(demo_dict | {"sampling": {"budget_per_round": 200, "strategy": strategy}})
+    con = duckdb.connect()
+    scores = _scores_with_patterns()
+    con.register("scores_df", scores)
+    con.execute("CREATE TABLE scores AS SELECT * FROM scores_df")
+    shift = "CASE gamma_a WHEN 3 THEN 4.0 ELSE 0 END" if strategy == "disagreement" else None
+    sample = draw_sample(con, "scores", s, 1, shift)
+    target = sample[sample.drawn_by.str.endswith(strategy)]
+    assert len(target) == 50 and (target.inclusion_probability == 1.0).all()  # the ambiguous share, 25%
+    rest = sample[~sample.drawn_by.str.endswith(strategy)]
+    assert (rest.inclusion_probability < 1).all() and len(rest) > 100
+    chosen = scores.merge(target[PAIR_KEY], on=PAIR_KEY)
+    if strategy == "uncertainty":  # exactly the 50 pairs nearest p = 0.5
+        assert chosen.match_weight.abs().max() <= scores.match_weight.abs().nsmallest(50).max()
+    if strategy == "diversity":  # round robin over the 12 comparison-vector patterns: 4 or 5 pairs each
+        assert set(chosen.groupby(["gamma_a", "gamma_b"]).size()) <= {4, 5} and len(chosen.groupby(["gamma_a", "gamma_b"])) == 12
+    if strategy == "disagreement":  # the pairs the shift moved most: all have gamma_a = 3
+        assert (chosen.gamma_a == 3).all()
+    # Re-drawing gives the same sample (seeded), so a resumed run asks the same pairs.
+    assert draw_sample(con, "scores", s, 1, shift).equals(sample)
+
+
+def test_diversity_covers_every_pattern_before_any_twice():
+    settings = {"name": "t", "link_type": "dedupe_only", "sources": [{"name": "a", "id_column": "id"}],
+                "comparisons": [{"kind": "ExactMatch", "column": "x"}], "blocking_rules": [["x"]],
+                "sampling": {"budget_per_round": 100, "strategy": "diversity",
+                             "strata": {"random": 0.0, "high": 0.0, "ambiguous": 1.0, "low": 0.0}}}
+    s = load_settings(settings)
+    con = duckdb.connect()
+    scores = _scores_with_patterns()
+    con.register("scores_df", scores)
+    con.execute("CREATE TABLE scores AS SELECT * FROM scores_df")
+    chosen = scores.merge(draw_sample(con, "scores", s, 1)[PAIR_KEY], on=PAIR_KEY)
+    per_pattern = chosen.groupby(["gamma_a", "gamma_b"]).size()
+    assert len(chosen) == 100 and len(per_pattern) == 12 and set(per_pattern) <= {8, 9}
+
+
+def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict, tmp_path):
+    d = copy.deepcopy(demo_dict)
+    d["training"] = {"method": "logistic", "weighting": "none"}
+    job = splink_er.prepare(d, quiet=True)
+    job.bootstrap()
+    job.score()
+    truth = dict(job.con.execute("SELECT unique_id, cluster FROM input_fake_1000").fetchall())
+    labelled = job.con.execute("SELECT * FROM scores WHERE match_probability BETWEEN 0.01 AND 0.99 "
+                               "ORDER BY hash(unique_id_l || unique_id_r) LIMIT 400").df()
+    labels = labelled[PAIR_KEY].assign(match=[truth[a] == truth[b] for a, b in zip(labelled.unique_id_l,
+                                                                                 labelled.unique_id_r)])
+    job.answers = {k: {"match": m} | dict(zip(PAIR_KEY, k)) for k, m in zip(pair_keys(labels), labels["match"])}
+    report = job.train()
+    assert report["used_labels"] and "logistic" in report["reason"]
+    # Splink's own predict with the trained model gives the fitted probabilities: log loss on the labels drops.
+    job.score()
+    p_after = labels.merge(job.con.execute("SELECT * FROM scores").df(), on=PAIR_KEY)
+
+    def logloss(p, y):
+        p = np.clip(p, 1e-12, 1 - 1e-12)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+    y = p_after["match"].to_numpy(float)
+    before = labels.merge(labelled, on=PAIR_KEY)["match_probability"].to_numpy()
+    assert logloss(p_after["match_probability"].to_numpy(), y) < logloss(before, y) - 0.02
+    # At the optimum the intercept's gradient is zero: predicted matches equal labelled matches.
+    assert p_after["match_probability"].sum() == pytest.approx(y.sum(), rel=0.02)
+    assert math.isclose(job.model["probability_two_random_records_match"], report["prior"], rel_tol=1e-9)
+
+
+def test_rounds_judge_at_most_band_per_round_then_train_on_the_last_answers(demo_dict):
+    d = copy.deepcopy(demo_dict)
+    d["loop"] = {"max_rounds": 4, "band_per_round": 60}
+    d["judge"]["max_pairs"] = 300
+    r = splink_er.run(d, quiet=True)
+    rounds = r.run["rounds"]
+    assert all(x["band_asked"] <= 60 for x in rounds)
+    assert rounds[-1].get("training_only") and rounds[-1]["new_labels"] == 0
+    assert rounds[-1]["training"]["used_labels"] and rounds[-1]["labels_used"] == rounds[-2]["labels_used"]
+    assert all(0 <= x["estimated"]["f1"] <= 1 for x in rounds)
+
+
+def test_stopping_rule_stops_when_the_expected_gain_is_small(demo_dict):
+    d = copy.deepcopy(demo_dict)
+    d["loop"] = {"max_rounds": 6, "band_per_round": 40, "min_f1_gain": 0.5}
+    r = splink_er.run(d, quiet=True)
+    judging = [x for x in r.run["rounds"] if not x.get("training_only")]
+    assert len(judging) == 1 and "loop.min_f1_gain" in judging[0]["stopped"]
+    assert judging[0]["estimated"]["next_round_f1_gain"] < 0.5
