@@ -18,15 +18,18 @@ from .model import PAIR_KEY
 from .settings import Settings
 
 KEY = ", ".join(PAIR_KEY)
-# Stratum -> SQL over the decisions table. Accepted pairs are where precision is decided, rejected pairs near the
-# boundary and far below it are where recall is lost.
-STRATA = {
-    "accepted_sure": "final_match AND match_probability >= 0.95",
-    "accepted_other": "final_match AND match_probability < 0.95",
-    "rejected_band": "NOT final_match AND match_probability > 0.10",
-    "rejected_low": "NOT final_match AND match_probability <= 0.10 AND match_probability > 0.001",
-    "rejected_sure": "NOT final_match AND match_probability <= 0.001",
-}
+def strata(settings: Settings) -> dict[str, str]:
+    """Stratum -> SQL over the decisions table, cut at the routing thresholds. Accepted pairs are where precision
+    is decided, rejected pairs near the boundary and far below it are where recall is lost."""
+    low, high = settings.routing.low, settings.routing.high
+    sure = min(0.001, low / 10)
+    return {
+        "accepted_sure": f"final_match AND match_probability >= {high}",
+        "accepted_other": f"final_match AND match_probability < {high}",
+        "rejected_band": f"NOT final_match AND match_probability > {low}",
+        "rejected_low": f"NOT final_match AND match_probability <= {low} AND match_probability > {sure}",
+        "rejected_sure": f"NOT final_match AND match_probability <= {sure}",
+    }
 PROBE_SHARE = 0.10
 MIN_PER_STRATUM = 20
 
@@ -47,12 +50,13 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
     """The audit pairs: pair key, stratum, match_probability, final_match, stratum_size (N_h; a pair's inclusion
     probability is the stratum's judged count over N_h)."""
     size, seed = settings.audit.size, settings.audit.seed
+    cuts = strata(settings)
     sizes = dict(con.execute(
-        "SELECT s, count(*) FROM (SELECT CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in STRATA.items())
+        "SELECT s, count(*) FROM (SELECT CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in cuts.items())
         + f" END AS s FROM {decisions}) GROUP BY s").fetchall())
     parts = []
-    plan = allocate(size - int(round(size * PROBE_SHARE)), {h: sizes.get(h, 0) for h in STRATA})
-    for h, sql in STRATA.items():
+    plan = allocate(size - int(round(size * PROBE_SHARE)), {h: sizes.get(h, 0) for h in cuts})
+    for h, sql in cuts.items():
         n_h, want = sizes.get(h, 0), plan.get(h, 0)
         if n_h == 0 or want == 0:
             continue

@@ -55,7 +55,7 @@ class DecisionLog:
             "input_hash": ctx.input_hash, "method": method, "method_id": method_id,
             "cached": cached_from is not None, "cached_from_run": cached_from,
             "match": d.match, "confidence": d.confidence, "reasoning": d.reasoning, "needs_review": d.needs_review,
-            "call": d.call, "escalated_from": d.escalated_from,
+            "call": d.call, "escalated_from": d.escalated_from, "votes": d.votes,
         }
 
     @property

@@ -306,6 +306,9 @@ class JudgeSettings(_Strict):
                                    "latest run with judge answers).")
     truth_column: str | None = Field(None, description="Ground truth for the truth judge (default: truth_column).")
     error_rate: float = Field(0.0, ge=0, le=1, description="Truth judge: share of answers flipped (seeded).")
+    repeats: int = Field(1, ge=1, description="Ask each pair this many times and keep the majority answer (odd "
+                         "numbers avoid ties; a tie goes to review). Pays for every ask. Helps against random "
+                         "errors (an LLM at temperature > 0), not against the same mistake made every time.")
     seed: int = 42
     latency_seconds: float = Field(0.0, ge=0, description="Truth judge: simulated seconds per call.")
 

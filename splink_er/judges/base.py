@@ -47,7 +47,8 @@ class PairContext:
 class JudgeDecision:
     """One answer. `match` is None when the judge could not decide (then needs_review is True and
     `reasoning` says why). `call` describes the call that answered (id, model, tokens and cost shared out per
-    pair, latency, attempts); `escalated_from` holds the first judge's answer when a second judge decided."""
+    pair, latency, attempts); `escalated_from` holds the first judge's answer when a second judge decided; `votes`
+    every answer when the pair was asked several times."""
 
     key: PairKey
     match: bool | None
@@ -56,6 +57,7 @@ class JudgeDecision:
     needs_review: bool = False
     call: dict = field(default_factory=dict)
     escalated_from: dict | None = None
+    votes: list[dict] | None = None  # every answer when the pair was asked several times (judge.repeats)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class JudgeUsage:
     failed_calls: int = 0
     reasked_pairs: int = 0
     escalated_pairs: int = 0
+    split_votes: int = 0  # pairs whose repeated asks disagreed (judge.repeats)
     tokens_estimated: bool = False  # True for the simulated judge: tokens its prompts would have used
 
     def as_dict(self) -> dict:

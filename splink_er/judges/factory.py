@@ -9,6 +9,7 @@ from ..sources import column_lookup
 from .base import Judge
 from .escalation import EscalatingJudge
 from .llm import CostMeter
+from .majority import MajorityJudge
 from .prompt import system_instruction
 from .truth import TruthJudge
 
@@ -59,9 +60,10 @@ def make_judge(settings: Settings, con=None, loaded=None) -> tuple[Judge | None,
         return None, note
     if kind == "truth":
         column = settings.judge_truth_column
-        return TruthJudge(column_lookup(con, loaded, column), column, error_rate=j.error_rate, seed=j.seed,
-                          latency_seconds=j.latency_seconds,
-                          system=system_instruction(j.domain, j.show_score)), note
+        truth = column_lookup(con, loaded, column)
+        askers = [TruthJudge(truth, column, error_rate=j.error_rate, seed=j.seed, latency_seconds=j.latency_seconds,
+                             system=system_instruction(j.domain, j.show_score), ask=i) for i in range(j.repeats)]
+        return (askers[0] if j.repeats == 1 else MajorityJudge(askers)), note
     if kind == "replay":
         from .replay import ReplayJudge
 
@@ -77,4 +79,4 @@ def make_judge(settings: Settings, con=None, loaded=None) -> tuple[Judge | None,
             judge = EscalatingJudge(judge, second, e.threshold)
     except ValueError as err:
         raise JudgeConfigError(str(err)) from None
-    return judge, note
+    return (judge if j.repeats == 1 else MajorityJudge([judge] * j.repeats)), note

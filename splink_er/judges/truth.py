@@ -2,7 +2,8 @@
 
 Every label it writes has source `simulated-truth` and `simulated: true`; the run report says so too.
 With `error_rate` > 0 it flips a seeded, per-pair share of answers: whether a pair is flipped depends only on
-the seed and the pair key, so the same pair always gets the same answer whatever the batching or order.
+the seed and the pair key, so the same pair always gets the same answer whatever the batching or order. With
+`judge.repeats`, each ask has its own seed: the simulated errors are independent between asks.
 It renders the prompt an LLM judge would get and reports the tokens that prompt would have used (4 characters
 per token), marked as an estimate (`usage.tokens_estimated`), so runs can be costed before paying.
 """
@@ -22,7 +23,7 @@ class TruthJudge(Judge):
     simulated = True
 
     def __init__(self, truth: dict[tuple[str, str], object], truth_column: str, error_rate: float = 0.0,
-                 seed: int = 42, latency_seconds: float = 0.0, system: str = "") -> None:
+                 seed: int = 42, latency_seconds: float = 0.0, system: str = "", ask: int = 0) -> None:
         super().__init__()
         self.usage.tokens_estimated = True
         self.system = system
@@ -31,6 +32,7 @@ class TruthJudge(Judge):
         self.error_rate = error_rate
         self.seed = seed
         self.latency_seconds = latency_seconds
+        self.ask = ask  # with judge.repeats: which ask this instance answers (its errors are seeded apart)
 
     @property
     def method(self) -> dict:
@@ -39,7 +41,8 @@ class TruthJudge(Judge):
     def _flipped(self, key: PairKey) -> bool:
         if self.error_rate <= 0:
             return False
-        digest = hashlib.sha256(f"{self.seed}|{'|'.join(key)}".encode()).digest()
+        salt = f"{self.seed}" if self.ask == 0 else f"{self.seed}|ask{self.ask}"
+        digest = hashlib.sha256(f"{salt}|{'|'.join(key)}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64 < self.error_rate
 
     async def judge_batch(self, pairs: Sequence[PairContext]) -> list[JudgeDecision]:
