@@ -31,6 +31,10 @@ def strata(settings: Settings) -> dict[str, str]:
         "rejected_sure": f"NOT final_match AND match_probability <= {sure}",
     }
 PROBE_SHARE = 0.10
+# What the run already believes of a pair: the answer a judge or person gave it, else the model's probability. The
+# model-assisted estimate starts from these and lets the audit's answers correct them.
+EXPECTED_SQL = ("CASE WHEN decided_by IN ('judge', 'human') AND judge_match IS NOT NULL "
+                "THEN CAST(judge_match AS DOUBLE) ELSE match_probability END")
 MIN_PER_STRATUM = 20
 
 
@@ -51,9 +55,11 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
     probability is the stratum's judged count over N_h)."""
     size, seed = settings.audit.size, settings.audit.seed
     cuts = strata(settings)
-    sizes = dict(con.execute(
-        "SELECT s, count(*) FROM (SELECT CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in cuts.items())
-        + f" END AS s FROM {decisions}) GROUP BY s").fetchall())
+    case = "CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in cuts.items()) + " END"
+    totals = {h: (n, q) for h, n, q in con.execute(
+        f"SELECT s, count(*), sum(q) FROM (SELECT {case} AS s, {EXPECTED_SQL} AS q FROM {decisions}) GROUP BY s"
+    ).fetchall()}
+    sizes = {h: n for h, (n, _) in totals.items()}
     parts = []
     plan = allocate(size - int(round(size * PROBE_SHARE)), {h: sizes.get(h, 0) for h in cuts})
     for h, sql in cuts.items():
@@ -61,7 +67,8 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
         if n_h == 0 or want == 0:
             continue
         part = con.execute(f"""
-            SELECT {KEY}, match_probability, final_match, '{h}' AS stratum, {n_h} AS stratum_size
+            SELECT {KEY}, match_probability, final_match, {EXPECTED_SQL} AS expected, '{h}' AS stratum,
+                {n_h} AS stratum_size, {totals[h][1]!r} AS stratum_expected
             FROM {decisions} WHERE {sql}
             ORDER BY hash(concat_ws('|', {KEY}, {seed})) LIMIT {min(want, n_h)}""").df()
         parts.append(part)
@@ -118,11 +125,77 @@ def _dirichlet(rng, counts: np.ndarray) -> np.ndarray:
     return out
 
 
+def _metrics(t: np.ndarray) -> tuple[float, float, float]:
+    tp, fp, fn = t
+    p = tp / (tp + fp) if tp + fp > 0 else float("nan")
+    r = tp / (tp + fn) if tp + fn > 0 else float("nan")
+    f = 2 * tp / (2 * tp + fp + fn) if tp > 0 else 0.0
+    return p, r, f
+
+
+def _design_only(strata_samples: list, rng, reps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(TP, FP, FN) point totals and posterior draws from the audit answers alone: each stratum's shares from a
+    Dirichlet posterior with Jeffreys' prior. Assumes nothing about the model, so a huge stratum of rejects where
+    no match was sampled still carries the uncertainty of its sample size (and the interval is wide)."""
+    groups = []
+    for size, final, y, _ in strata_samples:
+        counts = [y.sum(), (~y).sum(), -1, -1] if final else [-1, -1, y.sum(), (~y).sum()]  # -1: impossible
+        groups.append((size, np.array(counts, dtype=float)))
+
+    def totals(shares_per_group) -> np.ndarray:
+        return sum(size * shares[:3] for (size, _), shares in zip(groups, shares_per_group))
+
+    point = totals([np.where(c < 0, 0.0, c) / np.where(c < 0, 0.0, c).sum() for _, c in groups])
+    draws = np.array([totals([_dirichlet(rng, c) for _, c in groups]) for _ in range(reps)])
+    return point, draws
+
+
+def _model_assisted(strata_samples: list, rng, reps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(TP, FP, FN) point totals and bootstrap draws of the difference estimator: a stratum's matches are what the
+    run expects of its pairs (answers where it has them, else match probabilities: Q_h), corrected by the audit's
+    mean residual (answer minus expectation) times the stratum size. Design-consistent whatever the model; the
+    model only narrows the interval where it is right. Where it is wrong and the audit sees it, the residuals
+    carry the correction and its variance; where no audited pair shows it, it stays unseen (see docs)."""
+    def totals(matches: list[float]) -> np.ndarray:
+        tp = sum(m for m, (_, final, _, _) in zip(matches, strata_samples) if final)
+        n_accepted = sum(size for size, final, _, _ in strata_samples if final)
+        fn = sum(m for m, (_, final, _, _) in zip(matches, strata_samples) if not final)
+        return np.array([tp, n_accepted - tp, fn])
+
+    def matches(size, expected_total, residuals):
+        return float(np.clip(expected_total + size * residuals.mean(), 0, size))
+
+    point = totals([matches(size, q_total, r) for size, _, _, (q_total, r) in strata_samples])
+    draws = np.array([totals([matches(size, q_total, rng.choice(r, len(r))) for size, _, _, (q_total, r)
+                              in strata_samples]) for _ in range(reps)])
+    return point, draws
+
+
+def _summary(point: np.ndarray, draws: np.ndarray) -> dict:
+    pm = _metrics(point)
+    dm = np.array([_metrics(t) for t in draws])
+    out = {}
+    for i, name in enumerate(["precision", "recall", "f1"]):
+        col = dm[:, i][~np.isnan(dm[:, i])]
+        lo, hi = (np.percentile(col, [2.5, 97.5]) if len(col) else (float("nan"), float("nan")))
+        # Jeffreys' prior lifts a share seen zero times off zero; like the Jeffreys binomial interval's boundary
+        # rule, the interval is widened to reach the estimate itself (e.g. recall 1.0 when no miss was sampled).
+        lo, hi = min(lo, pm[i]), max(hi, pm[i])
+        out[name] = {"estimate": round(float(pm[i]), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+    out["estimated_pairs"] = {"true_positives": round(float(point[0])), "false_positives": round(float(point[1])),
+                              "false_negatives": round(float(point[2]))}
+    return out
+
+
 def estimate(audit: pd.DataFrame, reps: int = 2000, seed: int = 0) -> dict:
     """Precision, recall and F1 of the decisions within blocking, with 95% intervals, from the judged audit pairs
-    (column `match`; pairs the judge could not decide are left out of their stratum). The probe outside blocking
-    is reported on its own: at hundreds of millions of possible pairs, a few hundred random pairs bound the matches
-    blocking missed only loosely, and folding that bound in would swamp the intervals."""
+    (column `match`; pairs the judge could not decide are left out of their stratum).
+
+    With the run's expectations (columns `expected` per pair and `stratum_expected` per stratum, as `draw` gives
+    them) the headline is the model-assisted estimate, and `design_only` holds the estimate from the answers
+    alone; without them the design-only estimate is the headline. The probe outside blocking is reported on its
+    own: at hundreds of millions of possible pairs, a few hundred random pairs bound the matches blocking missed
+    only loosely, and folding that bound in would swamp the intervals."""
     judged = audit[audit["match"].notna()].copy()
     if judged.empty:
         return {}
@@ -130,45 +203,22 @@ def estimate(audit: pd.DataFrame, reps: int = 2000, seed: int = 0) -> dict:
     if "blocked" not in judged:
         judged["blocked"] = False
     judged["blocked"] = judged["blocked"].fillna(False).astype(bool)
-    groups = []
-    for h, g in judged[judged.stratum != "probe"].groupby("stratum"):
-        y, final = g["match"].to_numpy(bool), g["final_match"].to_numpy(bool)
-        if final.all():  # accepted: TP or FP; -1 marks the impossible categories
-            counts = [y.sum(), (~y).sum(), -1, -1]
-        else:  # rejected: FN or neither
-            counts = [-1, -1, y.sum(), (~y).sum()]
-        groups.append((float(g["stratum_size"].iloc[0]), np.array(counts, dtype=float)))
-
-    def totals(shares_per_group) -> np.ndarray:
-        return sum(size * shares[:3] for (size, _), shares in zip(groups, shares_per_group))
-
-    def point_shares(counts: np.ndarray) -> np.ndarray:
-        c = np.where(counts < 0, 0.0, counts)
-        return c / c.sum()
-
-    def metrics(t: np.ndarray) -> tuple[float, float, float]:
-        tp, fp, fn = t
-        p = tp / (tp + fp) if tp + fp > 0 else float("nan")
-        r = tp / (tp + fn) if tp + fn > 0 else float("nan")
-        f = 2 * tp / (2 * tp + fp + fn) if tp > 0 else 0.0
-        return p, r, f
-
-    point = metrics(totals([point_shares(counts) for _, counts in groups]))
+    assisted = "expected" in judged and "stratum_expected" in judged
+    strata_samples = []  # (N_h, accepted?, answers, (Q_h, residuals) or None)
+    for _, g in judged[judged.stratum != "probe"].groupby("stratum"):
+        y = g["match"].to_numpy(bool)
+        extra = ((float(g["stratum_expected"].iloc[0]), y - g["expected"].to_numpy(float)) if assisted else None)
+        strata_samples.append((float(g["stratum_size"].iloc[0]), bool(g["final_match"].all()), y, extra))
     rng = np.random.default_rng(seed)
-    boots = np.array([metrics(totals([_dirichlet(rng, counts) for _, counts in groups])) for _ in range(reps)])
+    design = _summary(*_design_only(strata_samples, rng, reps))
     out = {"pairs_judged": int(len(judged)), "pairs_undecided": int(len(audit) - len(judged)),
            "strata": {h: {"size": int(g["stratum_size"].iloc[0]), "judged": int(len(g)), "matches": int(g["match"].sum())}
                       for h, g in judged.groupby("stratum")}}
-    for i, name in enumerate(["precision", "recall", "f1"]):
-        col = boots[:, i][~np.isnan(boots[:, i])]
-        lo, hi = (np.percentile(col, [2.5, 97.5]) if len(col) else (float("nan"), float("nan")))
-        # Jeffreys' prior lifts a share seen zero times off zero; like the Jeffreys binomial interval's boundary
-        # rule, the interval is widened to reach the estimate itself (e.g. recall 1.0 when no miss was sampled).
-        lo, hi = min(lo, point[i]), max(hi, point[i])
-        out[name] = {"estimate": round(float(point[i]), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
-    est_tp, est_fp, est_fn = totals([point_shares(counts) for _, counts in groups])
-    out["estimated_pairs"] = {"true_positives": round(float(est_tp)), "false_positives": round(float(est_fp)),
-                              "false_negatives": round(float(est_fn))}
+    if assisted and strata_samples:
+        out |= _summary(*_model_assisted(strata_samples, rng, reps)) | {
+            "method": "model-assisted (difference estimator)", "design_only": design}
+    else:
+        out |= design | {"method": "design-only (Dirichlet, Jeffreys' prior)"}
     probe = judged[judged.stratum == "probe"]
     if len(probe):
         found = int((probe["match"] & ~probe["blocked"]).sum())

@@ -447,7 +447,10 @@ class Job:
         routing.decide(self.con, "routed", r, one_to_one=s.routing.one_to_one)
         rec |= {"routes": counts, "accepted": counts.get("model_accept", 0), "rejected": counts.get("model_reject", 0),
                 "labels_used": len(self.run_labels()), "judge_budget_left": self.budget_left,
-                "estimated": self.expected_accuracy(), "metrics": self.metrics(),
+                # What the model expects of its decisions: for the stopping rule, so not computed (a scan of every
+                # pair) when no judge can be asked.
+                "estimated": self.expected_accuracy() if self.judge is not None else {},
+                "metrics": self.metrics(),
                 "seconds": round(time.perf_counter() - t0, 3)}
         # Answers this round put to use, asked now or reused from the store (so a resumed run stops alike).
         rec["new_labels"] = rec.get("sample_asked", 0) + rec.get("sample_reused", 0) + rec["band_asked"] + rec["band_reused"]
@@ -457,7 +460,8 @@ class Job:
             f"round {r}{'' if judge else ' (training on the last answers, no judging)'}: band {rec['band']:,}, "
             f"conflicts {rec['conflicts']:,}, judged {rec['new_labels']:,} "
             f"(reused {rec.get('sample_reused', 0) + rec['band_reused']:,}), accepted {rec['accepted']:,}, "
-            f"rejected {rec['rejected']:,}; model-estimated F1 {rec['estimated']['f1']:.4f}"
+            f"rejected {rec['rejected']:,}"
+            + (f"; model-estimated F1 {rec['estimated']['f1']:.4f}" if rec["estimated"] else "")
             + (f"; P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f}" if m else ""))
         return rec
 
@@ -473,7 +477,7 @@ class Job:
             return "band empty"
         if rec["new_labels"] < s.loop.min_new_labels and sampling_done:
             return f"fewer than {s.loop.min_new_labels} new labels"
-        gain = rec["estimated"]["next_round_f1_gain"]
+        gain = rec["estimated"].get("next_round_f1_gain", 0.0)
         if sampling_done and s.loop.min_f1_gain and gain < s.loop.min_f1_gain:
             return f"estimated F1 gain of another round {gain:.5f} < loop.min_f1_gain {s.loop.min_f1_gain}"
         return None

@@ -147,6 +147,9 @@ class TrainingSettings(_Strict):
     weighting: Literal["design", "none"] = Field(
         "none", description="logistic: weight each sampled label by 1/inclusion probability (the fit then "
         "describes all blocked pairs, not the hard ones the judge was shown) or every label alike.")
+    label_noise: float = Field(0.02, ge=0, lt=0.5, description="logistic: share of answers the fit allows to be "
+                               "wrong (robust logistic regression), so a wrong answer on a pair the model is sure of "
+                               "moves the weights only so far. 0: trust every answer.")
     l2: float = Field(1.0, gt=0, description="logistic: L2 penalty pulling each correction towards the bootstrap "
                       "weight (larger: closer to the bootstrap).")
     min_positive_labels: int = Field(

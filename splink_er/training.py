@@ -31,14 +31,23 @@ from .settings import Settings
 LN2 = math.log(2)
 
 
-def _fit(offset: np.ndarray, x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float) -> np.ndarray:
+def _fit(offset: np.ndarray, x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float,
+         noise: float = 0.0) -> np.ndarray:
     """Weighted, penalised logistic regression with an offset: intercept (unpenalised), then one coefficient per
-    column of x."""
+    column of x. With `noise` > 0 the likelihood allows that share of answers to be wrong (P(y = 1) =
+    noise + (1 - 2 noise) sigmoid(z), Copas' robust logistic regression): one wrong answer on a pair the model is
+    sure of costs at most -log(noise) instead of pulling the weights without bound."""
     def loss(beta):
         z = offset + beta[0] + x @ beta[1:]
-        # log(1 + e^z) - y z, computed stably; gradient from the sigmoid.
-        nll = np.logaddexp(0, z) - y * z
-        r = weight * (expit(z) - y)
+        s = expit(z)
+        p = noise + (1 - 2 * noise) * s
+        if noise > 0:
+            nll = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+            dz = (1 - 2 * noise) * s * (1 - s) * (p - y) / (p * (1 - p))
+        else:  # the plain loss, computed stably: log(1 + e^z) - y z
+            nll = np.logaddexp(0, z) - y * z
+            dz = s - y
+        r = weight * dz
         grad = np.concatenate([[r.sum()], x.T @ r + l2 * beta[1:]])
         return weight @ nll + 0.5 * l2 * beta[1:] @ beta[1:], grad
 
@@ -83,7 +92,8 @@ def train_logistic(con, scores_table: str, labels: pd.DataFrame, designs: pd.Dat
     x = np.column_stack([(rows[gammas[ci]].to_numpy() == cvv).astype(float) for ci, cvv in columns])
     offset = np.clip(rows["base_weight"].to_numpy(float), -60, 60) * LN2
     weight = rows["weight"].to_numpy(float)
-    beta = _fit(offset, x, rows["match"].to_numpy(float), weight * len(weight) / weight.sum(), settings.training.l2)
+    beta = _fit(offset, x, rows["match"].to_numpy(float), weight * len(weight) / weight.sum(), settings.training.l2,
+                settings.training.label_noise)
     by_level = dict(zip(columns, beta[1:]))
     for ci, c in enumerate(comps):
         for cvv, level in _levels_with_cvv(c):

@@ -179,3 +179,50 @@ def test_stopping_rule_stops_when_the_expected_gain_is_small(demo_dict):
     judging = [x for x in r.run["rounds"] if not x.get("training_only")]
     assert len(judging) == 1 and "loop.min_f1_gain" in judging[0]["stopped"]
     assert judging[0]["estimated"]["next_round_f1_gain"] < 0.5
+
+
+def test_majority_of_three_asks_outvotes_independent_errors(demo_dict):
+    from splink_er.judges.factory import make_judge
+    from splink_er.judges.base import PairContext, run_judge
+
+    d = copy.deepcopy(demo_dict)
+    d["judge"] |= {"error_rate": 0.2, "repeats": 3}
+    job = splink_er.prepare(d, quiet=True)
+    pairs = job.con.execute("SELECT unique_id_l, unique_id_r FROM (SELECT a.unique_id AS unique_id_l, "
+                            "b.unique_id AS unique_id_r FROM input_fake_1000 a JOIN input_fake_1000 b "
+                            "ON a.cluster = b.cluster AND a.unique_id < b.unique_id) LIMIT 1000").fetchall()
+    contexts = [PairContext(("fake_1000", left, "fake_1000", right), {}, {}, "band") for left, right in pairs]
+    single, _ = make_judge(job.settings.model_copy(update={"judge": job.settings.judge.model_copy(
+        update={"repeats": 1})}), job.con, job.loaded)
+    once = run_judge(single, contexts, 50, 4, lambda _: None)
+    majority = run_judge(job.judge, contexts, 50, 4, lambda _: None)
+    wrong_once = sum(not d.match for d in once) / len(once)  # every pair is a true match
+    wrong_majority = sum(not d.match for d in majority) / len(majority)
+    assert 0.15 < wrong_once < 0.25
+    assert wrong_majority < 0.6 * wrong_once  # 3 * 0.2^2 * 0.8 + 0.2^3 = 0.104 in theory
+    assert job.judge.usage.pairs == len(contexts) and job.judge.usage.calls == 3 * single.usage.calls
+    split = [d for d in majority if len({v["match"] for v in d.votes}) > 1]
+    assert job.judge.usage.split_votes == len(split) > 0
+    assert all("of 3 asks agreed" in d.reasoning for d in split)
+    assert job.judge.method["kind"] == "majority" and job.judge.simulated
+
+
+def test_robust_fit_bounds_what_wrong_answers_on_sure_pairs_do():
+    from splink_er.training import _fit
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    level = rng.integers(0, 2, n)  # one comparison with two levels; level 1 is worth +2 nats over the offset
+    # A tenth of the level-1 pairs the model is sure of (an exact e-mail, say): offset +12.
+    offset = rng.normal(0, 1, n) + np.where((level == 1) & (rng.random(n) < 0.2), 12.0, 0.0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(offset + 2.0 * level)))).astype(float)
+    sure = offset > 6
+    y_noisy = np.where(sure & (rng.random(n) < 0.3), 1 - y, y)  # wrong answers on sure pairs
+    x = np.column_stack([level == 0, level == 1]).astype(float)
+    w = np.ones(n)
+    def effect(labels, noise):  # the fitted worth of level 1 against level 0
+        b = _fit(offset, x, labels, w, 1.0, noise=noise)
+        return b[2] - b[1]
+    moved_plain = abs(effect(y_noisy, 0.0) - effect(y, 0.0))
+    moved_robust = abs(effect(y_noisy, 0.05) - effect(y, 0.05))
+    assert moved_plain > 0.3 and moved_robust < 0.5 * moved_plain

@@ -78,3 +78,41 @@ def test_allocation_favours_large_strata_but_keeps_the_small_ones():
                           "rejected_sure": 56000})
     assert plan["rejected_sure"] > plan["accepted_sure"] > plan["accepted_other"] >= 20
     assert plan["rejected_low"] == 10  # a stratum smaller than its share is taken whole
+
+
+def _population(rng, n_acc=1000, n_rej=10000):
+    """Accepted pairs the model calls 0.95 (90% true: it is too sure); rejected pairs mostly near 0 with a few at
+    0.4, true at exactly those rates."""
+    q_acc = np.full(n_acc, 0.95)
+    y_acc = rng.random(n_acc) < 0.90
+    q_rej = np.where(np.arange(n_rej) < 200, 0.4, 0.001)
+    y_rej = rng.random(n_rej) < q_rej
+    return (q_acc, y_acc), (q_rej, y_rej)
+
+
+def _assisted_frame(rng, pop, n=150) -> pd.DataFrame:
+    rows = []
+    for h, final, (q, y) in (("acc", True, pop[0]), ("rej", False, pop[1])):
+        take = rng.choice(len(q), n, replace=False)
+        for i in take:
+            rows.append({"source_dataset_l": "a", "unique_id_l": f"{h}{i}", "source_dataset_r": "a",
+                         "unique_id_r": f"{h}{i}x", "stratum": h, "stratum_size": len(q), "final_match": final,
+                         "match": bool(y[i]), "expected": q[i], "stratum_expected": q.sum(), "blocked": False})
+    return pd.DataFrame(rows)
+
+
+def test_model_assisted_estimate_corrects_an_overconfident_model_and_covers_the_truth():
+    rng = np.random.default_rng(7)
+    pop = _population(rng)
+    tp, fp, fn = pop[0][1].sum(), (~pop[0][1]).sum(), pop[1][1].sum()
+    true_f1 = 2 * tp / (2 * tp + fp + fn)
+    inside, widths, design_widths = 0, [], []
+    for _ in range(60):
+        est = estimate(_assisted_frame(rng, pop), reps=400)
+        lo, hi = est["f1"]["ci95"]
+        inside += lo <= true_f1 <= hi
+        widths.append(hi - lo)
+        design_widths.append(est["design_only"]["f1"]["ci95"][1] - est["design_only"]["f1"]["ci95"][0])
+        assert est["method"].startswith("model-assisted")
+    assert inside >= 52  # 95% nominal, although the model says 0.95 where the truth is 0.90
+    assert np.mean(widths) < 0.8 * np.mean(design_widths)  # the model's probabilities narrow the interval
