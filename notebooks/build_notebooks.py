@@ -53,7 +53,9 @@ NOTEBOOKS = {
         "Every pair's inclusion probability is known, so the labels give unbiased (Horvitz-Thompson) estimates.",
         "sample = job.sample()\nsample.groupby('stratum').agg(pairs=('stratum', 'size'),\n"
         "                                mean_p=('match_probability', 'mean'))",
-        "## 2. The judge labels them; 3. train m and the prior from the labels",
+        "## 2. The judge labels them; 3. train Splink's match weights from the labels\n"
+        "A logistic correction per comparison level, with the bootstrap weights as offset, written back into the "
+        "Splink model (`training.method: logistic`).",
         "job.round = 1\njob.judge_pairs(sample, reason='sample')\njob.train()",
         "## 4. Score every blocked pair; route: accept >= 0.95, reject <= 0.10, the band between goes to the judge",
         "job.score()\njob.route()",
@@ -62,8 +64,9 @@ NOTEBOOKS = {
         "                       \"FROM scores GROUP BY 1 ORDER BY 1\").df()\n"
         "alt.Chart(bins).mark_bar().encode(x=alt.X('p:Q', title='match probability (bins of 0.05)'),\n"
         "    y=alt.Y('pairs:Q', scale=alt.Scale(type='symlog'))).properties(title='Match probabilities after training')",
-        "## 5. Judge the band, feed the answers back, and repeat",
-        "job.judge_band()\nfrom splink_er import routing\nroutes = routing.route_counts(job.con, 'routed')\nroutes",
+        "## 5. Judge the band, feed the answers back, and repeat\n"
+        "`limit` caps this round's answers (`loop.band_per_round` in a run); the next round retrains on them first.",
+        "job.judge_band(limit=200)\nfrom splink_er import routing\nroutes = routing.route_counts(job.con, 'routed')\nroutes",
         "job.run_rounds(sample_rounds=0, max_rounds=2)\n"
         "rounds = pd.DataFrame([{'round': r['round'], 'band': r['band'], 'new labels': r['new_labels'],\n"
         "                        'F1': r['metrics'].get('f1')} for r in job.rounds])\nrounds",

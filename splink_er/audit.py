@@ -2,11 +2,17 @@
 
 The audit is drawn after the decisions are final and never trains or routes anything. Strata (by the decision
 and the match probability) are sampled without replacement inside DuckDB with a seeded hash, so every sampled
-pair has a known inclusion probability n_h / N_h. A probe of random record pairs from all possible pairs (known
-probability n / N_possible) finds the matches blocking never proposed. Horvitz-Thompson totals of true positives,
-false positives and false negatives give precision, recall and F1. The 95% intervals draw each stratum's shares
-of TP / FP / FN / neither from a Dirichlet posterior with Jeffreys' prior (counts + 0.5): unlike a plain
-bootstrap, a stratum where no error was sampled still carries the uncertainty of its sample size.
+pair has a known inclusion probability n_h / N_h; the pairs are allocated by Neyman's rule on the run's own
+uncertainty. A probe of random record pairs from all possible pairs (known probability n / N_possible) finds the
+matches blocking never proposed.
+
+Two estimates of true positives, false positives and false negatives, hence precision, recall and F1:
+- model-assisted (the headline): a stratum's matches are what the run expects (answers where it has them, match
+  probabilities elsewhere) plus the stratum size times the audit's mean residual (answer minus expectation), with
+  a bootstrap interval. Design-consistent whatever the model; the better the model, the narrower the interval.
+- design-only (`design_only`): each stratum's shares of TP / FP / FN / neither from a Dirichlet posterior with
+  Jeffreys' prior (counts + 0.5); assumes nothing about the model, so a vast stratum of rejects where no match
+  was sampled keeps the uncertainty of its sample size, and the interval is wide.
 """
 
 from __future__ import annotations
@@ -36,13 +42,23 @@ PROBE_SHARE = 0.10
 EXPECTED_SQL = ("CASE WHEN decided_by IN ('judge', 'human') AND judge_match IS NOT NULL "
                 "THEN CAST(judge_match AS DOUBLE) ELSE match_probability END")
 MIN_PER_STRATUM = 20
+SPREAD_FLOOR = 0.02
 
 
-def allocate(size: int, sizes: dict[str, int]) -> dict[str, int]:
-    """Pairs per stratum: proportional to the square root of its size (between proportional allocation, which
-    starves the small strata near the boundary, and equal allocation, which leaves the large ones, where
-    thousands of near-certain rejects can hide misses, too thin), at least MIN_PER_STRATUM, at most all of it."""
-    weights = {h: n ** 0.5 for h, n in sizes.items() if n > 0}
+def allocate(size: int, sizes: dict[str, int], spreads: dict[str, float] | None = None) -> dict[str, int]:
+    """Pairs per stratum, at least MIN_PER_STRATUM, at most all of it.
+
+    With `spreads` (each stratum's expected standard deviation of answer minus expectation, from the run's
+    probabilities) it is Neyman's allocation for the model-assisted estimate, N_h * S_h: strata the run is unsure
+    of get the pairs, and a vast stratum of near-certain rejects gets what its size and leftover doubt call for
+    (S_h is floored at SPREAD_FLOOR, so no stratum is left to the model alone). Without, proportional to the square
+    root of the size (between proportional allocation, which starves the small strata near the boundary, and
+    equal allocation, which leaves the large ones, where thousands of near-certain rejects can hide misses, too
+    thin)."""
+    if spreads is None:
+        weights = {h: n ** 0.5 for h, n in sizes.items() if n > 0}
+    else:
+        weights = {h: n * max(spreads.get(h, 0.0), SPREAD_FLOOR) for h, n in sizes.items() if n > 0}
     total = sum(weights.values())
     if not total:
         return {}
@@ -56,12 +72,13 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
     size, seed = settings.audit.size, settings.audit.seed
     cuts = strata(settings)
     case = "CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in cuts.items()) + " END"
-    totals = {h: (n, q) for h, n, q in con.execute(
-        f"SELECT s, count(*), sum(q) FROM (SELECT {case} AS s, {EXPECTED_SQL} AS q FROM {decisions}) GROUP BY s"
-    ).fetchall()}
-    sizes = {h: n for h, (n, _) in totals.items()}
+    totals = {h: (n, q, v) for h, n, q, v in con.execute(
+        f"SELECT s, count(*), sum(q), sum(q * (1 - q)) FROM (SELECT {case} AS s, {EXPECTED_SQL} AS q "
+        f"FROM {decisions}) GROUP BY s").fetchall()}
+    sizes = {h: n for h, (n, _, _) in totals.items()}
+    spreads = {h: (v / n) ** 0.5 for h, (n, _, v) in totals.items()}
     parts = []
-    plan = allocate(size - int(round(size * PROBE_SHARE)), {h: sizes.get(h, 0) for h in cuts})
+    plan = allocate(size - int(round(size * PROBE_SHARE)), {h: sizes.get(h, 0) for h in cuts}, spreads)
     for h, sql in cuts.items():
         n_h, want = sizes.get(h, 0), plan.get(h, 0)
         if n_h == 0 or want == 0:

@@ -88,12 +88,14 @@ def _score_added(sdfs: list, model: dict, current_sql: list[str], cand: Candidat
     cand.added_pairs, cand.expected_matches, cand.pairs_above_low = int(n), float(expected), int(above)
 
 
-def suggest(con, sdfs: list, settings: Settings, loaded: LoadedSources, model: dict, blocked_pairs: int,
+def suggest(con, sdfs: list, settings: Settings, loaded: LoadedSources, model: dict, scores_table: str,
             progress=None) -> dict:
     """Candidate rules with their added comparisons and the model's expected matches, and the greedy choice
-    within `blocking.max_comparisons`. `model` is the current (trained) Splink model; `blocked_pairs` the number
-    of pairs the current rules propose. `progress(done, total)` is called after each candidate is scored."""
+    within `blocking.max_comparisons`. `model` is the current (trained) Splink model and `scores_table` its scores
+    of the pairs the current rules propose. `progress(done, total)` is called after each candidate is scored."""
     b = settings.blocking
+    blocked_pairs, expected_blocked = con.execute(
+        f"SELECT count(*), coalesce(sum(match_probability), 0) FROM {scores_table}").fetchall()[0]
     budget = b.max_comparisons if b.max_comparisons is not None else 2 * blocked_pairs
     room = budget - blocked_pairs
     current = [r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"]]
@@ -103,8 +105,8 @@ def suggest(con, sdfs: list, settings: Settings, loaded: LoadedSources, model: d
     # A rule that contains a current rule's columns proposes nothing new: skip it without counting.
     rules = [r for r in rules if not any(s <= set(r) for s in current_sets)][: b.max_candidates]
     candidates = [Candidate(r, proposed_pairs(con, settings, loaded, r)) for r in rules]
-    # A rule proposing more pairs than the room left adds too many whatever its overlap with the current rules.
-    viable = [c for c in candidates if 0 < c.proposed_pairs <= room + blocked_pairs and room > 0]
+    # A rule adds at least (proposed - blocked) pairs, so one proposing more than the budget cannot fit the room.
+    viable = [c for c in candidates if 0 < c.proposed_pairs <= budget and room > 0]
     for i, c in enumerate(viable, 1):
         _score_added(sdfs, model, current, c, settings.routing.low, con)
         if progress:
@@ -130,7 +132,6 @@ def suggest(con, sdfs: list, settings: Settings, loaded: LoadedSources, model: d
         spent += best.added_pairs
         current = current + [best.sql]
         fresh = set()  # every other gain is now stale
-    (expected_blocked,) = con.execute("SELECT coalesce(sum(match_probability), 0) FROM scores").fetchall()[0]
     gained = sum(c.expected_matches for c in chosen)
     return {
         "blocked_pairs": blocked_pairs, "max_comparisons": budget, "added_pairs": spent,

@@ -128,6 +128,7 @@ class Job:
         self._true_pairs: int | None = None
         self.rejects_written = True  # decisions.parquet holds model rejects too (see outputs.model_rejects)
         self.blocking_report: dict = {}
+        self.learn_blocking = settings.blocking.adopt  # round 1 adds learned rules (not on retrain: already in)
         self.console.print(
             f"[bold]{settings.name}[/]: {settings.link_type}, "
             + ", ".join(f"{n} {c:,} records" for n, c in self.loaded.row_counts.items())
@@ -320,7 +321,7 @@ class Job:
         return labels[PAIR_KEY + ["match"]] if len(labels) else pd.DataFrame(columns=PAIR_KEY + ["match"])
 
     def train(self) -> dict:
-        """Retrain m (and the prior) from the label store, starting from the bootstrap model."""
+        """Retrain the match weights from this run's labels (`training.method`), starting from the bootstrap model."""
         before = self.model
         with self._stage("train"):
             if self.settings.training.method == "logistic":
@@ -348,10 +349,9 @@ class Job:
         if self.spark is not None:
             raise ValueError("blocking suggest runs on DuckDB: run it with engine.kind=duckdb (the rules it prints "
                              "work on either engine)")
-        (blocked,) = self.con.execute(f"SELECT count(*) FROM {self.scores_table}").fetchall()[0]
         with self._stage("blocking"), self._progress() as bar:
             task = bar.add_task("scoring candidate blocking rules", total=None)
-            report = blocking_mod.suggest(self.con, self.sdfs, self.settings, self.loaded, self.model, blocked,
+            report = blocking_mod.suggest(self.con, self.sdfs, self.settings, self.loaded, self.model, self.scores_table,
                                           progress=lambda done, total: bar.update(task, completed=done, total=total))
         return report
 
@@ -431,7 +431,7 @@ class Job:
         rec["training"] = self.train()
         if self.scores_table is None or self.model != before:  # predicting is most of a run's cost
             self.score()
-        if r == 1 and s.blocking.adopt:
+        if r == 1 and self.learn_blocking:
             self.blocking_report = self.suggest_blocking()
             self.adopt_blocking(self.blocking_report["chosen"])
             rec["blocking_adopted"] = self.blocking_report["chosen"]
@@ -623,6 +623,14 @@ class Job:
         if not boot.exists():
             raise FileNotFoundError(f"{boot} not found: run `splink-er run` with these settings first.")
         self.bootstrap(model_mod.load_model(boot))
+        # Rules the run learned are in the saved model; the settings take them too (Spark builds its model from
+        # them), and none are learned again.
+        previous = self.out / "run.json"
+        self.blocking_report = json.loads(previous.read_text()).get("blocking") or {} if previous.exists() else {}
+        learned = self.blocking_report.get("chosen", [])
+        self.settings.blocking_rules = self.settings.blocking_rules + [r for r in learned
+                                                                       if r not in self.settings.blocking_rules]
+        self.learn_blocking = False
         self.use_stored_answers()
         samples = self.out / "samples.parquet"
         if samples.exists():

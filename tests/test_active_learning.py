@@ -226,3 +226,15 @@ def test_robust_fit_bounds_what_wrong_answers_on_sure_pairs_do():
     moved_plain = abs(effect(y_noisy, 0.0) - effect(y, 0.0))
     moved_robust = abs(effect(y_noisy, 0.05) - effect(y, 0.05))
     assert moved_plain > 0.3 and moved_robust < 0.5 * moved_plain
+
+
+def test_a_run_adopts_learned_rules_and_retrain_keeps_them(demo_dict, tmp_path):
+    d = _narrow(demo_dict, tmp_path, **{"blocking.adopt": True, "blocking.max_comparisons": 20000})
+    first = splink_er.run(d, quiet=True)
+    chosen = first.run["blocking"]["chosen"]
+    assert chosen and first.run["settings"]["blocking_rules"][2:] == chosen
+    assert first.run["rounds"][0]["blocking_adopted"] == chosen
+    assert first.metrics["blocking_recall"] > 0.75  # the two name rules alone reach ~0.6
+    again = splink_er.retrain(d, quiet=True)
+    assert again.run["blocking"]["chosen"] == chosen and again.run["blocked_pairs"] == first.run["blocked_pairs"]
+    assert again.run["settings"]["blocking_rules"][2:] == chosen
