@@ -88,7 +88,9 @@ def train_logistic(con, scores_table: str, labels: pd.DataFrame, designs: pd.Dat
             f"FROM training_labels l JOIN {scores_table} s USING ({', '.join(PAIR_KEY)})").df()
     finally:
         con.unregister("training_labels")
-    columns = [(ci, cvv) for ci, c in enumerate(comps) for cvv, _ in _levels_with_cvv(c) if cvv != -1]
+    # One correction per level that has an m to carry it (a level EM never reached keeps Splink's default).
+    columns = [(ci, cvv) for ci, c in enumerate(comps) for cvv, level in _levels_with_cvv(c)
+               if cvv != -1 and level.get("m_probability") is not None]
     x = np.column_stack([(rows[gammas[ci]].to_numpy() == cvv).astype(float) for ci, cvv in columns])
     offset = np.clip(rows["base_weight"].to_numpy(float), -60, 60) * LN2
     weight = rows["weight"].to_numpy(float)
@@ -97,7 +99,7 @@ def train_logistic(con, scores_table: str, labels: pd.DataFrame, designs: pd.Dat
     by_level = dict(zip(columns, beta[1:]))
     for ci, c in enumerate(comps):
         for cvv, level in _levels_with_cvv(c):
-            if cvv != -1 and level.get("m_probability") is not None:
+            if (ci, cvv) in by_level:
                 level["m_probability"] = level["m_probability"] * math.exp(by_level[(ci, cvv)])
     prior = model["probability_two_random_records_match"]
     log_odds = math.log(prior / (1 - prior)) + beta[0]
