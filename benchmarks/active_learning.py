@@ -107,7 +107,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=DATASETS)
     ap.add_argument("--strategies", nargs="+", default=STRATEGIES)
     ap.add_argument("--error-rates", nargs="*", type=float, default=ERROR_RATES)
-    ap.add_argument("--audit-size", type=int, default=1500)
+    ap.add_argument("--audit-size", type=int, default=2500)
     args = ap.parse_args()
     runs = []
     for name in args.datasets:

@@ -9,7 +9,7 @@ matches blocking never proposed.
 Two estimates of true positives, false positives and false negatives, hence precision, recall and F1:
 - model-assisted (the headline): a stratum's matches are what the run expects (answers where it has them, match
   probabilities elsewhere) plus the stratum size times the audit's mean residual (answer minus expectation), with
-  a bootstrap interval. Design-consistent whatever the model; the better the model, the narrower the interval.
+  a normal interval whose variance is never below what the run's own probabilities imply. Design-consistent whatever the model; the better the model, the narrower the interval.
 - design-only (`design_only`): each stratum's shares of TP / FP / FN / neither from a Dirichlet posterior with
   Jeffreys' prior (counts + 0.5); assumes nothing about the model, so a vast stratum of rejects where no match
   was sampled keeps the uncertainty of its sample size, and the interval is wide.
@@ -85,7 +85,8 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
             continue
         part = con.execute(f"""
             SELECT {KEY}, match_probability, final_match, {EXPECTED_SQL} AS expected, '{h}' AS stratum,
-                {n_h} AS stratum_size, {totals[h][1]!r} AS stratum_expected
+                {n_h} AS stratum_size, {totals[h][1]!r} AS stratum_expected,
+                {totals[h][2] / n_h!r} AS stratum_variance
             FROM {decisions} WHERE {sql}
             ORDER BY hash(concat_ws('|', {KEY}, {seed})) LIMIT {min(want, n_h)}""").df()
         parts.append(part)
@@ -168,24 +169,30 @@ def _design_only(strata_samples: list, rng, reps: int) -> tuple[np.ndarray, np.n
 
 
 def _model_assisted(strata_samples: list, rng, reps: int) -> tuple[np.ndarray, np.ndarray]:
-    """(TP, FP, FN) point totals and bootstrap draws of the difference estimator: a stratum's matches are what the
-    run expects of its pairs (answers where it has them, else match probabilities: Q_h), corrected by the audit's
-    mean residual (answer minus expectation) times the stratum size. Design-consistent whatever the model; the
-    model only narrows the interval where it is right. Where it is wrong and the audit sees it, the residuals
-    carry the correction and its variance; where no audited pair shows it, it stays unseen (see docs)."""
+    """(TP, FP, FN) point totals and draws of the difference estimator: a stratum's matches are what the run
+    expects of its pairs (answers where it has them, else match probabilities: Q_h), corrected by the audit's mean
+    residual (answer minus expectation) times the stratum size. Design-consistent whatever the model; the model
+    only narrows the interval where it is right.
+
+    Draws are normal with the estimator's variance, N_h^2 (1 - n_h/N_h) s_h^2 / n_h, where s_h^2 is the larger of
+    the residuals' sample variance and the variance the run itself expects (mean q(1 - q)). The floor matters in
+    vast strata of near-certain rejects: their few matches are seldom sampled, and a sample without one would
+    otherwise claim the stratum is known exactly."""
     def totals(matches: list[float]) -> np.ndarray:
         tp = sum(m for m, (_, final, _, _) in zip(matches, strata_samples) if final)
         n_accepted = sum(size for size, final, _, _ in strata_samples if final)
         fn = sum(m for m, (_, final, _, _) in zip(matches, strata_samples) if not final)
         return np.array([tp, n_accepted - tp, fn])
 
-    def matches(size, expected_total, residuals):
-        return float(np.clip(expected_total + size * residuals.mean(), 0, size))
-
-    point = totals([matches(size, q_total, r) for size, _, _, (q_total, r) in strata_samples])
-    draws = np.array([totals([matches(size, q_total, rng.choice(r, len(r))) for size, _, _, (q_total, r)
-                              in strata_samples]) for _ in range(reps)])
-    return point, draws
+    points, sds = [], []
+    for size, _, _, (q_total, residuals, q_var) in strata_samples:
+        n = len(residuals)
+        points.append(float(np.clip(q_total + size * residuals.mean(), 0, size)))
+        s2 = max(residuals.var(ddof=1) if n > 1 else 0.0, q_var)
+        sds.append(size * (max(1 - n / size, 0.0) * s2 / max(n, 1)) ** 0.5)
+    draws = np.array([totals([float(np.clip(rng.normal(m, sd), 0, size)) for m, sd, (size, *_) in
+                              zip(points, sds, strata_samples)]) for _ in range(reps)])
+    return totals(points), draws
 
 
 def _summary(point: np.ndarray, draws: np.ndarray) -> dict:
@@ -221,10 +228,11 @@ def estimate(audit: pd.DataFrame, reps: int = 2000, seed: int = 0) -> dict:
         judged["blocked"] = False
     judged["blocked"] = judged["blocked"].fillna(False).astype(bool)
     assisted = "expected" in judged and "stratum_expected" in judged
-    strata_samples = []  # (N_h, accepted?, answers, (Q_h, residuals) or None)
+    strata_samples = []  # (N_h, accepted?, answers, (Q_h, residuals, expected variance) or None)
     for _, g in judged[judged.stratum != "probe"].groupby("stratum"):
         y = g["match"].to_numpy(bool)
-        extra = ((float(g["stratum_expected"].iloc[0]), y - g["expected"].to_numpy(float)) if assisted else None)
+        extra = ((float(g["stratum_expected"].iloc[0]), y - g["expected"].to_numpy(float),
+                  float(g["stratum_variance"].iloc[0]) if "stratum_variance" in g else 0.0) if assisted else None)
         strata_samples.append((float(g["stratum_size"].iloc[0]), bool(g["final_match"].all()), y, extra))
     rng = np.random.default_rng(seed)
     design = _summary(*_design_only(strata_samples, rng, reps))

@@ -136,10 +136,14 @@ def audit_section(audit: dict, truth: dict) -> str:
     o = audit.get("outside_blocking")
     probe = (f"<p>Outside blocking: {o['matches_found']} matches among {o['random_pairs_judged']} random pairs of "
              f"{o['possible_pairs']:,} possible (at most about {o['upper_95']:,} missed, 95%).</p>" if o else "")
+    design = (audit.get("design_only") or {}).get("f1")
+    design_note = (f"<p>From the audit answers alone, trusting no model probability: F1 {design['estimate']} "
+                   f"[{design['ci95'][0]}, {design['ci95'][1]}].</p>" if design else "")
     return (f"<h3>Estimated from the audit sample</h3><p>{audit['pairs_judged']} pairs judged after the decisions, "
             "stratified by decision and probability, never used for training: precision, recall and F1 of the "
-            "decisions within blocking, with 95% intervals" + (" (the truth as a red tick)" if truth else "")
-            + f".</p>{svg(chart.properties(width=420, height=90))}{table(rows)}{probe}")
+            f"decisions within blocking, with 95% intervals ({audit.get('method', 'design-only')})"
+            + (" (the truth as a red tick)" if truth else "")
+            + f".</p>{svg(chart.properties(width=420, height=90))}{table(rows)}{design_note}{probe}")
 
 
 def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:

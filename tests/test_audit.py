@@ -116,3 +116,22 @@ def test_model_assisted_estimate_corrects_an_overconfident_model_and_covers_the_
         assert est["method"].startswith("model-assisted")
     assert inside >= 52  # 95% nominal, although the model says 0.95 where the truth is 0.90
     assert np.mean(widths) < 0.8 * np.mean(design_widths)  # the model's probabilities narrow the interval
+
+
+def test_a_vast_stratum_without_a_sampled_match_is_not_claimed_known():
+    """1M rejects the run puts at p = 0.0002 (200 expected misses); 100 audited, none a match. Without the floor the
+    stratum would look known exactly; with it the interval keeps the run's own doubt."""
+    rows = []
+    for h, size, final, n, q in (("acc", 5000, True, 100, 0.99), ("rej", 1_000_000, False, 100, 0.0002)):
+        for i in range(n):
+            rows.append({"source_dataset_l": "a", "unique_id_l": f"{h}{i}", "source_dataset_r": "a",
+                         "unique_id_r": f"{h}{i}x", "stratum": h, "stratum_size": size, "final_match": final,
+                         "match": final, "expected": q, "stratum_expected": q * size,
+                         "stratum_variance": q * (1 - q), "blocked": False})
+    frame = pd.DataFrame(rows)
+    floored = estimate(frame, reps=1000)
+    bare = estimate(frame.assign(stratum_variance=0.0), reps=1000)
+    # The sample saw no miss, so the point estimate corrects the expected 200 down to 0 ...
+    assert floored["estimated_pairs"]["false_negatives"] == bare["estimated_pairs"]["false_negatives"] == 0
+    # ... but only the floored interval still admits the ~200 misses the run expected (recall ~0.96).
+    assert floored["recall"]["ci95"][0] < 0.97 and bare["recall"]["ci95"][0] > 0.99
