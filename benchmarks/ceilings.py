@@ -1,6 +1,6 @@
 """What any model over a preset's blocked pairs could reach, measured with full truth (no labels, no judge).
 
-    python benchmarks/ceilings.py fake_20000 [--set key=value ...]
+    python benchmarks/ceilings.py fake_20000 [--set key=value ...] [--name stem]
 
 Scores every blocked pair with the bootstrap (plain Splink) model, joins the truth, and reports pairwise F1 (recall
 over every true pair, so blocking misses count) of:
@@ -9,7 +9,7 @@ over every true pair, so blocking misses count) of:
 - the best decision per comparison-vector pattern: the ceiling of any Fellegi-Sunter model on these comparisons;
 - logistic regression on the comparison levels and the match weight, fitted on all pairs (in-sample);
 - gradient boosting on the comparison levels and term frequencies (in-sample; not expressible as a Splink model).
-Writes benchmarks/results/ceilings_<preset>.json. Dedupe presets only (one source, a truth column).
+Writes benchmarks/results/ceilings_<preset>.{json,md} (or --name). Dedupe presets only (one source, a truth column).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("preset")
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--name", help="Results stem (default ceilings_<preset>).")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     job = splink_er.prepare(REPO / "settings" / f"{args.preset}.yaml", quiet=True, overrides=[
@@ -79,7 +80,7 @@ def main() -> None:
     md = [f"| {args.preset} | F1 | P | R |", "|---|---|---|---|"]
     md += [f"| {k} | {v['f1']} | {v['precision']} | {v['recall']} |" for k, v in out.items() if isinstance(v, dict)]
     md += ["", f"blocked pairs {len(d):,}, blocking recall {out['blocking_recall']}; machine {machine()}"]
-    write_results(f"ceilings_{args.preset}", out | {"settings_overrides": args.sets, "machine": machine()}, md)
+    write_results(args.name or f"ceilings_{args.preset}", out | {"settings_overrides": args.sets, "machine": machine()}, md)
 
 
 if __name__ == "__main__":
