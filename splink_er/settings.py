@@ -153,10 +153,12 @@ class TrainingSettings(_Strict):
     l2: float = Field(1.0, gt=0, description="logistic: L2 penalty pulling each correction towards the bootstrap "
                       "weight (larger: closer to the bootstrap).")
     min_positive_labels: int = Field(
-        10, ge=1, description="Below this many positive labels the bootstrap (EM) model is kept."
+        10, ge=1, description="Below this many positive labels (logistic: positive or negative) the bootstrap "
+        "(EM) model is kept."
     )
     smoothing: float = Field(
-        5.0, ge=0, description="Pseudo-count pulling label-estimated m values towards the bootstrap model's."
+        5.0, ge=0, description="m_from_labels: pseudo-count pulling label-estimated m values towards the "
+        "bootstrap model's."
     )
 
 
@@ -180,9 +182,9 @@ class BlockingSettings(_Strict):
 class SamplingSettings(_Strict):
     strategy: Literal["stratified", "uncertainty", "disagreement", "diversity"] = Field(
         "stratified", description="Query strategy: stratified (by match probability; see strata), uncertainty "
-        "(pairs nearest p = 0.5), disagreement (pairs the last training moved most), diversity (one pair per "
-        "comparison-vector pattern, least certain first). All but stratified spend strata.random on a uniform "
-        "sample and the rest on their targets (docs/active_learning.md compares them).")
+        "(pairs nearest p = 0.5), disagreement (pairs the last training moved most), diversity (round robin over "
+        "comparison-vector patterns, least certain first). The targeted ones keep the stratified design and spend "
+        "the ambiguous share on their targets, taken whole (docs/active_learning.md compares them).")
     budget_per_round: int = Field(100, ge=0, description="Pairs drawn for labelling in each sampling round.")
     rounds: int = Field(1, ge=0, description="How many of the first rounds draw a stratified sample.")
     strata: dict[Literal["random", "high", "ambiguous", "low"], float] = Field(
