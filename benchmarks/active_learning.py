@@ -86,7 +86,9 @@ def chart(runs: list[dict], path: Path) -> None:
               "measure": "true"} for r in runs if r["run"] == "stratified" for x in (0, most)]
     curves = alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
         x="pairs judged:Q", y=alt.Y("F1:Q", scale=alt.Scale(zero=False)), color="run:N",
-        strokeDash="measure:N", tooltip=["run", "pairs judged", "F1", "measure"]
+        strokeDash=alt.StrokeDash("measure:N", scale=alt.Scale(domain=["true", "model's estimate"],
+                                                               range=[[1, 0], [4, 4]])),
+        tooltip=["run", "pairs judged", "F1", "measure"]
     ).properties(width=300, height=220).facet(facet="dataset:N", columns=2).resolve_scale(y="independent", x="independent")
     audits = pd.DataFrame([{"dataset": r["dataset"], "run": r["run"], "true F1 within blocking": r["final"]["f1_within_blocking"],
                             "audit estimate": r["audit"]["f1"], "lo": r["audit"]["ci95"][0], "hi": r["audit"]["ci95"][1]}
@@ -98,8 +100,9 @@ def chart(runs: list[dict], path: Path) -> None:
     audit_chart = alt.layer(diag, est.mark_rule().encode(y=alt.Y("lo:Q", scale=alt.Scale(zero=False)), y2="hi:Q"),
                             est.mark_point(filled=True).encode(y="audit estimate:Q", tooltip=["dataset", "run"])
                             ).properties(width=300, height=260, title="audit estimate (95% interval) vs true F1")
-    alt.vconcat(curves.properties(title="F1 against pairs judged (dashed: the model's own estimate)"),
-                audit_chart).save(str(path), scale_factor=1.5)
+    alt.vconcat(curves.properties(title="F1 against pairs judged after each round (solid: true F1 over all true "
+                                  "pairs; dashed: the model's own estimate, within blocking)"),
+                audit_chart).resolve_scale(color="independent").save(str(path), scale_factor=1.5)
 
 
 def main() -> None:
