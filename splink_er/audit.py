@@ -143,7 +143,8 @@ def _dirichlet(rng, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _metrics(t: np.ndarray) -> tuple[float, float, float]:
+def metrics_from_totals(t) -> tuple[float, float, float]:
+    """Precision, recall and F1 from (true positives, false positives, false negatives)."""
     tp, fp, fn = t
     p = tp / (tp + fp) if tp + fp > 0 else float("nan")
     r = tp / (tp + fn) if tp + fn > 0 else float("nan")
@@ -163,7 +164,8 @@ def _design_only(strata_samples: list, rng, reps: int) -> tuple[np.ndarray, np.n
     def totals(shares_per_group) -> np.ndarray:
         return sum(size * shares[:3] for (size, _), shares in zip(groups, shares_per_group))
 
-    point = totals([np.where(c < 0, 0.0, c) / np.where(c < 0, 0.0, c).sum() for _, c in groups])
+    seen = [np.clip(c, 0, None) for _, c in groups]  # the impossible categories count zero
+    point = totals([c / c.sum() for c in seen])
     draws = np.array([totals([_dirichlet(rng, c) for _, c in groups]) for _ in range(reps)])
     return point, draws
 
@@ -196,8 +198,8 @@ def _model_assisted(strata_samples: list, rng, reps: int) -> tuple[np.ndarray, n
 
 
 def _summary(point: np.ndarray, draws: np.ndarray) -> dict:
-    pm = _metrics(point)
-    dm = np.array([_metrics(t) for t in draws])
+    pm = metrics_from_totals(point)
+    dm = np.array([metrics_from_totals(t) for t in draws])
     out = {}
     for i, name in enumerate(["precision", "recall", "f1"]):
         col = dm[:, i][~np.isnan(dm[:, i])]

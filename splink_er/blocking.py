@@ -17,12 +17,9 @@ import copy
 import itertools
 from dataclasses import asdict, dataclass
 
-from .model import make_linker
+from .model import blocking_rule, make_linker
 from .settings import Settings
 from .sources import LoadedSources, quote_ident
-
-# Columns never proposed as blocking keys: record identity, not content.
-_NOT_KEYS = {"unique_id", "source_dataset"}
 
 
 @dataclass
@@ -36,27 +33,21 @@ class Candidate:
 
     @property
     def sql(self) -> str:
-        return rule_sql(self.rule)
+        """The rule as Splink writes it for DuckDB, in parentheses so it can be combined."""
+        return f"({blocking_rule(self.rule).get_blocking_rule('duckdb').blocking_rule_sql})"
 
     def as_dict(self) -> dict:
         return asdict(self) | {"expected_matches": round(self.expected_matches, 1)}
 
 
-def rule_sql(rule) -> str:
-    """A settings rule (column list or SQL) as one SQL condition over l. and r."""
-    if isinstance(rule, str):
-        return f"({rule})"
-    return "(" + " AND ".join(f"l.{quote_ident(c)} = r.{quote_ident(c)}" for c in rule) + ")"
-
-
-def candidate_columns(con, settings: Settings, loaded: LoadedSources) -> list[str]:
-    """Columns present in every input table, minus ids and truth; `blocking.candidate_columns` overrides."""
+def candidate_columns(settings: Settings, loaded: LoadedSources) -> list[str]:
+    """Columns every source kept (ids are never among them), minus truth and columns_to_keep;
+    `blocking.candidate_columns` overrides."""
     if settings.blocking.candidate_columns:
         return list(settings.blocking.candidate_columns)
     truth = {settings.truth_column, settings.judge_truth_column} - {None}
-    per_table = [set(con.execute(f"SELECT * FROM {t} LIMIT 0").df().columns) for t in loaded.tables.values()]
-    common = set.intersection(*per_table) - _NOT_KEYS - truth - set(settings.columns_to_keep)
-    return sorted(common)
+    common = set.intersection(*(set(cols) for cols in loaded.columns.values()))
+    return sorted(common - truth - set(settings.columns_to_keep))
 
 
 def proposed_pairs(con, settings: Settings, loaded: LoadedSources, rule: list[str]) -> int:
@@ -100,7 +91,7 @@ def suggest(con, sdfs: list, settings: Settings, loaded: LoadedSources, model: d
     room = budget - blocked_pairs
     current = [r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"]]
     current_sets = [set(r) for r in settings.blocking_rules if isinstance(r, list)]
-    cols = candidate_columns(con, settings, loaded)
+    cols = candidate_columns(settings, loaded)
     rules = [[c] for c in cols] + [list(p) for p in itertools.combinations(cols, 2)]
     # A rule that contains a current rule's columns proposes nothing new: skip it without counting.
     rules = [r for r in rules if not any(s <= set(r) for s in current_sets)][: b.max_candidates]

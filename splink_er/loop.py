@@ -489,24 +489,17 @@ class Job:
         model's calibration; the audit (audit.size) is the estimate that needs no trust in the model."""
         limit = min(self.budget_left, self.settings.loop.band_per_round or self.budget_left)
         tp, fp, fn, fix_fp, fix_fn = self.con.execute(f"""
-            WITH d AS (
-                SELECT final_match, CASE WHEN decided_by IN ('judge', 'human') THEN judge_match::DOUBLE
-                                         ELSE match_probability END AS p
-                FROM decisions),
-            nxt AS (SELECT match_probability AS p, match_probability >= 0.5 AS final_match FROM routed
-                    WHERE route IN ('band', 'conflict')
-                    ORDER BY route = 'conflict' DESC, abs(match_probability - 0.5) LIMIT {int(limit)})
+            WITH d AS (SELECT final_match, {audit_mod.EXPECTED_SQL} AS p FROM decisions),
+            nxt AS (SELECT match_probability AS p, match_probability >= 0.5 AS final_match
+                    FROM ({routing.judge_queue_sql("routed", limit)}))
             SELECT (SELECT sum(p) FILTER (final_match) FROM d), (SELECT sum(1 - p) FILTER (final_match) FROM d),
                    (SELECT sum(p) FILTER (NOT final_match) FROM d),
                    (SELECT coalesce(sum(1 - p) FILTER (final_match), 0) FROM nxt),
                    (SELECT coalesce(sum(p) FILTER (NOT final_match), 0) FROM nxt)""").fetchall()[0]
         tp, fp, fn = tp or 0.0, fp or 0.0, fn or 0.0
-
-        def f1(tp, fp, fn):
-            return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        now = f1(tp, fp, fn)
-        after = f1(tp + fix_fn, fp - fix_fp, fn - fix_fn)
-        return {"precision": round(tp / (tp + fp), 4) if tp + fp else 1.0, "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
+        precision, recall, now = audit_mod.metrics_from_totals((tp, fp, fn))
+        after = audit_mod.metrics_from_totals((tp + fix_fn, fp - fix_fp, fn - fix_fn))[2]
+        return {"precision": round(precision, 4) if tp + fp else 1.0, "recall": round(recall, 4) if tp + fn else 1.0,
                 "f1": round(now, 4), "next_round_f1_gain": round(after - now, 5) if limit > 0 else 0.0}
 
     def finish(self) -> RunResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,8 +170,6 @@ def weight_shift_sql(before: dict, after: dict) -> str:
     """SQL over a scores table: how much each pair's match weight moved from model `before` to `after` (same
     comparisons, u and term frequencies; only m and the prior differ after training), read off the gamma columns
     instead of predicting again."""
-    import math
-
     def logit2(p: float) -> float:
         return math.log2(p / (1 - p))
 

@@ -86,14 +86,19 @@ def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str
     return table
 
 
-def pairs_to_judge(con, routed: str, limit: int | None = None) -> pd.DataFrame:
-    """Band and conflict pairs without a label, in the order the budget is spent on them (the first `limit`)."""
-    return con.execute(f"""
+def judge_queue_sql(routed: str, limit: int | None = None) -> str:
+    """SQL of the band and conflict pairs without a label, in the order the budget is spent on them (the first
+    `limit`): conflicts first, then the band nearest p = 0.5."""
+    return f"""
         SELECT {KEY}, match_probability, route AS reason FROM {routed}
         WHERE route IN ('band', 'conflict')
         ORDER BY route = 'conflict' DESC, abs(match_probability - 0.5), {KEY}
-        {f'LIMIT {int(limit)}' if limit is not None else ''}
-    """).df()
+        {f'LIMIT {int(limit)}' if limit is not None else ''}"""
+
+
+def pairs_to_judge(con, routed: str, limit: int | None = None) -> pd.DataFrame:
+    """The judge queue (see judge_queue_sql) as a DataFrame."""
+    return con.execute(judge_queue_sql(routed, limit)).df()
 
 
 def route_counts(con, routed: str) -> dict[str, int]:

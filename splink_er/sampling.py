@@ -1,7 +1,7 @@
 """Sampling of blocked pairs for labelling (query strategies), with exact inclusion probabilities.
 
-`sampling.strategy` picks the design. Every design keeps a uniform `random` part, so Horvitz-Thompson estimates
-(the prior, weighted m) stay unbiased whatever the rest targets.
+`sampling.strategy` picks the design. Every design keeps the random and the high / low strata, so
+Horvitz-Thompson estimates (the prior, weighted m) stay unbiased whatever the rest targets.
 
 stratified: strata by the current model's match probability (high >= routing.high, low <= routing.low, ambiguous
 between) plus a uniform `random` stratum over all blocked pairs. Each stratum draws its share of the budget by
@@ -13,18 +13,19 @@ over all blocked pairs.
 The draw ranks pairs by a seeded hash of the pair key inside DuckDB: deterministic whatever the row order (a
 re-run after a crash draws the same sample), and no pairs are pulled into Python to sample them.
 
-uncertainty, disagreement, diversity: the rest of the budget is a take-all set T chosen from the scores
-(uncertainty: the pairs nearest p = 0.5 by match weight; disagreement: the pairs whose probability moved most
-since the previous model, uncertainty when there is none; diversity: round robin over comparison-vector
-patterns, the least certain patterns first, so rare agreement patterns get labelled). T is fixed once the scores (and seeded
-hash) are, so it is a stratum sampled in full: pi = 1 in T, pi = k_random / N elsewhere; HT stays unbiased.
+uncertainty, disagreement, diversity: the stratified design with the ambiguous stratum's share spent on a
+take-all set T chosen from the scores (uncertainty: the pairs nearest p = 0.5 by match weight; disagreement: the
+pairs whose probability moved most since the previous model, uncertainty when there is none; diversity: round
+robin over comparison-vector patterns, the least certain patterns first, so rare agreement patterns get
+labelled). T is fixed once the scores (and seeded hash) are, so it is a stratum sampled in full: pi = 1 in T;
+outside T a pair keeps its inclusion probability from the random and its score stratum's draws.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .model import PAIR_KEY
+from .model import PAIR_KEY, pair_keys
 from .settings import Settings
 
 SCORE_STRATA = ("high", "ambiguous", "low")
@@ -145,10 +146,10 @@ def _draw_targeted(con, scores_table: str, settings: Settings, round_no: int, sh
         SELECT {key}, match_probability, {stratum_sql(settings)} AS stratum FROM {scores_table}
         ORDER BY {order}, {_hash_sql(seed)} LIMIT {k_target}""").df()
     strategy = settings.sampling.strategy
-    drawn_too = dict(zip(map(tuple, stratified[PAIR_KEY].values), stratified["drawn_by"]))
-    keys = list(map(tuple, targeted[PAIR_KEY].values))
+    drawn_too = dict(zip(pair_keys(stratified), stratified["drawn_by"]))
+    keys = pair_keys(targeted)
     targeted["drawn_by"] = [f"{drawn_too[k]}+{strategy}" if k in drawn_too else strategy for k in keys]
     targeted["inclusion_probability"] = 1.0
     in_target = set(keys)
-    rest = stratified[[k not in in_target for k in map(tuple, stratified[PAIR_KEY].values)]]
+    rest = stratified[[k not in in_target for k in pair_keys(stratified)]]
     return pd.concat([rest, targeted], ignore_index=True).sort_values(PAIR_KEY, ignore_index=True)

@@ -92,13 +92,19 @@ def _scores_with_patterns(n=3000, seed=0):
                          "gamma_a": rng.integers(0, 4, n), "gamma_b": rng.integers(0, 3, n)})
 
 
+def _scores_table(scores: pd.DataFrame):
+    """A DuckDB connection with `scores` as table `scores`."""
+    con = duckdb.connect()
+    con.register("scores_df", scores)
+    con.execute("CREATE TABLE scores AS SELECT * FROM scores_df")
+    return con
+
+
 @pytest.mark.parametrize("strategy", ["uncertainty", "diversity", "disagreement"])
 def test_targeted_strategies_take_their_set_whole_and_keep_exact_probabilities(demo_dict, strategy):
     s = load_settings(demo_dict | {"sampling": {"budget_per_round": 200, "strategy": strategy}})
-    con = duckdb.connect()
     scores = _scores_with_patterns()
-    con.register("scores_df", scores)
-    con.execute("CREATE TABLE scores AS SELECT * FROM scores_df")
+    con = _scores_table(scores)
     shift = "CASE gamma_a WHEN 3 THEN 4.0 ELSE 0 END" if strategy == "disagreement" else None
     sample = draw_sample(con, "scores", s, 1, shift)
     target = sample[sample.drawn_by.str.endswith(strategy)]
@@ -122,10 +128,8 @@ def test_diversity_covers_every_pattern_before_any_twice():
                 "sampling": {"budget_per_round": 100, "strategy": "diversity",
                              "strata": {"random": 0.0, "high": 0.0, "ambiguous": 1.0, "low": 0.0}}}
     s = load_settings(settings)
-    con = duckdb.connect()
     scores = _scores_with_patterns()
-    con.register("scores_df", scores)
-    con.execute("CREATE TABLE scores AS SELECT * FROM scores_df")
+    con = _scores_table(scores)
     chosen = scores.merge(draw_sample(con, "scores", s, 1)[PAIR_KEY], on=PAIR_KEY)
     per_pattern = chosen.groupby(["gamma_a", "gamma_b"]).size()
     assert len(chosen) == 100 and len(per_pattern) == 12 and set(per_pattern) <= {8, 9}

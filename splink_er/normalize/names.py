@@ -18,6 +18,7 @@ import unicodedata
 from functools import lru_cache
 from importlib.resources import files
 
+import jellyfish
 from nameparser import HumanName
 from nameparser.config import Constants
 
@@ -67,15 +68,15 @@ def canonical_first(first: str | None) -> str | None:
     return nickname_table().get(key, key).upper()
 
 
+PHONETIC = {"metaphone": jellyfish.metaphone, "nysiis": jellyfish.nysiis, "soundex": jellyfish.soundex}
+
+
 def phonetic_code(name: str | None, algorithm: str = "metaphone") -> str | None:
     """Sound-alike code of a name for blocking: Smith and Smyth share SM0, so a typo in a name need not hide a
     pair. Accents are folded first (jellyfish codes ASCII letters); a name without letters has no code."""
-    import jellyfish
-
     if not name:
         return None
-    text = fold_accents(name).strip()
-    code = {"metaphone": jellyfish.metaphone, "nysiis": jellyfish.nysiis, "soundex": jellyfish.soundex}[algorithm](text)
+    code = PHONETIC[algorithm](fold_accents(name).strip())
     return code or None
 
 
