@@ -1,7 +1,7 @@
 """Benchmark: learning curves of the active-learning loop per query strategy, noisy judges, and audit estimates.
 
-    python benchmarks/active_learning.py                       # fake_20000, historical_50k, the NC election sets
-    python benchmarks/active_learning.py --datasets nc_ballot_legal --audit-size 1000
+    python -m benchmarks.active_learning                       # fake_20000, historical_50k, the NC election sets
+    python -m benchmarks.active_learning --datasets nc_ballot_legal --audit-size 1000
 
 Per dataset, in one run on one machine:
 - plain unsupervised Splink (the bootstrap model at p >= 0.5) on the preset's settings;
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import splink_er
-from common import RESULTS, machine, write_results
+from benchmarks.common import RESULTS, machine, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ["fake_20000", "historical_50k", "nc_ballot_legal", "candidate_to_results"]

@@ -1,6 +1,6 @@
 """How often the audit's 95% interval holds the true F1, and how wide it is: many simulated audits of one run.
 
-    python benchmarks/audit_coverage.py fake_20000 --sizes 1350 2000 2500 --repeats 40
+    python -m benchmarks.audit_coverage fake_20000 --sizes 1350 2000 2500 --repeats 40
 
 Runs the preset once (SIMULATED truth judge), keeps its decisions, then draws `--repeats` audits of each size from
 them the way `audit.draw` does (same strata, Neyman allocation on the run's own uncertainty, simple random samples
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 import splink_er
-from common import machine, write_results
+from benchmarks.common import machine, write_results
 from splink_er.audit import EXPECTED_SQL, allocate, estimate, strata
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """What any model over a preset's blocked pairs could reach, measured with full truth (no labels, no judge).
 
-    python benchmarks/ceilings.py fake_20000 [--set key=value ...] [--name stem]
+    python -m benchmarks.ceilings fake_20000 [--set key=value ...] [--name stem]
 
 Scores every blocked pair with the bootstrap (plain Splink) model, joins the truth, and reports pairwise F1 (recall
 over every true pair, so blocking misses count) of:
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 import splink_er
-from common import machine, write_results
+from benchmarks.common import machine, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 

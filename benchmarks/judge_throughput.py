@@ -1,6 +1,6 @@
 """Benchmark: LLM judge throughput with the real google-genai client against a loopback server (SIMULATED LLM).
 
-    python benchmarks/judge_throughput.py            # ~3 minutes on 2 cores
+    python -m benchmarks.judge_throughput            # ~3 minutes on 2 cores
 
 The server answers every call after an injected 800 ms and refuses more than 1,000 requests per minute (429
 with Retry-After); the judge is limited to judge.rpm = 1,000 too. For batch sizes 1, 10, 20, 50 and concurrency
@@ -21,10 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 import splink_er
-from splink_er.judges.base import PairContext, run_judge
+from splink_er.judges.base import run_judge
+from splink_er.pairs import PairContext
 from splink_er.judges.gemini import GeminiJudge
 from splink_er.settings import JudgeSettings
-from common import machine
+from benchmarks.common import machine
 from splink_er.testing import FakeLLMServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -115,7 +116,7 @@ def main() -> None:
          "fault_run": faults}, indent=2, default=str))
     md = [f"# Judge throughput (google-genai client -> loopback SIMULATED LLM, {LATENCY * 1000:.0f} ms/call, "
           f"{RPM} rpm)", "", f"Machine: {mach['cpus']} CPUs, Python {mach['python']}, {mach['platform']}.",
-          "Command: `python benchmarks/judge_throughput.py`. Ceiling = min(rpm / 60, concurrency / latency) x batch.",
+          "Command: `python -m benchmarks.judge_throughput`. Ceiling = min(rpm / 60, concurrency / latency) x batch.",
           "", f"**Defaults (batch 20, concurrency 16): {default['pairs_per_second']} pairs/s of a "
           f"{default['ceiling_pairs_per_second']} ceiling ({default['share_of_ceiling']:.0%}).**", "",
           "| batch | concurrency | pairs/s | ceiling | share | 429s | input tokens/pair | output tokens/pair |",

@@ -1,6 +1,6 @@
 """Benchmark: person-name normalization throughput at 1M candidate names (2 cores here).
 
-    python benchmarks/normalize_names.py [N]          # default 1,000,000
+    python -m benchmarks.normalize_names [N]          # default 1,000,000
 
 Names are synthesized from the NC ballot and registration names in data/ncsbe, in the formats candidate data
 carries ("LAST, FIRST M", "First Last", quoted and parenthesised nicknames, suffixes, party tags, running mates),
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import machine
+from benchmarks.common import machine
 from splink_er.normalize.names import parse_names
 
 REPO = Path(__file__).resolve().parents[1]

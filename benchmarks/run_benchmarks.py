@@ -1,6 +1,6 @@
 """Benchmark: the splink_er loop with the SIMULATED truth judge vs plain unsupervised Splink, same settings, same run.
 
-    python benchmarks/run_benchmarks.py   # febrl4, fake_20000, historical_50k, the election and contacts presets
+    python -m benchmarks.run_benchmarks   # febrl4, fake_20000, historical_50k, the election and contacts presets
 
 Per dataset and round: band size, judged pairs, precision, recall, F1, wall time; and plain Splink (the bootstrap
 model at p >= 0.5, i.e. the standard unsupervised recipe) with its F1 and time, and for the election and contacts
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import splink_er
-from common import machine, write_results
+from benchmarks.common import machine, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 

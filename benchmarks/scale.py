@@ -1,8 +1,8 @@
 """Scale benchmark: splink_er's full run (judge excluded) against plain Splink on the same settings, same data.
 
-    python benchmarks/scale.py                      # 100K and 1M records
-    python benchmarks/scale.py --sizes 100000 1000000 5000000
-    python benchmarks/scale.py --sizes 1000000 --repeat 3   # the median of 3 alternating runs per side
+    python -m benchmarks.scale                      # 100K and 1M records
+    python -m benchmarks.scale --sizes 100000 1000000 5000000
+    python -m benchmarks.scale --sizes 1000000 --repeat 3   # the median of 3 alternating runs per side
 
 Data: SIMULATED persons from benchmarks/synthetic_persons.py (seeded), written once per size to a temp directory.
 Each measurement runs in a fresh process (so peak memory is its own), in this order per size:
@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-from common import machine, write_results  # noqa: E402
+from benchmarks.common import machine, write_results
 
 
 def settings_dict(data_path: str, out: str, materialisation: str, memory_limit: str | None = None) -> dict:
@@ -63,19 +62,21 @@ def settings_dict(data_path: str, out: str, materialisation: str, memory_limit: 
 def child_plain(data_path: str, out: str, materialisation: str, memory_limit: str | None) -> dict:
     """Plain Splink on the normalized records: the same splink settings, training, predict and clustering."""
     from splink_er import model as model_mod
+    from splink_er import training
+    from splink_er.engine.duckdb_engine import make_db
     from splink_er.settings import load_settings
 
     s = load_settings(settings_dict(data_path, out, materialisation, memory_limit))
     t = {}
     t0 = time.perf_counter()
-    db = model_mod.make_db(s)  # the same engine settings as splink_er's run
+    db = make_db(s)  # the same engine settings as splink_er's run
     con = db.duckdb_con
     con.execute(f"CREATE TABLE persons AS SELECT * FROM read_parquet('{data_path}.normalized.parquet')")
     sdf = db.register("persons", dataset_display_name="persons")
     t["load"] = time.perf_counter() - t0
     untrained = model_mod.splink_settings_dict(s)
     t1 = time.perf_counter()
-    boot = model_mod.bootstrap([sdf], s, untrained)
+    boot = training.bootstrap([sdf], s, untrained)
     t["bootstrap"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     linker = model_mod.make_linker([sdf], boot)
@@ -100,8 +101,8 @@ def child_loop(data_path: str, out: str, materialisation: str, memory_limit: str
 
 
 def run_child(kind: str, data_path: str, out: str, materialisation: str, memory_limit: str | None) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, data_path, out, materialisation, memory_limit or "none"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "benchmarks.scale", "--child", kind, data_path, out, materialisation, memory_limit or "none"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if r.returncode:
         raise RuntimeError(f"{kind} failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -112,9 +113,11 @@ def prepare_data(n: int, tmp: Path) -> str:
     import duckdb
 
     from splink_er import model as model_mod
+    from splink_er import training
+    from splink_er.engine.duckdb_engine import make_db
     from splink_er.settings import load_settings
     from splink_er.sources import load_sources
-    from synthetic_persons import make_persons
+    from benchmarks.synthetic_persons import make_persons
 
     path = tmp / f"persons_{n}.parquet"
     make_persons(n, seed=7).to_parquet(path, index=False)

@@ -1,7 +1,7 @@
 """Spark against DuckDB: the same settings and data on both engines, decisions compared pair by pair, timed.
 
-    python benchmarks/spark_vs_duckdb.py                         # fake_1000, FEBRL4, 100K SIMULATED persons
-    python benchmarks/spark_vs_duckdb.py --only fake_1000 febrl4
+    python -m benchmarks.spark_vs_duckdb                         # fake_1000, FEBRL4, 100K SIMULATED persons
+    python -m benchmarks.spark_vs_duckdb --only fake_1000 febrl4
 
 fake_1000 and FEBRL4 run with the SIMULATED truth judge and u from every pair (bootstrap.u_min_count_per_level
 null, u_max_pairs above the number of possible pairs), the setting under which the engines must agree exactly.
@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-from common import machine, write_results  # noqa: E402
+from benchmarks.common import machine, write_results
 
 EXACT_U = ["bootstrap.u_max_pairs=100000000", "bootstrap.u_min_count_per_level=null"]
 

@@ -1,6 +1,6 @@
 """SIMULATED person/contact records with known duplicates, for presets, tests and scale benchmarks.
 
-    python benchmarks/synthetic_persons.py 100000 out.parquet [--seed 7]
+    python -m benchmarks.synthetic_persons 100000 out.parquet [--seed 7]
 
 Every record is generated; none describes a real person. An entity has a true name, birth date, e-mail, phone,
 title, employer, city, state and ZIP (names drawn with Zipf-like frequencies; 15% of entities are relatives of

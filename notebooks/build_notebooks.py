@@ -46,8 +46,8 @@ NOTEBOOKS = {
         f"import altair as alt, pandas as pd, splink_er\n"
         f"job = splink_er.prepare('../settings/febrl4.yaml', quiet=True, overrides=[\n"
         f"    'judge.kind=truth', 'output_dir={OUT}/active', 'labels.path={OUT}/active/labels.jsonl'])\n"
-        "job.bootstrap(); job.score()\n"
-        "plain = job.metrics_for_scores('scores', 'match_probability >= 0.5')\n"
+        "job.bootstrap()\nscores = job.score()  # a handle on every blocked pair's score, kept in DuckDB\n"
+        "plain = job.metrics_for_scores(scores, 'match_probability >= 0.5')\n"
         "plain  # plain unsupervised Splink (the bootstrap model at p >= 0.5)",
         "## 1. Sample pairs stratified by how sure the model is\n"
         "Every pair's inclusion probability is known, so the labels give unbiased (Horvitz-Thompson) estimates.",
@@ -56,17 +56,17 @@ NOTEBOOKS = {
         "## 2. The judge labels them; 3. train Splink's match weights from the labels\n"
         "A logistic correction per comparison level, with the bootstrap weights as offset, written back into the "
         "Splink model (`training.method: logistic`).",
-        "job.round = 1\njob.judge_pairs(sample, reason='sample')\njob.train()",
+        "job.judge_pairs(sample, reason='sample')\njob.train()",
         "## 4. Score every blocked pair; route: accept >= 0.95, reject <= 0.10, the band between goes to the judge",
-        "job.score()\njob.route()",
-        "# Binned in DuckDB: the scores table has one row per blocked pair (160k here).\n"
-        "bins = job.con.execute(\"SELECT floor(match_probability * 20) / 20 AS p, count(*) AS pairs \"\n"
-        "                       \"FROM scores GROUP BY 1 ORDER BY 1\").df()\n"
+        "scores = job.score()\njob.route()",
+        "# Binned in DuckDB: the scores have one row per blocked pair (160k here); only the bins reach pandas.\n"
+        "bins = scores.df('SELECT floor(match_probability * 20) / 20 AS p, count(*) AS pairs '\n"
+        "                 'FROM {this} GROUP BY 1 ORDER BY 1')\n"
         "alt.Chart(bins).mark_bar().encode(x=alt.X('p:Q', title='match probability (bins of 0.05)'),\n"
         "    y=alt.Y('pairs:Q', scale=alt.Scale(type='symlog'))).properties(title='Match probabilities after training')",
         "## 5. Judge the band, feed the answers back, and repeat\n"
         "`limit` caps this round's answers (`loop.band_per_round` in a run); the next round retrains on them first.",
-        "job.judge_band(limit=200)\nfrom splink_er import routing\nroutes = routing.route_counts(job.con, 'routed')\nroutes",
+        "job.judge_band(limit=200)\njob.inference.route_counts()  # pairs per route once the answers count",
         "job.run_rounds(sample_rounds=0, max_rounds=2)\n"
         "rounds = pd.DataFrame([{'round': r['round'], 'band': r['band'], 'new labels': r['new_labels'],\n"
         "                        'F1': r['metrics'].get('f1')} for r in job.rounds])\nrounds",

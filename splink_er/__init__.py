@@ -7,17 +7,55 @@ Quick start:
     ...                        overrides=["output_dir=/tmp/se_init", "labels.path=/tmp/se_init/labels.jsonl"])
     >>> sorted(result.decisions.columns)[:3]
     ['conflict', 'decided_by', 'final_match']
+
+The public surface on one screen:
+    entry points   run, retrain, prepare -> Job (steps: bootstrap, score, sample, judge_pairs, train, route, ...)
+    result         RunResult (metrics, decisions, clusters, matches)
+    settings       Settings, load_settings, demo_settings_path
+    judges         Judge, TruthJudge, PairContext, JudgeDecision
+    labels, logs   LabelStore, make_label, DecisionLog
+    errors         SplinkERError and its subclasses (each with the CLI's exit code)
+
+Names load on first use (PEP 562), so `import splink_er` does not import Splink, altair or the LLM SDKs.
 """
 
+from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 
-from .decision_log import DecisionLog
-from .judges import Judge, JudgeDecision, JudgeFatalError, PairContext, TruthJudge
-from .labels import LabelStore, make_label
-from .loop import Job, RunResult, prepare, retrain, run
-from .settings import Settings, SettingsError, load_settings
-from .sources import InputError
+from .errors import (
+    DependencyMissing,
+    InputError,
+    JudgeConfigError,
+    JudgeError,
+    JudgeFatalError,
+    PreviousRunMissing,
+    SettingsError,
+    SplinkERError,
+)
+
+# name -> module that defines it; imported when the name is first used.
+_LAZY = {
+    "Job": "job", "prepare": "job", "run": "job", "retrain": "job",
+    "RunResult": "outputs",
+    "Settings": "settings", "load_settings": "settings",
+    "Judge": "judges", "TruthJudge": "judges",
+    "PairContext": "pairs", "JudgeDecision": "pairs",
+    "LabelStore": "labels", "make_label": "labels",
+    "DecisionLog": "decision_log",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later uses skip this function
+        return value
+    raise AttributeError(f"module 'splink_er' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def demo_settings_path() -> Path:
@@ -26,6 +64,8 @@ def demo_settings_path() -> Path:
 
 
 __all__ = [
-    "DecisionLog", "InputError", "Job", "Judge", "JudgeFatalError", "JudgeDecision", "LabelStore", "PairContext", "RunResult", "Settings",
-    "SettingsError", "TruthJudge", "demo_settings_path", "load_settings", "make_label", "prepare", "retrain", "run",
+    "DecisionLog", "DependencyMissing", "InputError", "Job", "Judge", "JudgeConfigError", "JudgeDecision",
+    "JudgeError", "JudgeFatalError", "LabelStore", "PairContext", "PreviousRunMissing", "RunResult", "Settings",
+    "SettingsError", "SplinkERError", "TruthJudge", "demo_settings_path", "load_settings", "make_label",
+    "prepare", "retrain", "run",
 ]

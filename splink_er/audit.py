@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .model import PAIR_KEY
+from .pairs import PAIR_KEY
 from .settings import Settings
+from .sql import registered
 
 KEY = ", ".join(PAIR_KEY)
 def strata(settings: Settings) -> dict[str, str]:
@@ -123,11 +124,8 @@ def _probe(con, decisions: str, settings: Settings, tables: dict[str, str], n_po
     swap = (probe.source_dataset_l > probe.source_dataset_r) | (
         (probe.source_dataset_l == probe.source_dataset_r) & (probe.unique_id_l > probe.unique_id_r))
     probe.loc[swap, PAIR_KEY] = probe.loc[swap, ["source_dataset_r", "unique_id_r", "source_dataset_l", "unique_id_l"]].to_numpy()
-    con.register("audit_probe", probe)
-    try:
+    with registered(con, "audit_probe", probe):
         blocked = con.execute(f"SELECT {KEY} FROM audit_probe JOIN {decisions} USING ({KEY})").df()
-    finally:
-        con.unregister("audit_probe")
     probe["blocked"] = probe.set_index(PAIR_KEY).index.isin(blocked.set_index(PAIR_KEY).index)
     probe["match_probability"], probe["final_match"] = 0.0, False
     probe["stratum"], probe["stratum_size"] = "probe", n_possible

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 
 from .model import blocking_rule, make_linker
 from .settings import Settings
-from .sources import LoadedSources, quote_ident
+from .sources import LoadedSources
+from .sql import quote_ident
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The `splink-er` command.
 
-Exit codes scripts can rely on: 0 success, 2 bad settings or usage, 3 bad input data, 4 missing previous run
-(retrain/explain before run), 5 judge unusable (no API key, key rejected, replay answer missing), 1 anything else.
+Exit codes scripts can rely on (one table, `EXIT_CODES`, from the error classes in errors.py): 0 success,
+2 bad settings or usage, 3 bad input data, 4 missing previous run (retrain/explain before run), 5 judge unusable
+(no API key, key rejected, replay log or answer missing), 6 a missing optional dependency (pyspark),
+1 anything else, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .judges.base import JudgeFatalError
-from .judges.factory import JudgeConfigError
-from .settings import SettingsError
-from .sources import InputError
+from .errors import (
+    DependencyMissing,
+    InputError,
+    JudgeError,
+    PreviousRunMissing,
+    SettingsError,
+    SplinkERError,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -49,22 +55,23 @@ def _overrides(sets: list[str] | None, out: Path | None) -> list[str]:
     return list(sets or []) + ([f"output_dir={out}"] if out else [])
 
 
+# Error class -> exit code: the one place a code is given (the classes carry it; this table is what docs show).
+EXIT_CODES = {cls: cls.exit_code for cls in (SettingsError, InputError, PreviousRunMissing, JudgeError,
+                                             DependencyMissing, SplinkERError)}
+
+
 def _guard(fn, *args, **kwargs):
-    """Run a command body, turning known errors into a message and an exit code."""
+    """Run a command body, turning splink_er's errors into a message and the class's exit code."""
     try:
         return fn(*args, **kwargs)
-    except SettingsError as e:
-        err.print(f"[red]settings error[/]\n{escape(str(e))}")
-        raise typer.Exit(2)
-    except InputError as e:
-        err.print(f"[red]input error[/]: {escape(str(e))}")
-        raise typer.Exit(3)
-    except FileNotFoundError as e:
-        err.print(f"[red]not found[/]: {escape(str(e))}")
-        raise typer.Exit(4)
-    except (JudgeConfigError, JudgeFatalError) as e:
-        err.print(f"[red]judge error[/]: {escape(str(e))}\nAnswers received before this are kept; run again to continue.")
-        raise typer.Exit(5)
+    except typer.BadParameter:
+        raise
+    except SplinkERError as e:
+        code = next(c for cls, c in EXIT_CODES.items() if isinstance(e, cls))
+        sep = "\n" if isinstance(e, SettingsError) else ": "
+        tail = "\nAnswers received before this are kept; run again to continue." if isinstance(e, JudgeError) else ""
+        err.print(f"[red]{e.title}[/]{sep}{escape(str(e))}{tail}")
+        raise typer.Exit(code) from None
 
 
 @app.command()
@@ -74,7 +81,7 @@ def run(settings: Annotated[Path, typer.Argument(help="Settings YAML (see settin
 
     Example: `splink-er run settings/febrl4.yaml --set judge.kind=truth --out runs/febrl4`
     """
-    from .loop import run as run_job
+    from .job import run as run_job
 
     _guard(run_job, settings, overrides=_overrides(set_, out), quiet=quiet)
 
@@ -88,7 +95,7 @@ def retrain(settings: Annotated[Path, typer.Argument(help="Settings YAML used fo
 
     Example: `splink-er retrain settings/febrl4.yaml --out runs/febrl4`
     """
-    from .loop import retrain as retrain_job
+    from .job import retrain as retrain_job
 
     _guard(retrain_job, settings, overrides=_overrides(set_, out), quiet=quiet, judge_band=judge_band)
 
@@ -167,7 +174,7 @@ def demo(out: Annotated[Path, typer.Option("--out", help="Output directory.")] =
     Example: `splink-er demo --out runs/demo`
     """
     from . import demo_settings_path
-    from .loop import run as run_job
+    from .job import run as run_job
 
     overrides = [f"output_dir={out}", f"labels.path={out}/labels.jsonl"]
     _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet)
@@ -235,8 +242,9 @@ def decisions_diff(log_a: Annotated[Path, typer.Argument(help="First decision lo
     def body():
         for path in (log_a, log_b):
             if not path.exists():
-                raise FileNotFoundError(f"{path}: no such decision log")
-        changed = diff(log_a, log_b, run_a, run_b)
+                raise InputError(f"{path}: no such decision log (runs write decision_log.jsonl in their output "
+                                 "directory)")
+        changed = diff(log_a, log_b, run_a, run_b)  # InputError: a log without final decisions
         a = changed.attrs
         out = Console()
         out.print(f"{len(changed):,} pairs differ (run {a['run_a']}: {a['pairs_a']:,} pairs; run {a['run_b']}: "
@@ -274,11 +282,12 @@ def blocking_suggest(settings: Annotated[Path, typer.Argument(help="Settings YAM
 
     from rich.table import Table
 
-    from .loop import prepare_for_outputs
+    from .job import Job
+    from .settings import load_settings
 
     def body():
-        job = prepare_for_outputs(settings, _overrides(sets, out))
-        job.console.quiet = False
+        # No judge (no API key needed): the model is the bootstrap, trained on the label store's answers.
+        job = Job(load_settings(settings, _overrides(sets, out)), with_judge=False)
         job.bootstrap()
         job.score()
         if job.use_stored_answers() or len(job.store.human()):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .model import PAIR_KEY, make_linker
+from .model import make_linker
+from .pairs import PAIR_KEY
 
 
 def cluster(db, sdfs: list, model: dict, decisions: str, table: str = "clusters") -> str:

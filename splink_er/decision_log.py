@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .judges.base import JudgeDecision, PairContext
-from .model import PAIR_KEY
+from .errors import InputError
+from .pairs import PAIR_KEY, JudgeDecision, PairContext
 
 
 def _now() -> str:
@@ -111,10 +111,10 @@ def _one_run(path: str | Path, kind: str, what: str, run_id: str | None) -> tupl
     """The `kind` lines of run `run_id` (default: the latest run that has any), or a clear error."""
     runs = lines_by_run(path, (kind,))
     if not runs:
-        raise ValueError(f"{path} has no {what}")
+        raise InputError(f"{path} has no {what}")
     rid = run_id or list(runs)[-1]
     if rid not in runs:
-        raise ValueError(f"{path} has no {what} of run {rid!r}; runs with them: {', '.join(runs)}")
+        raise InputError(f"{path} has no {what} of run {rid!r}; runs with them: {', '.join(runs)}")
     return rid, runs[rid]
 
 
@@ -141,7 +141,7 @@ def final_decisions(path: str | Path, run_id: str | None = None) -> pd.DataFrame
     finals = [r for r, recs in runs.items() if any(x["type"] == "final" for x in recs)]
     rid = run_id or (finals[-1] if finals else (list(runs)[-1] if runs else None))
     if rid is None or rid not in runs:
-        raise ValueError(f"{path}: no run {run_id!r}" if run_id else f"{path} has no decisions")
+        raise InputError(f"{path}: no run {run_id!r}" if run_id else f"{path} has no decisions")
     rejects_written = True
     if rid in finals:
         df = final_table(path, rid)

@@ -6,9 +6,13 @@ misses count as errors (they are reported separately as blocking recall).
 
 from __future__ import annotations
 
-from .model import PAIR_KEY
+from . import audit as audit_mod
+from . import routing
+from .judging import Answers, Budget
+from .pairs import PAIR_KEY, pair_keys
 from .settings import Settings
-from .sources import LoadedSources, quote_ident
+from .sources import LoadedSources
+from .sql import quote_ident
 
 
 def _truth_union(loaded: LoadedSources, truth: str) -> str:
@@ -59,3 +63,69 @@ def pairwise_metrics(con, loaded: LoadedSources, settings: Settings, pairs_sql: 
         "true_positives": tp, "false_positives": pp - tp, "false_negatives": n_true - tp,
         "true_pairs": n_true, "blocking_recall": round(blocked_true / n_true, 6) if n_true else 1.0,
     }
+
+
+class Evaluation:
+    """The evaluation component of a job (see `Job.evaluation`): metrics against truth, the accuracy the model
+    expects of its decisions, and the audit that needs neither."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self._true_pairs: int | None = None
+
+    def metrics(self, decisions) -> dict:
+        """Precision, recall and F1 of the final decisions against `truth_column` ({} without one)."""
+        with self.session.clock.stage("evaluate"):
+            return self.metrics_for_scores(decisions, "final_match")
+
+    def metrics_for_scores(self, table, predicted_sql: str) -> dict:
+        """Metrics of a rule over a scored relation, e.g. plain Splink: (job.inference.scores,
+        "match_probability >= 0.5")."""
+        s = self.session
+        truth = s.settings.truth_column
+        if not truth:
+            return {}
+        if self._true_pairs is None:
+            self._true_pairs = true_pair_count(s.con, s.loaded, s.settings, truth)
+        return pairwise_metrics(s.con, s.loaded, s.settings, f"SELECT * FROM {table}", predicted_sql,
+                                self._true_pairs)
+
+    def expected_accuracy(self, decisions, routed, budget_left: int) -> dict:
+        """Precision, recall and F1 the model expects of the current decisions (a judged pair counts as its
+        answer, any other pair as a match with its probability), and the F1 the next round's band answers would
+        add if the probabilities are right: the stopping rule's estimate. Model-based, so only as good as the
+        model's calibration; the audit (audit.size) is the estimate that needs no trust in the model."""
+        limit = min(budget_left, self.session.settings.loop.band_per_round or budget_left)
+        tp, fp, fn, fix_fp, fix_fn = self.session.con.execute(f"""
+            WITH d AS (SELECT final_match, {audit_mod.EXPECTED_SQL} AS p FROM {decisions}),
+            nxt AS (SELECT match_probability AS p, match_probability >= 0.5 AS final_match
+                    FROM ({routing.judge_queue_sql(str(routed), limit)}))
+            SELECT (SELECT sum(p) FILTER (final_match) FROM d), (SELECT sum(1 - p) FILTER (final_match) FROM d),
+                   (SELECT sum(p) FILTER (NOT final_match) FROM d),
+                   (SELECT coalesce(sum(1 - p) FILTER (final_match), 0) FROM nxt),
+                   (SELECT coalesce(sum(p) FILTER (NOT final_match), 0) FROM nxt)""").fetchall()[0]
+        tp, fp, fn = tp or 0.0, fp or 0.0, fn or 0.0
+        precision, recall, now = audit_mod.metrics_from_totals((tp, fp, fn))
+        after = audit_mod.metrics_from_totals((tp + fix_fn, fp - fix_fp, fn - fix_fn))[2]
+        return {"precision": round(precision, 4) if tp + fp else 1.0, "recall": round(recall, 4) if tp + fn else 1.0,
+                "f1": round(now, 4), "next_round_f1_gain": round(after - now, 5) if limit > 0 else 0.0}
+
+    def audit(self, decisions, judging, round_no: int) -> dict:
+        """Judge a stratified sample of the final decisions (plus a probe outside blocking) and estimate precision,
+        recall and F1 with 95% intervals: accuracy without ground truth. Its answers go to a ledger of its own
+        with a budget of its own: they never train or route anything."""
+        s = self.session
+        if not s.settings.audit.size or judging.judge is None:
+            return {}
+        with s.clock.stage("audit"):
+            sample = audit_mod.draw(s.con, str(decisions), s.settings, s.loaded.tables, s.n_possible)
+        if sample.empty:
+            return {}
+        human = judging.store.human()  # a person's answer is the best truth an audit can have
+        answers = Answers({k: {"match": m} for k, m in zip(pair_keys(human), human["match"])} if len(human) else {})
+        stats = judging.ask(sample, reason="audit", round_no=round_no, answers=answers,
+                            budget=Budget(len(sample)))
+        sample["match"] = [answers.by_key[k]["match"] if k in answers else None for k in pair_keys(sample)]
+        with s.clock.stage("audit"):
+            return audit_mod.estimate(sample, seed=s.settings.audit.seed) | {
+                "pairs": len(sample), "asked": stats["asked"], "reused": stats["reused"]}

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from .decision_log import read_log
-from .labels import canonical_key
-from .loop import prepare_for_outputs
-from .model import PAIR_KEY, load_model, make_linker
+from .errors import InputError
+from .job import prepare_for_outputs
+from .model import load_model, make_linker
+from .outputs import RunDirectory
+from .pairs import PAIR_KEY, canonical_key
 from .report import CSS, pair_sections, score_pairs, table
 from .sources import record_lookup
+from .sql import sql_literal
 
 
 def _section(title: str, rows: dict) -> str:
@@ -28,14 +30,13 @@ def _section(title: str, rows: dict) -> str:
 def decision_record(job, key: tuple) -> dict | None:
     """How the run decided a pair: its row of decisions.parquet, plus the judge's model and escalation from the
     decision log and, for a human decision, the judge answer the human overrode."""
-    path = job.out / "decisions.parquet"
+    path = job.outputs / RunDirectory.decisions
     if not path.exists():
         return None
     d = pd.read_parquet(path, filters=[("unique_id_l", "==", key[1]), ("unique_id_r", "==", key[3])])
     d = d[(d.source_dataset_l == key[0]) & (d.source_dataset_r == key[2])]
     if not len(d):
-        run_file = job.out / "run.json"
-        if run_file.exists() and json.loads(run_file.read_text()).get("model_rejects_written") is False:
+        if job.outputs.read_run_record().get("model_rejects_written") is False:
             return {"decided_by": "model_reject, or not blocked (model rejects were counted, not written: "
                                   "outputs.model_rejects)", "final_match": False}
         return None
@@ -63,23 +64,21 @@ def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides:
     """One page explaining the `n` most uncertain pairs (nearest p = 0.5 among needs_review and judged pairs,
     least confident judge answers) or the needs_review pairs: `<out>/explain/<which>.html`."""
     if which not in ("uncertain", "needs_review"):
-        raise ValueError("which must be 'uncertain' or 'needs_review'")
+        raise InputError(f"which must be 'uncertain' or 'needs_review', not {which!r}")
     job = prepare_for_outputs(settings, overrides)
-    for name in ("model.json", "decisions.parquet"):
-        if not (job.out / name).exists():
-            raise FileNotFoundError(f"{job.out / name} not found: run `splink-er run` with these settings first.")
-    job.model = load_model(job.out / "model.json")
+    model = load_model(job.outputs.require(RunDirectory.model))
+    decisions = job.outputs.require(RunDirectory.decisions)
     where = "needs_review" if which == "needs_review" else "needs_review OR decided_by = 'judge'"
-    d = job.con.execute(f"""SELECT * FROM read_parquet('{job.out / "decisions.parquet"}') WHERE {where}
+    d = job.con.execute(f"""SELECT * FROM read_parquet({sql_literal(decisions)}) WHERE {where}
         ORDER BY abs(match_probability - 0.5) + coalesce(judge_confidence, 0), {', '.join(PAIR_KEY)} LIMIT {int(n)}""").df()
     keys = [tuple(k) for k in d[PAIR_KEY].itertuples(index=False)]
-    folder = job.out / "explain"
+    folder = job.outputs / RunDirectory.explain_dir
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / f"{which}.html"
     title = "Most uncertain pairs" if which == "uncertain" else "Pairs that need review"
     page.write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>{CSS}</style></head><body><h1>{title}: {html.escape(job.settings.name)}</h1>
-{pair_sections(job, make_linker(job.sdfs, job.model), keys, d, f"{len(keys)} pairs")}</body></html>""", encoding="utf-8")
+{pair_sections(job.session, make_linker(job.session.sdfs, model), keys, d, f"{len(keys)} pairs")}</body></html>""", encoding="utf-8")
     return page
 
 
@@ -97,24 +96,23 @@ def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None,
         True
     """
     job = prepare_for_outputs(settings, overrides)
-    model_path = job.out / "model.json"
-    if not model_path.exists():
-        raise FileNotFoundError(f"{model_path} not found: run `splink-er run` with these settings (and --out) first.")
+    model_path = job.outputs.require(RunDirectory.model)
     names = [s.name for s in job.settings.sources]
     sl, sr = source_l or names[0], source_r or names[-1]
     key = canonical_key(sl, id_l, sr, id_r)
-    linker = make_linker(job.sdfs, load_model(model_path))
-    scored_pairs = score_pairs(job, linker, [key])
+    linker = make_linker(job.session.sdfs, load_model(model_path))
+    scored_pairs = score_pairs(job.session, linker, [key])
     if key not in scored_pairs:
         found = record_lookup(job.con, job.loaded, [key[:2], key[2:]], [])
         k = next(k for k in (key[:2], key[2:]) if k not in found)
-        raise FileNotFoundError(f"record {k[1]!r} not found in source {k[0]!r} (sources: {names}).")
+        raise InputError(f"record {k[1]!r} not found in source {k[0]!r} (sources: {names}); give ids of "
+                         "records in the sources (--source-l / --source-r choose the sources).")
     left, right, scored = scored_pairs[key]
     chart = linker.visualisations.waterfall_chart([scored], filter_nulls=False)
 
     decision = decision_record(job, key)
 
-    folder = job.out / "explain"
+    folder = job.outputs / RunDirectory.explain_dir
     folder.mkdir(parents=True, exist_ok=True)
     stem = "__".join(part.replace("/", "_") for part in key)
     png, page = folder / f"{stem}.png", folder / f"{stem}.html"

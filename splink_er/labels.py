@@ -17,20 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .model import PAIR_KEY
+from .pairs import PAIR_KEY, canonical_key
 
 LABEL_COLUMNS = PAIR_KEY + [
     "match", "confidence", "source", "source_kind", "simulated", "reason", "round", "stratum",
     "inclusion_probability", "run_id", "method", "reasoning", "time", "label_id", "method_id", "input_hash",
 ]
-
-
-def canonical_key(sd_a: str, id_a: str, sd_b: str, id_b: str) -> tuple[str, str, str, str]:
-    """Order two records the way Splink orders a pair (by 'source_dataset-__-unique_id')."""
-    a, b = (str(sd_a), str(id_a)), (str(sd_b), str(id_b))
-    if f"{a[0]}-__-{a[1]}" > f"{b[0]}-__-{b[1]}":
-        a, b = b, a
-    return (a[0], a[1], b[0], b[1])
 
 
 def make_label(key, match: bool, confidence: float, source: str, source_kind: str, *, simulated: bool = False,

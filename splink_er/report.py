@@ -17,7 +17,8 @@ import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
-from .model import PAIR_KEY, make_linker
+from .model import make_linker
+from .pairs import PAIR_KEY
 from .sources import record_lookup
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
@@ -83,11 +84,11 @@ def rounds_chart(rounds: list[dict]):
     ).properties(width=220, height=200, title="Band, conflicts and labels per round")
 
 
-def score_pairs(job, linker, keys: list[tuple]) -> dict[tuple, tuple[dict, dict, dict]]:
+def score_pairs(session, linker, keys: list[tuple]) -> dict[tuple, tuple[dict, dict, dict]]:
     """Score pairs with `linker` for their waterfalls: key -> (left record, right record, scored row).
     Records carry every input column (the model may read any); a key whose record is missing is left out."""
-    cols = sorted({c for cols in job.loaded.columns.values() for c in cols})
-    recs = record_lookup(job.con, job.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
+    cols = sorted({c for cols in session.loaded.columns.values() for c in cols})
+    recs = record_lookup(session.con, session.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
     out = {}
     for key in keys:
         if key[:2] not in recs or key[2:] not in recs:
@@ -99,14 +100,14 @@ def score_pairs(job, linker, keys: list[tuple]) -> dict[tuple, tuple[dict, dict,
     return out
 
 
-def pair_sections(job, linker, keys: list[tuple], decisions: pd.DataFrame, title: str) -> str:
+def pair_sections(session, linker, keys: list[tuple], decisions: pd.DataFrame, title: str) -> str:
     """One block per pair: waterfall (final model) beside the records and how the pair was decided."""
     if not keys:
         return f"<h3>{html.escape(title)}</h3><p>none</p>"
     dec = decisions.set_index(PAIR_KEY)
-    shown = job.display_columns  # never the truth column
+    shown = session.display_columns  # never the truth column
     out = [f"<h3>{html.escape(title)}</h3>"]
-    for key, (left, right, scored) in score_pairs(job, linker, keys).items():
+    for key, (left, right, scored) in score_pairs(session, linker, keys).items():
         chart = linker.visualisations.waterfall_chart([scored], filter_nulls=False)
         d = dec.loc[key].to_dict() if key in dec.index else {}
         how = {k: d.get(k) for k in ("decided_by", "final_match", "match_probability", "judge_match",
@@ -146,11 +147,11 @@ def audit_section(audit: dict, truth: dict) -> str:
             + f".</p>{svg(chart.properties(width=420, height=90))}{table(rows)}{design_note}{probe}")
 
 
-def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
+def write_report(session, model: dict, run: dict, path: Path, n_pairs: int = 5) -> Path:
     """Write report.html for a finished job (its DuckDB relations `decisions_kept` and `clusters` are still open)."""
-    s = job.settings
-    con = job.con
-    linker = make_linker(job.sdfs, job.model)
+    s = session.settings
+    con = session.con
+    linker = make_linker(session.sdfs, model)
     j = run["judge"]
     summary = {
         "inputs": ", ".join(f"{k}: {v:,} records" for k, v in run["input_sizes"].items()),
@@ -193,12 +194,12 @@ def write_report(job, run: dict, path: Path, n_pairs: int = 5) -> Path:
         ORDER BY abs(CAST(judge_match AS DOUBLE) - match_probability) DESC, {key} LIMIT {n_pairs}""").df()
     decisions = pd.concat([uncertain, worst]).drop_duplicates(PAIR_KEY)
     sizes = con.execute("SELECT entity_id, count(*) AS records FROM clusters GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").df()
-    cols = [c for c in job.display_columns if c not in ("unique_id", "source_dataset")][:8]
+    cols = [c for c in session.display_columns if c not in ("unique_id", "source_dataset")][:8]
     entity_blocks = []
     for e in sizes.itertuples(index=False):
         members = con.execute("SELECT source_dataset, unique_id FROM clusters WHERE entity_id = ? ORDER BY 1, 2",
                               [e.entity_id]).fetchall()
-        recs = record_lookup(con, job.loaded, [tuple(map(str, k)) for k in members[:50]], cols)
+        recs = record_lookup(con, session.loaded, [tuple(map(str, k)) for k in members[:50]], cols)
         rows = [{"source": k[0], "id": k[1], **recs.get(k, {})} for k in (tuple(map(str, m)) for m in members[:50])]
         entity_blocks.append(f"<h3 id=\"entity-{html.escape(str(e.entity_id))}\">Entity "
                              f"{html.escape(str(e.entity_id))}: {e.records} records</h3>{table(rows)}")
@@ -218,8 +219,8 @@ the odds), and its m and u probabilities.</p>{svg(linker.visualisations.match_we
                                  'judge_budget_left', 'seconds', 'stopped')} for r in run['rounds']])}</section>
 <section id="distribution"><h2>Distribution</h2>{svg(weights_histogram(run['weight_histogram'], s.routing.low, s.routing.high))}</section>
 <section id="pairs"><h2>Pairs to look at</h2>
-{pair_sections(job, linker, [tuple(k) for k in uncertain[PAIR_KEY].itertuples(index=False)], decisions, 'Most uncertain')}
-{pair_sections(job, linker, [tuple(k) for k in worst[PAIR_KEY].itertuples(index=False)], decisions,
+{pair_sections(session, linker, [tuple(k) for k in uncertain[PAIR_KEY].itertuples(index=False)], decisions, 'Most uncertain')}
+{pair_sections(session, linker, [tuple(k) for k in worst[PAIR_KEY].itertuples(index=False)], decisions,
                'Worst: where the judge most strongly overruled the model')}</section>
 <section id="entities"><h2>Largest entities</h2>{''.join(entity_blocks) or '<p>none</p>'}</section>
 </body></html>"""

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import InputError
+from .job import prepare_for_outputs
 from .labels import LabelStore, make_label
-from .loop import prepare_for_outputs
-from .model import PAIR_KEY
+from .outputs import RunDirectory
+from .pairs import PAIR_KEY
 from .report import CSS, table
-from .sources import InputError, record_lookup
+from .sources import record_lookup
+from .sql import sql_literal
 
 YES = {"match", "yes", "y", "true", "1", "same"}
 NO = {"non-match", "nonmatch", "non_match", "no", "n", "false", "0", "different"}
@@ -30,16 +33,14 @@ class ReviewFileError(InputError):
 def export(settings, *, overrides: list[str] | None = None, limit: int | None = None) -> dict:
     """Write `<out>/review/review_queue.csv` and `.html`; returns their paths and the number of pairs."""
     job = prepare_for_outputs(settings, overrides)
-    path = job.out / "decisions.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `splink-er run` with these settings (and --out) first.")
+    path = job.outputs.require(RunDirectory.decisions)
     # Nearest the decision boundary first: where a person's answer changes the most. Filtered in DuckDB, so
     # only the queue (not every blocked pair) reaches pandas.
-    queue = job.con.execute(f"""SELECT * FROM read_parquet('{path}')
+    queue = job.con.execute(f"""SELECT * FROM read_parquet({sql_literal(path)})
         WHERE needs_review OR (conflict AND decided_by <> 'human')
         ORDER BY abs(match_probability - 0.5), {', '.join(PAIR_KEY)} {f'LIMIT {int(limit)}' if limit else ''}""").df()
     keys = [tuple(k) for k in queue[PAIR_KEY].itertuples(index=False)]
-    cols = job.display_columns
+    cols = job.session.display_columns
     recs = record_lookup(job.con, job.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
     out = queue[PAIR_KEY + ["match_probability", "decided_by", "final_match", "judge_match", "judge_confidence",
                             "judge_reasoning"]].rename(columns={"final_match": "model_guess"}).reset_index(drop=True)
@@ -48,7 +49,7 @@ def export(settings, *, overrides: list[str] | None = None, limit: int | None = 
     for c in cols:
         out[f"left_{c}"] = [recs.get(k[:2], {}).get(c) for k in keys]
         out[f"right_{c}"] = [recs.get(k[2:], {}).get(c) for k in keys]
-    folder = job.out / "review"
+    folder = job.outputs / RunDirectory.review_dir
     folder.mkdir(parents=True, exist_ok=True)
     csv, page = folder / "review_queue.csv", folder / "review_queue.html"
     out.to_csv(csv, index=False)
@@ -77,7 +78,7 @@ def import_answers(settings, file: str | Path, *, overrides: list[str] | None = 
     s = load_settings(settings, overrides)
     file = Path(file)
     if not file.exists():
-        raise FileNotFoundError(f"{file}: no such review file (write one with `splink-er review export`)")
+        raise InputError(f"{file}: no such review file (write one with `splink-er review export`)")
     df = pd.read_csv(file, dtype=str, keep_default_na=False)
     missing = [c for c in PAIR_KEY + ["answer"] if c not in df.columns]
     if missing:

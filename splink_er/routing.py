@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .model import PAIR_KEY, drop_relation
+from .pairs import PAIR_KEY
 from .settings import Settings
+from .sql import drop_relation, registered
 
 KEY = ", ".join(PAIR_KEY)
 
@@ -54,11 +55,8 @@ def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str
                       "confidence": pd.Series(dtype="float"), "reasoning": pd.Series(dtype="str"),
                       "source": pd.Series(dtype="str"), "source_kind": pd.Series(dtype="str")})
     # A table (labels are few): the view must outlive this call, a registered DataFrame would not.
-    con.register("current_labels_frame", lab)
-    try:
+    with registered(con, "current_labels_frame", lab):
         con.execute(f"CREATE OR REPLACE TABLE {table}_labels AS SELECT * FROM current_labels_frame")
-    finally:
-        con.unregister("current_labels_frame")
     drop_relation(con, table)
     con.execute(f"""
         CREATE VIEW {table} AS

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .model import PAIR_KEY, pair_keys
+from .pairs import PAIR_KEY, pair_keys
 from .settings import Settings
 
 SCORE_STRATA = ("high", "ambiguous", "low")
@@ -77,7 +77,7 @@ def inclusion_probabilities(con, scores_table: str, settings: Settings, budget: 
 def draw_sample(con, scores_table: str, settings: Settings, round_no: int, shift_sql: str | None = None
                 ) -> pd.DataFrame:
     """Draw this round's sample by `sampling.strategy`. `shift_sql`: the change in match weight since the previous
-    model, as SQL over the scores (disagreement; see model.weight_shift_sql)."""
+    model, as SQL over the scores (disagreement; see training.weight_shift_sql)."""
     if settings.sampling.strategy != "stratified":
         return _draw_targeted(con, scores_table, settings, round_no, shift_sql)
     return _draw_stratified(con, scores_table, settings, round_no)
@@ -153,3 +153,21 @@ def _draw_targeted(con, scores_table: str, settings: Settings, round_no: int, sh
     in_target = set(keys)
     rest = stratified[[k not in in_target for k in pair_keys(stratified)]]
     return pd.concat([rest, targeted], ignore_index=True).sort_values(PAIR_KEY, ignore_index=True)
+
+
+class Designs:
+    """Every sampling round's design of one run: pair key, design id and inclusion probability of each sampled
+    pair (what training weights labels by and samples.parquet keeps)."""
+
+    def __init__(self, frame: pd.DataFrame | None = None) -> None:
+        self.frame = frame if frame is not None else pd.DataFrame(
+            columns=PAIR_KEY + ["design", "inclusion_probability"])
+
+    def draw(self, con, scores, settings: Settings, round_no: int, design_id: str,
+             shift_sql: str | None) -> pd.DataFrame:
+        """Draw a round's sample and record its design; returns the sample (stratum_drawn: the stratum that drew
+        a pair)."""
+        s = draw_sample(con, str(scores), settings, round_no, shift_sql)
+        design = s[PAIR_KEY + ["inclusion_probability"]].assign(design=design_id)
+        self.frame = pd.concat([self.frame, design], ignore_index=True) if len(self.frame) else design
+        return s.rename(columns={"drawn_by": "stratum_drawn"})

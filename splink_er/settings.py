@@ -15,11 +15,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-
-class SettingsError(ValueError):
-    """A settings file or override is invalid; the message names the key and what to change."""
+from .errors import SettingsError
 
 
 class _Strict(BaseModel):

@@ -7,20 +7,15 @@ name) and its columns, so pair keys look the same for every job type.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-import sqlglot
-from sqlglot import exp
 
+from .errors import InputError
 from .settings import Settings, SourceSettings
-
-
-class InputError(ValueError):
-    """Input data cannot be used as configured; the message says which source, which column and what to change."""
+from .sql import quote_ident, registered, sql_literal
 
 
 @dataclass
@@ -33,38 +28,11 @@ class LoadedSources:
     columns: dict[str, list[str]] = field(default_factory=dict)
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def columns_in_sql(sql: str) -> set[str]:
-    """Input column names a comparison / blocking / gate SQL refers to (`x_l`, `l.x` and `x` all give `x`)."""
-    if sql.strip().upper() == "ELSE":
-        return set()
-    try:
-        tree = sqlglot.parse_one(sql, read="duckdb")
-    except sqlglot.errors.ParseError as e:
-        raise InputError(f"Cannot parse SQL {sql!r}: {e}") from None
-    names = set()
-    for col in tree.find_all(exp.Column):
-        name = col.name
-        if col.table in ("l", "r"):
-            names.add(name)
-        else:
-            names.add(re.sub(r"_(l|r)$", "", name))
-    return names
-
-
 def _read_raw(con: duckdb.DuckDBPyConnection, src: SourceSettings, path: Path | None, frame: pd.DataFrame | None) -> str:
     raw = f"raw_{src.name}"
     if frame is not None:
-        con.register(f"{raw}_frame", frame)
-        con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {raw}_frame")
-        con.unregister(f"{raw}_frame")
+        with registered(con, f"{raw}_frame", frame) as view:
+            con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {view}")
         return raw
     if path is None:
         raise InputError(f"Source {src.name!r} has no path: set sources[].path, or pass data={{'{src.name}': df}} from Python.")
@@ -72,10 +40,10 @@ def _read_raw(con: duckdb.DuckDBPyConnection, src: SourceSettings, path: Path | 
         raise InputError(f"Source {src.name!r}: file not found: {path} (paths are relative to the settings file).")
     fmt = src.format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
     if fmt == "parquet":
-        reader = f"read_parquet({_sql_literal(str(path))})"
+        reader = f"read_parquet({sql_literal(str(path))})"
     else:
         # All text: ids like 00123 keep their zeros and no column is mistyped from a sample of rows.
-        reader = f"read_csv({_sql_literal(str(path))}, all_varchar=true, header=true)"
+        reader = f"read_csv({sql_literal(str(path))}, all_varchar=true, header=true)"
     try:
         con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {reader}")
     except duckdb.Error as e:
@@ -136,11 +104,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, ste
     values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {view} WHERE {col} IS NOT NULL").fetchall()]
     frame = pd.DataFrame(normalize_values(step, values), columns=["__raw"] + new, dtype="string")
     lookup = f"prepared_{src.name}_{i}"
-    con.register("__prepared", frame)
-    try:
+    with registered(con, "__prepared", frame):
         con.execute(f"CREATE OR REPLACE TABLE {lookup} AS SELECT * FROM __prepared")
-    finally:
-        con.unregister("__prepared")
     con.execute(f"CREATE OR REPLACE VIEW {out} AS SELECT c.*, {', '.join('p.' + quote_ident(n) for n in new)} "
                 f"FROM {view} c LEFT JOIN {lookup} p ON CAST(c.{col} AS VARCHAR) = p.__raw")
     return out
@@ -210,7 +175,7 @@ def load_sources(
         try:  # the normalizing views run here, so an expression that fails on some row fails here
             con.execute(
                 f"CREATE OR REPLACE TABLE {table} AS SELECT CAST({quote_ident(src.id_column)} AS VARCHAR) AS unique_id, "
-                f"{_sql_literal(src.name)} AS source_dataset{''.join(', ' + x for x in select)} FROM {clean}"
+                f"{sql_literal(src.name)} AS source_dataset{''.join(', ' + x for x in select)} FROM {clean}"
             )
         except duckdb.Error as e:
             raise InputError(f"Source {src.name!r}: preparing the records failed (sources[{src.name}].prepare / "
@@ -240,9 +205,8 @@ def record_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, keys: l
     if not keys:
         return {}
     wanted = pd.DataFrame(keys, columns=["source_dataset", "unique_id"]).drop_duplicates()
-    con.register("wanted_keys", wanted)
     out = {}
-    try:
+    with registered(con, "wanted_keys", wanted):
         for name, table in loaded.tables.items():
             have = [c for c in columns if c in loaded.columns[name]]
             sel = ", ".join(f"t.{quote_ident(c)}" for c in have)
@@ -252,8 +216,6 @@ def record_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, keys: l
             ).fetchall()
             for row in rows:
                 out[(row[0], row[1])] = {c: (None if v is None else v) for c, v in zip(have, row[2:])}
-    finally:
-        con.unregister("wanted_keys")
     return out
 
 

@@ -11,7 +11,10 @@ import pytest
 import splink_er
 from splink_er import load_settings
 from splink_er.blocking import proposed_pairs
-from splink_er.model import PAIR_KEY, make_linker, pair_keys, weight_shift_sql
+from splink_er.judging import Answers
+from splink_er.model import make_linker
+from splink_er.pairs import PAIR_KEY, pair_keys
+from splink_er.training import weight_shift_sql
 from splink_er.normalize.names import phonetic_code
 from splink_er.sampling import draw_sample, stratum_sql
 
@@ -74,7 +77,7 @@ def test_weight_shift_sql_is_the_difference_splink_predicts(demo_dict):
     after["probability_two_random_records_match"] *= 3
     after["comparisons"][0]["comparison_levels"][1]["m_probability"] *= 2.5
     after["comparisons"][2]["comparison_levels"][-1]["m_probability"] /= 4
-    pred = make_linker(job.sdfs, after).inference.predict()
+    pred = make_linker(job.session.sdfs, after).inference.predict()
     diff = job.con.execute(f"""
         WITH a AS (SELECT unique_id_l, unique_id_r, match_weight,
                           {weight_shift_sql(job.bootstrap_model, after)} AS shift FROM scores)
@@ -146,7 +149,8 @@ def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict
                                "ORDER BY hash(unique_id_l || unique_id_r) LIMIT 400").df()
     labels = labelled[PAIR_KEY].assign(match=[truth[a] == truth[b] for a, b in zip(labelled.unique_id_l,
                                                                                  labelled.unique_id_r)])
-    job.answers = {k: {"match": m} | dict(zip(PAIR_KEY, k)) for k, m in zip(pair_keys(labels), labels["match"])}
+    job.judging.answers = Answers({k: {"match": m} | dict(zip(PAIR_KEY, k))
+                                   for k, m in zip(pair_keys(labels), labels["match"])})
     report = job.train()
     assert report["used_labels"] and "logistic" in report["reason"]
     # Splink's own predict with the trained model gives the fitted probabilities: log loss on the labels drops.

@@ -5,7 +5,7 @@ import pandas as pd
 
 import splink_er
 from splink_er.audit import estimate
-from splink_er.model import PAIR_KEY
+from splink_er.pairs import PAIR_KEY
 
 
 def _audit_frame(strata: dict) -> pd.DataFrame:

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from splink_er.judges.base import JudgeFatalError, PairContext, make_batches, run_judge
+from splink_er.errors import JudgeFatalError
+from splink_er.judges.base import make_batches, run_judge
+from splink_er.pairs import PairContext
 from splink_er.judges.escalation import EscalatingJudge
 from splink_er.judges.gemini import GeminiJudge
 from splink_er.judges.llm import CostMeter

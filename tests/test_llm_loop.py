@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import splink_er
 from splink_er.cli import app
 from splink_er.decision_log import final_table, read_log
-from splink_er.model import PAIR_KEY
+from splink_er.pairs import PAIR_KEY
 from splink_er.testing import FakeLLMServer
 
 SECRET = "sk-test-NEVER-WRITE-ME-8c1e"
@@ -112,7 +112,7 @@ def test_replay_fails_loudly_on_a_pair_missing_from_the_log(demo_dict, tmp_path,
 
 def test_kill_mid_run_then_resume_repeats_no_persisted_pair(demo_dict, tmp_path, keyed):
     def keys(lines):
-        return [tuple(r[k] for k in splink_er.model.PAIR_KEY) for r in lines]
+        return [tuple(r[k] for k in PAIR_KEY) for r in lines]
 
     with FakeLLMServer(latency=0.3) as srv:
         path = settings_file(demo_dict, tmp_path, srv, batch_size=10, concurrency=2)
@@ -190,7 +190,7 @@ def test_decisions_diff_lists_exactly_the_pairs_a_human_changed(demo_dict, tmp_p
                                    "--run-b", second.run["run_id"], "--csv", str(csv)])
     assert res.exit_code == 0, res.output
     changed = pd.read_csv(csv, dtype=str)
-    model_changes = (first.decisions.merge(second.decisions, on=splink_er.model.PAIR_KEY)
+    model_changes = (first.decisions.merge(second.decisions, on=PAIR_KEY)
                      .query("final_match_x != final_match_y"))
     assert len(changed) == len(model_changes) >= 1
     assert (flip.unique_id_l, flip.unique_id_r) in set(zip(changed.unique_id_l, changed.unique_id_r))

@@ -6,7 +6,7 @@ import pandas as pd
 
 import splink_er
 from splink_er import TruthJudge
-from splink_er.model import PAIR_KEY, pair_keys
+from splink_er.pairs import PAIR_KEY, pair_keys
 from splink_er.sources import column_lookup
 
 
@@ -22,8 +22,8 @@ class RecordingJudge(TruthJudge):
         return await super().judge_batch(pairs)
 
 
-def make_truth(job):
-    return column_lookup(job.con, job.loaded, job.settings.truth_column)
+def make_truth(session):
+    return column_lookup(session.con, session.loaded, session.settings.truth_column)
 
 
 def test_demo_end_to_end(demo_dict):
@@ -43,9 +43,8 @@ def test_demo_end_to_end(demo_dict):
 def test_febrl4_truth_judge(febrl4_overrides):
     from conftest import REPO
 
-    job = splink_er.prepare(REPO / "settings/febrl4.yaml", overrides=febrl4_overrides, quiet=True)
-    job.judge = RecordingJudge(make_truth(job), "entity")
-    job.budget_left = job.settings.judge.max_pairs
+    job = splink_er.prepare(REPO / "settings/febrl4.yaml", overrides=febrl4_overrides, quiet=True,
+                            judge=lambda session: RecordingJudge(make_truth(session), "entity"))
     r = job.run()
     assert r.metrics["f1"] >= 0.995
     assert r.run["judge"]["pairs_judged"] <= 300
@@ -53,7 +52,7 @@ def test_febrl4_truth_judge(febrl4_overrides):
     labels = job.store.read_all()
     assert set(labels["reason"]) <= {"sample", "band", "conflict"}
     assert sorted(pair_keys(labels)) == sorted(job.judge.asked)
-    sampled = set(pair_keys(job.designs))
+    sampled = set(pair_keys(job.designs.frame))
     assert {k for k, why in zip(pair_keys(labels), labels["reason"]) if why == "sample"} <= sampled
 
 
@@ -69,8 +68,8 @@ class KillAfterTwoBatches(TruthJudge):
         if KillAfterTwoBatches.calls > 2:
             os._exit(9)   # killed mid-judging, like SIGKILL: no cleanup runs
         return await super().judge_batch(pairs)
-job = splink_er.prepare(settings, overrides=[f"output_dir={out}", f"labels.path={labels}", "judge.concurrency=1"], quiet=True)
-job.judge = KillAfterTwoBatches(column_lookup(job.con, job.loaded, "cluster"), "cluster")
+job = splink_er.prepare(settings, overrides=[f"output_dir={out}", f"labels.path={labels}", "judge.concurrency=1"],
+                        quiet=True, judge=lambda s: KillAfterTwoBatches(column_lookup(s.con, s.loaded, "cluster"), "cluster"))
 job.run()
 """
 
@@ -84,8 +83,8 @@ def test_killed_run_loses_nothing_and_reasks_nothing(tmp_path):
     before = set(pair_keys(stored))
 
     o = ["judge.concurrency=1"]
-    job = splink_er.prepare(settings, overrides=o + [f"output_dir={tmp_path / 'k'}", f"labels.path={tmp_path / 'k.jsonl'}"], quiet=True)
-    job.judge = RecordingJudge(make_truth(job), "cluster")
+    job = splink_er.prepare(settings, overrides=o + [f"output_dir={tmp_path / 'k'}", f"labels.path={tmp_path / 'k.jsonl'}"],
+                            quiet=True, judge=lambda session: RecordingJudge(make_truth(session), "cluster"))
     resumed = job.run()
     assert not before & set(job.judge.asked)  # nothing re-asked
 

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 import splink_er
 from splink_er.cli import app
-from splink_er.model import PAIR_KEY
+from splink_er.pairs import PAIR_KEY
 
 
 def test_review_round_trip_changes_exactly_the_answered_pairs(demo_dict, tmp_path):

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from splink_er import load_settings
-from splink_er.model import PAIR_KEY, train_from_labels
+from splink_er.pairs import PAIR_KEY
+from splink_er.training import train_from_labels
 from splink_er.routing import decide, pairs_to_judge, route, route_counts
 from splink_er.sampling import allocate, draw_sample, inclusion_probabilities
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import splink_er
-from splink_er import spark_backend
+from splink_er.engine import spark as spark_backend
 from splink_er.decision_log import compare_decisions
 from splink_er.settings import load_settings
 

@@ -14,50 +14,9 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from dataclasses import asdict, dataclass
 
-PairKey = tuple[str, str, str, str]
-
-
-@dataclass(frozen=True)
-class PairContext:
-    """What a judge sees of one pair. `match_probability` is None unless settings show the score."""
-
-    key: PairKey
-    left: dict
-    right: dict
-    reason: str  # sample | band | conflict
-    match_probability: float | None = None
-    group: str | None = None  # conflict group: pairs sharing one anchor record are asked as one selection question
-    group_side: str = "left"  # which side of each pair in the group is the anchor record
-
-    @property
-    def pair_id(self) -> str:
-        return f"{self.key[0]}:{self.key[1]}|{self.key[2]}:{self.key[3]}"
-
-    @cached_property
-    def input_hash(self) -> str:
-        """Hash of what a judge is shown for this pair: a stored answer is reused only for the same input."""
-        shown = {"left": self.left, "right": self.right, "p": self.match_probability}
-        return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass
-class JudgeDecision:
-    """One answer. `match` is None when the judge could not decide (then needs_review is True and
-    `reasoning` says why). `call` describes the call that answered (id, model, tokens and cost shared out per
-    pair, latency, attempts); `escalated_from` holds the first judge's answer when a second judge decided; `votes`
-    every answer when the pair was asked several times."""
-
-    key: PairKey
-    match: bool | None
-    confidence: float
-    reasoning: str
-    needs_review: bool = False
-    call: dict = field(default_factory=dict)
-    escalated_from: dict | None = None
-    votes: list[dict] | None = None  # every answer when the pair was asked several times (judge.repeats)
+from ..pairs import JudgeDecision, PairContext
 
 
 @dataclass
@@ -76,11 +35,6 @@ class JudgeUsage:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class JudgeFatalError(RuntimeError):
-    """The judge cannot work at all (key rejected, model unknown, replay answer missing): stop the run.
-    Answers received before it are already stored."""
 
 
 class Judge(ABC):

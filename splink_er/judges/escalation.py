@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 
-from .base import Judge, JudgeDecision, JudgeUsage, PairContext
+from ..pairs import JudgeDecision, PairContext
+from .base import Judge, JudgeUsage
 
 
 class EscalatingJudge(Judge):

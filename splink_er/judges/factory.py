@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from ..errors import JudgeConfigError
 from ..settings import DEFAULT_MODELS, Settings
 from ..sources import column_lookup
 from .base import Judge
@@ -12,10 +14,6 @@ from .llm import CostMeter
 from .majority import MajorityJudge
 from .prompt import system_instruction
 from .truth import TruthJudge
-
-
-class JudgeConfigError(ValueError):
-    """The judge cannot be built from these settings and environment; the message says what to set."""
 
 
 def find_key(env_names: tuple[str, ...]) -> tuple[str | None, str | None]:
@@ -65,9 +63,18 @@ def make_judge(settings: Settings, con=None, loaded=None) -> tuple[Judge | None,
                              system=system_instruction(j.domain, j.show_score), ask=i) for i in range(j.repeats)]
         return (askers[0] if j.repeats == 1 else MajorityJudge(askers)), note
     if kind == "replay":
+        from ..decision_log import judge_answers
         from .replay import ReplayJudge
 
-        return ReplayJudge(j.replay_log or settings.decision_log_path, j.replay_run), note
+        log = Path(j.replay_log or settings.decision_log_path)
+        if not log.exists():
+            raise JudgeConfigError(f"replay: decision log {log} not found; set judge.replay_log to the "
+                                   "decision_log.jsonl of the run to replay")
+        try:
+            run_id, answers = judge_answers(log, j.replay_run)
+        except ValueError as e:
+            raise JudgeConfigError(f"replay: {e}") from None
+        return ReplayJudge(answers, run_id, log), note
     meter = CostMeter(j.max_cost)
     try:
         judge = _llm_judge(settings, kind, j.model or DEFAULT_MODELS[kind], j.base_url, j.key_envs(kind), meter)

@@ -23,10 +23,20 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import JudgeFatalError
+from ..pairs import JudgeDecision, PairContext
 from ..settings import JudgeSettings, PriceSettings
-from .base import Judge, JudgeDecision, JudgeFatalError, PairContext, pack
-from .prompt import (PROMPT_VERSION, Question, estimate_tokens, make_questions, render, response_schema,
-                     system_instruction, validate)
+from .base import Judge, pack
+from .prompt import (
+    PROMPT_VERSION,
+    Question,
+    estimate_tokens,
+    make_questions,
+    render,
+    response_schema,
+    system_instruction,
+    validate,
+)
 
 
 @dataclass

@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 
-from .base import Judge, JudgeDecision, JudgeUsage, PairContext
+from ..pairs import JudgeDecision, PairContext
+from .base import Judge, JudgeUsage
 
 
 class MajorityJudge(Judge):

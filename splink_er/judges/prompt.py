@@ -16,8 +16,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..pairs import PairContext, PairKey
 from ..settings import DomainSettings
-from .base import PairContext, PairKey, group_units
+from .base import group_units
 
 PROMPT_VERSION = "pairs-v1"
 CHARS_PER_TOKEN = 4

@@ -10,18 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..decision_log import judge_answers
-from .base import Judge, JudgeDecision, JudgeFatalError, PairContext
+from ..errors import JudgeFatalError
+from ..pairs import JudgeDecision, PairContext
+from .base import Judge
 
 
 class ReplayJudge(Judge):
-    def __init__(self, log_path: str | Path, run_id: str | None = None) -> None:
+    def __init__(self, answers: dict, run_id: str, log_path: str | Path = "the decision log") -> None:
+        """`answers`: pair key -> the judge line a run logged for it (`decision_log.judge_answers` reads them)."""
         super().__init__()
         self.log_path = Path(log_path)
-        if not self.log_path.exists():
-            raise FileNotFoundError(f"replay: decision log {self.log_path} not found; set judge.replay_log to the "
-                                    "decision_log.jsonl of the run to replay")
-        self.run_id, self.answers = judge_answers(self.log_path, run_id)
+        self.run_id, self.answers = run_id, answers
         methods = {r["method_id"]: r["method"] for r in self.answers.values()}
         self._method = next(iter(methods.values())) if len(methods) == 1 else {"kind": "mixed", "methods": methods}
         names = {r.get("judge") for r in self.answers.values()}

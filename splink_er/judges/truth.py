@@ -14,7 +14,8 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 
-from .base import Judge, JudgeDecision, PairContext, PairKey
+from ..pairs import JudgeDecision, PairContext, PairKey
+from .base import Judge
 from .prompt import estimate_tokens, make_questions, render
 
 

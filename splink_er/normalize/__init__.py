@@ -7,6 +7,7 @@ compute itself over every row (`sql_expression`); the rest run in Python once pe
 
 from __future__ import annotations
 
+from ..sql import sql_literal
 from .contacts import email_norm_sql, email_text_sql, phone_e164, state_code, zip5
 from .names import FIELDS, canonical_first, parse_names, phonetic_code
 from .offices import OFFICE_FIELDS, parse_office
@@ -32,10 +33,8 @@ def sql_input(step, column_sql: str) -> str:
 def sql_expression(step, input_sql: str) -> str | None:
     """The DuckDB expression of a step computed in SQL (date, email) over `input_sql`, the step's `sql_input`;
     None for the Python normalizers."""
-    from ..sources import _sql_literal  # sources imports this module lazily, so no cycle at import time
-
     if step.kind == "date":
-        fmts = "[" + ", ".join(_sql_literal(f) for f in step.formats) + "]"
+        fmts = "[" + ", ".join(sql_literal(f) for f in step.formats) + "]"
         return f"CAST(try_strptime({input_sql}, {fmts}) AS DATE)"
     if step.kind == "email":
         return email_norm_sql(input_sql, step.provider_rules, text_ready=True)

@@ -21,11 +21,15 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from . import model as model_mod
-from .settings import Settings
-from .sources import InputError, LoadedSources
+from ..errors import DependencyMissing, InputError
+from ..model import blocking_rule, make_linker, splink_settings_dict
+from ..settings import Settings
+from ..sources import LoadedSources
+from ..sql import sql_literal
+from ..training import bootstrap, stable_parameters
+from .base import Backend, Prediction
 
-UDF_JAR = Path(__file__).parent / "spark_udfs" / "splink_er_udfs.jar"
+UDF_JAR = Path(__file__).parents[1] / "spark_udfs" / "splink_er_udfs.jar"
 # Jaro and Jaro-Winkler as DuckDB computes them (spark_udfs/src): Splink's jar differs on ~0.7% of name pairs and
 # Spark 4's built-in jaro_winkler_similarity on ~10% of them, enough to move pairs between levels and decisions
 # between engines. Every spelling, from sqlglot (DuckDB SQL) or from Splink's Spark comparisons (its jar's
@@ -109,12 +113,12 @@ def spark_comparison_args(args: dict) -> dict:
 
 def spark_blocking_rule(rule):
     """A settings blocking rule for a Spark linker: column lists are dialect-free, SQL is transpiled."""
-    return model_mod.blocking_rule(rule if isinstance(rule, list) else to_spark_sql(rule))
+    return blocking_rule(rule if isinstance(rule, list) else to_spark_sql(rule))
 
 
 def spark_model(settings: Settings, duckdb_model: dict) -> dict:
     """The Spark-SQL twin of a DuckDB model: same comparisons and levels, same m/u and prior."""
-    out = model_mod.splink_settings_dict(settings, dialect="spark", translate=to_spark_sql,
+    out = splink_settings_dict(settings, dialect="spark", translate=to_spark_sql,
                                          translate_args=spark_comparison_args)
     for comparison in out["comparisons"]:  # Splink's own Spark SQL names its jar's functions
         for level in comparison["comparison_levels"]:
@@ -141,7 +145,7 @@ def make_session(settings: Settings):
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise InputError("engine.kind is spark but pyspark is not installed: pip install 'splink-er[spark]' "
+        raise DependencyMissing("engine.kind is spark but pyspark is not installed: pip install 'splink-er[spark]' "
                          "(and Java 17), or set engine.kind: duckdb.") from None
     from splink.backends.spark import similarity_jar_location
 
@@ -168,8 +172,10 @@ def register_udfs(spark) -> None:
         spark.udf.registerJavaFunction(name, java_class, DoubleType())
 
 
-class SparkBackend:
+class SparkBackend(Backend):
     """One job's Spark side: the inputs registered with Splink's SparkAPI, bootstrap and predict."""
+
+    name = "spark"
 
     def __init__(self, settings: Settings, con, loaded: LoadedSources, spark=None) -> None:
         from splink.backends.spark import SparkAPI
@@ -186,25 +192,28 @@ class SparkBackend:
         for name, table in loaded.tables.items():
             path = self.work / "inputs" / f"{name}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            con.execute(f"COPY {table} TO '{path}' (FORMAT parquet)")
+            con.execute(f"COPY {table} TO {sql_literal(path)} (FORMAT parquet)")
             self.sdfs.append(self.db.register(self.spark.read.parquet(str(path)), dataset_display_name=name))
         self._predictions = 0
 
     def bootstrap(self, untrained_duckdb_model: dict) -> dict:
         """The unsupervised recipe run by Splink on Spark; returned as a DuckDB-SQL model."""
-        trained = model_mod.bootstrap(self.sdfs, self.settings, spark_model(self.settings, untrained_duckdb_model),
+        trained = bootstrap(self.sdfs, self.settings, spark_model(self.settings, untrained_duckdb_model),
                                       rule=spark_blocking_rule)
-        return model_mod.stable_parameters(copy_parameters(trained, untrained_duckdb_model))
+        return stable_parameters(copy_parameters(trained, untrained_duckdb_model))
 
-    def predict(self, duckdb_model: dict) -> Path:
+    def predict(self, duckdb_model: dict) -> Prediction:
         """Score every blocked pair on Spark; the prediction is written to a fresh Parquet directory."""
-        linker = model_mod.make_linker(self.sdfs, spark_model(self.settings, duckdb_model))
+        linker = make_linker(self.sdfs, spark_model(self.settings, duckdb_model))
         pred = linker.inference.predict()
         self._predictions += 1
         out = self.work / "predictions" / f"p{self._predictions}"
         pred.as_spark_dataframe().write.mode("overwrite").parquet(str(out))
         pred.drop_table_from_database_and_remove_from_cache()
-        return out
+        return Prediction(f"read_parquet({sql_literal(str(out) + '/*.parquet')})", out)
 
-    def drop_prediction(self, path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+    def drop(self, prediction: Prediction) -> None:
+        shutil.rmtree(prediction.handle, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.settings.materialisation_path, ignore_errors=True)

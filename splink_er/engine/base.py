@@ -1,0 +1,48 @@
+"""The backend interface: bootstrap a model, predict every blocked pair, drop a prediction, clean up scratch."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Prediction:
+    """A backend's prediction of every blocked pair. `source_sql` is what DuckDB reads it from (a table name
+    or a `read_parquet(...)` call); `handle` is the backend's own object, for dropping it."""
+
+    source_sql: str
+    handle: Any
+
+
+class Backend(ABC):
+    """One job's engine. Subclasses implement the four steps whose cost grows with the number of pairs."""
+
+    name: str = "backend"
+
+    @abstractmethod
+    def bootstrap(self, untrained_model: dict) -> dict:
+        """The unsupervised recipe (prior, u by random sampling, EM); returned as a DuckDB-SQL model."""
+
+    @abstractmethod
+    def predict(self, model: dict) -> Prediction:
+        """Score every blocked pair with `model` (a DuckDB-SQL model dict)."""
+
+    @abstractmethod
+    def drop(self, prediction: Prediction) -> None:
+        """Free a prediction that is no longer read."""
+
+    def cleanup(self) -> None:
+        """Remove scratch files (Splink's materialised tables, spill, Spark's Parquet)."""
+
+
+def make_backend(settings, db, sdfs: list, con, loaded, spark=None) -> Backend:
+    """The backend `engine.kind` names. `spark`: a running SparkSession to use instead of starting one."""
+    if settings.engine.kind == "spark":
+        from .spark import SparkBackend  # pyspark loads only for Spark jobs
+
+        return SparkBackend(settings, con, loaded, spark)
+    from .duckdb_engine import DuckDBBackend
+
+    return DuckDBBackend(settings, db, sdfs)

@@ -1,0 +1,52 @@
+"""Splink on DuckDB: the default engine, one process, the inputs already in the job's connection."""
+
+from __future__ import annotations
+
+import shutil
+
+from ..model import make_linker
+from ..sql import sql_literal
+from ..training import bootstrap
+from .base import Backend, Prediction
+
+
+def make_db(settings):
+    """Splink's DuckDB engine as `engine` configures it: materialisation, memory limit, threads."""
+    import duckdb
+    from splink import DuckDBAPI
+
+    e, path = settings.engine, settings.materialisation_path
+    con = duckdb.connect()
+    if e.memory_limit:
+        path.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET memory_limit = {sql_literal(e.memory_limit)}")
+        con.execute(f"SET temp_directory = {sql_literal(path / 'spill')}")
+    if e.threads:
+        con.execute(f"SET threads = {int(e.threads)}")
+    if e.materialisation == "table":
+        return DuckDBAPI(connection=con)
+    path.mkdir(parents=True, exist_ok=True)
+    return DuckDBAPI(connection=con, materialisation="parquet", materialisation_dir=str(path))
+
+
+class DuckDBBackend(Backend):
+    name = "duckdb"
+
+    def __init__(self, settings, db, sdfs: list) -> None:
+        self.settings, self.db, self.sdfs = settings, db, sdfs
+
+    def bootstrap(self, untrained_model: dict) -> dict:
+        return bootstrap(self.sdfs, self.settings, untrained_model)
+
+    def predict(self, model: dict) -> Prediction:
+        pred = make_linker(self.sdfs, model).inference.predict()
+        return Prediction(pred.physical_name, pred)
+
+    def drop(self, prediction: Prediction) -> None:
+        prediction.handle.drop_table_from_database_and_remove_from_cache()
+
+    def cleanup(self) -> None:
+        # Splink's parquet tables and DuckDB's spill files are scratch; the run's outputs are the results.
+        e = self.settings.engine
+        if e.materialisation == "parquet" or e.memory_limit:
+            shutil.rmtree(self.settings.materialisation_path, ignore_errors=True)

@@ -1,0 +1,223 @@
+"""Judging: choose pairs within the budget, show the judge what it may see, reuse stored answers, ask, and log
+and store every answer as its batch arrives.
+
+A pair with a human label is never asked. A pair the same judge method already answered for the same input (in
+the label store, from any run) is reused, not paid for again. Reused and new answers both count against the
+budget, so a run's decisions do not depend on whether an earlier, killed run already paid for some answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .judges import Judge, run_judge
+from .judges.llm import LLMJudge
+from .labels import LABEL_COLUMNS, make_label
+from .pairs import JudgeDecision, PairContext, pair_keys
+from .privacy import redact_record
+from .sources import record_lookup
+
+
+@dataclass
+class Budget:
+    """Pairs a judge may still be asked about (asked or reused)."""
+
+    left: int
+
+
+@dataclass
+class Answers:
+    """A ledger of judge answers (as labels) by pair key: the run's own, or an audit's, which never train or
+    route anything."""
+
+    by_key: dict[tuple, dict] = field(default_factory=dict)
+
+    def __contains__(self, key) -> bool:
+        return key in self.by_key
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+
+@dataclass
+class JudgeStats:
+    pairs: int
+    reused: int = 0
+    asked: int = 0
+    undecided: int = 0
+
+    def as_dict(self) -> dict:
+        return {"pairs": self.pairs, "reused": self.reused, "asked": self.asked, "undecided": self.undecided}
+
+
+class Judging:
+    """The judging component of a job (see `Job.judging`): one judge, its budget, the run's answers, the label
+    store and the decision log."""
+
+    def __init__(self, session, judge: Judge | None, note: str, store, log) -> None:
+        self.session = session
+        self.judge, self.note = judge, note
+        self.store, self.log = store, log
+        self.budget = Budget(session.settings.judge.max_pairs if judge is not None else 0)
+        self.answers = Answers()
+        self.asked_by_reason: dict[str, int] = {}
+        self.reused_by_reason: dict[str, int] = {}
+        self.cost_by_reason: dict[str, float] = {}
+
+    # ---- what the judge is --------------------------------------------------------------------------
+    @property
+    def description(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        if self.judge is None:
+            return f"none (band goes to needs_review){note}"
+        model = self.judge.parts[0].method.get("model")
+        what = self.judge.name + (f" {model}" if model else "")
+        if self.session.settings.judge.kind == "replay":
+            what = f"replay of run {self.judge.run_id} ({what} answers, no calls)"
+        return what + (" (SIMULATED from ground truth)" if self.judge.simulated else "") + note
+
+    @property
+    def unpriced_models(self) -> list[str]:
+        """LLM models the judge uses that have no entry in judge.prices (their cost is not counted)."""
+        parts = self.judge.parts if self.judge else []
+        return sorted({j.model for j in parts if isinstance(j, LLMJudge) and j.price is None})
+
+    @property
+    def cost_exhausted(self) -> bool:
+        parts = self.judge.parts if self.judge else []
+        return any(j.cost_meter.exhausted for j in parts if isinstance(j, LLMJudge))
+
+    def disable(self, note: str) -> None:
+        """No judge from here on (retrain without judging): the band goes to needs_review."""
+        self.judge, self.note, self.budget.left = None, note, 0
+
+    # ---- asking -------------------------------------------------------------------------------------
+    def ask(self, pairs: pd.DataFrame, reason: str | None = None, round_no: int = 0,
+            answers: Answers | None = None, budget: Budget | None = None) -> dict:
+        """Get answers for `pairs` (pair key and match_probability, and a `reason` column or `reason`) into
+        `answers` within `budget` (the run's own by default); log and store every answer per batch."""
+        answers = self.answers if answers is None else answers
+        budget = self.budget if budget is None else budget
+        human = set(pair_keys(self.store.human()))
+        stats = JudgeStats(len(pairs))
+        chosen = []
+        for i, key in enumerate(pair_keys(pairs)):
+            if key in human or key in answers:
+                continue
+            if self.judge is None or budget.left <= 0:
+                break
+            budget.left -= 1
+            chosen.append(i)
+        if not chosen:
+            return stats.as_dict()
+        todo = pairs.iloc[chosen]
+        contexts = self.contexts(todo, reason)
+        meta = {c.key: row for c, row in zip(contexts, todo.itertuples(index=False))}
+        ask = self._reuse_stored(contexts, answers, stats, round_no)
+        if ask:
+            self._ask_judge(ask, meta, answers, stats, round_no, reason)
+        return stats.as_dict()
+
+    def _reuse_stored(self, contexts: list[PairContext], answers: Answers, stats: JudgeStats,
+                      round_no: int) -> list[PairContext]:
+        """Take stored answers of this judge method for the same input; returns the contexts left to ask."""
+        judge, log = self.judge, self.log
+        # The replay judge must answer from its log only, so it never takes answers from the label store.
+        cache = {} if self.session.settings.judge.kind == "replay" else self.store.judge_answers(judge.method_id)
+        ask, reused_lines = [], []
+        for c in contexts:
+            hit = cache.get(c.key)
+            if hit is not None and hit.get("input_hash") == c.input_hash:
+                answers.by_key[c.key] = hit
+                stats.reused += 1
+                self.reused_by_reason[c.reason] = self.reused_by_reason.get(c.reason, 0) + 1
+                d = JudgeDecision(c.key, hit["match"], hit["confidence"], hit["reasoning"])
+                reused_lines.append(log.judge_record(c, d, judge.name, judge.method, judge.method_id, round_no,
+                                                     hit["run_id"]))
+            else:
+                ask.append(c)
+        log.append(reused_lines)
+        return ask
+
+    def _ask_judge(self, ask: list[PairContext], meta: dict, answers: Answers, stats: JudgeStats, round_no: int,
+                   reason: str | None) -> None:
+        judge, s = self.judge, self.session
+        method, method_id = judge.method, judge.method_id
+        by_key = {c.key: c for c in ask}
+
+        def persist(decisions: list[JudgeDecision]) -> None:
+            new = []
+            for d in decisions:
+                c = by_key[d.key]
+                self.cost_by_reason[c.reason] = self.cost_by_reason.get(c.reason, 0.0) + d.call.get("cost_usd", 0.0)
+                if d.match is None:
+                    stats.undecided += 1
+                    continue
+                row = meta[d.key]
+                label = make_label(d.key, d.match, d.confidence, judge.name, "judge",
+                                   simulated=judge.simulated, reason=c.reason, round_no=round_no,
+                                   stratum=getattr(row, "stratum_drawn", None),
+                                   inclusion_probability=getattr(row, "inclusion_probability", None),
+                                   run_id=s.run_id, method=method, reasoning=d.reasoning,
+                                   method_id=method_id, input_hash=c.input_hash)
+                answers.by_key[d.key] = label
+                new.append(label)
+            # Log first, then the label store: a label is never stored without its log line.
+            self.log.append([self.log.judge_record(by_key[d.key], d, judge.name, method, method_id, round_no)
+                             for d in decisions])
+            self.store.append(new)
+
+        j = s.settings.judge
+        with s.clock.stage("judge"), s.reporter.progress(f"judging ({reason or 'band'})", len(ask)) as advance:
+            run_judge(judge, ask, j.batch_size, j.concurrency, persist, advance)
+        stats.asked = len(ask)
+        for c in ask:
+            self.asked_by_reason[c.reason] = self.asked_by_reason.get(c.reason, 0) + 1
+
+    def contexts(self, todo: pd.DataFrame, reason: str | None) -> list[PairContext]:
+        """What the judge is shown per pair: redacted records, the score only if settings say so, and the
+        conflict group (one record with several candidates is asked as one selection question)."""
+        s = self.session
+        keys = pair_keys(todo)
+        records = record_lookup(s.con, s.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], s.display_columns)
+        redact = s.settings.judge.redact
+        shown = {rid: redact_record(rec, redact) for rid, rec in records.items()}
+        reasons = [reason or r for r in (todo["reason"] if "reason" in todo else [reason] * len(todo))]
+        conflict_keys = [k for k, r in zip(keys, reasons) if r == "conflict"]
+        left_n = pd.Series([k[:2] for k in conflict_keys], dtype=object).value_counts().to_dict()
+        right_n = pd.Series([k[2:] for k in conflict_keys], dtype=object).value_counts().to_dict()
+        show = s.settings.judge.show_score
+        out = []
+        for key, why, p in zip(keys, reasons, todo["match_probability"]):
+            group, side = None, "left"
+            if why == "conflict" and left_n.get(key[:2], 0) > 1:
+                group = f"{key[0]}:{key[1]}"
+            elif why == "conflict" and right_n.get(key[2:], 0) > 1:
+                group, side = f"{key[2]}:{key[3]}", "right"
+            out.append(PairContext(key, shown.get(key[:2], {}), shown.get(key[2:], {}), why,
+                                   float(p) if show else None, group, side))
+        return out
+
+    # ---- the labels the run uses -------------------------------------------------------------------
+    def run_labels(self) -> pd.DataFrame:
+        """The labels this run uses: every human label, and the judge answers this run asked for or reused."""
+        human = self.store.human()
+        human_keys = set(pair_keys(human))
+        judged = [a for k, a in self.answers.by_key.items() if k not in human_keys]
+        if not judged:
+            return human
+        judged_df = pd.DataFrame(judged, columns=LABEL_COLUMNS)
+        return pd.concat([human, judged_df], ignore_index=True) if len(human) else judged_df
+
+    def use_stored_answers(self) -> int:
+        """Take every judge answer in the label store, whichever run paid for it (human labels always count).
+        Returns how many answers were taken."""
+        stored = self.store.effective()
+        judged = stored[stored["source_kind"].eq("judge")] if len(stored) else stored
+        self.answers = Answers(dict(zip(pair_keys(judged), judged.to_dict("records"))))
+        return len(self.answers)
+
+    def usage(self) -> dict:
+        return self.judge.usage.as_dict() if self.judge else {}

@@ -1,0 +1,60 @@
+"""A job's fixed context: settings, the DuckDB connection, the backend, the loaded sources, the run id.
+
+Components (training, inference, judging, evaluation, outputs) each keep a reference to the session, as Splink's
+linker components keep one to the linker. The session's settings are frozen; rules a run learns are added with
+`with_blocking_rules`, which replaces the session's settings by a copy and never touches the caller's object.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from .engine import make_backend
+from .engine.duckdb_engine import make_db
+from .model import required_columns, splink_settings_dict
+from .progress import Reporter, Stopwatch
+from .settings import Settings
+from .sources import load_sources
+from .sql import possible_pairs
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class Session:
+    def __init__(self, settings: Settings, reporter: Reporter, data: dict | None = None, spark=None) -> None:
+        self.settings = settings
+        self.reporter = reporter
+        self.clock = Stopwatch()
+        self.run_id = new_run_id()
+        self.db = make_db(settings)
+        self.con = self.db.duckdb_con
+        self.untrained_model = splink_settings_dict(settings)
+        required = required_columns(settings, self.untrained_model)
+        with self.clock.stage("load"):
+            self.loaded = load_sources(self.con, settings, required, data)
+        self.sdfs = [self.db.register(t, dataset_display_name=n) for n, t in self.loaded.tables.items()]
+        if settings.engine.kind == "spark":
+            with self.clock.stage("spark_setup"), reporter.status("starting Spark"):
+                self.backend = make_backend(settings, self.db, self.sdfs, self.con, self.loaded, spark)
+        else:
+            self.backend = make_backend(settings, self.db, self.sdfs, self.con, self.loaded)
+        truth_cols = {settings.truth_column, settings.judge_truth_column} - {None}
+        # What a judge and a reader see: the matched and kept columns, never the truth.
+        self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
+        self.n_possible = possible_pairs(settings.link_type, list(self.loaded.row_counts.values()))
+
+    def with_blocking_rules(self, rules: list) -> list:
+        """Add blocking rules to this job (its settings copy and the backend's); returns the rules now in force."""
+        current = self.settings.blocking_rules
+        added = [r for r in rules if r not in current]
+        if added:
+            self.settings = self.settings.model_copy(update={"blocking_rules": current + added})
+            self.backend.settings = self.settings
+        return self.settings.blocking_rules
+
+    def blocking_rules_sql(self) -> list:
+        """Splink's rendering of the rules in force (what every model of this job predicts with)."""
+        return splink_settings_dict(self.settings)["blocking_rules_to_generate_predictions"]
