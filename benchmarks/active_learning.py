@@ -46,7 +46,9 @@ def one(name: str, overrides: list[str], label: str) -> dict:
     job = splink_er.prepare(REPO / "settings" / f"{name}.yaml", overrides=o, quiet=True)
     job.bootstrap()
     job.score()
-    plain = job.metrics_for_scores("scores", "match_probability >= 0.5") | {"seconds": round(time.perf_counter() - t0, 2)}
+    plain = job.metrics_for_scores("scores", "match_probability >= 0.5") | {
+        "seconds": round(time.perf_counter() - t0, 2)
+    }
     job.run_rounds()
     result = job.finish()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -54,23 +56,40 @@ def one(name: str, overrides: list[str], label: str) -> dict:
     curve, judged = [], 0
     for r in result.run["rounds"]:
         judged += r["new_labels"]
-        curve.append({"round": r["round"], "pairs_judged": judged, "true_f1": r["metrics"]["f1"],
-                      "model_estimated_f1": r["estimated"]["f1"], "band": r["band"],
-                      "training_only": bool(r.get("training_only"))})
+        curve.append(
+            {
+                "round": r["round"],
+                "pairs_judged": judged,
+                "true_f1": r["metrics"]["f1"],
+                "model_estimated_f1": r["estimated"]["f1"],
+                "band": r["band"],
+                "training_only": bool(r.get("training_only")),
+            }
+        )
     f1_audit, design = audit.get("f1") or {}, (audit.get("design_only") or {}).get("f1") or {}
     truth_in = within_blocking_f1(m)
-    lo, hi = (f1_audit.get("ci95") or [None, None])
+    lo, hi = f1_audit.get("ci95") or [None, None]
     return {
-        "dataset": name, "run": label, "overrides": overrides, "plain_splink": plain,
+        "dataset": name,
+        "run": label,
+        "overrides": overrides,
+        "plain_splink": plain,
         "final": {k: m[k] for k in ("precision", "recall", "f1", "blocking_recall")} | {"f1_within_blocking": truth_in},
-        "pairs_judged": result.run["judge"]["pairs_by_reason"], "blocking": result.run.get("blocking", {}).get("chosen"),
-        "audit": {"f1": f1_audit.get("estimate"), "ci95": [lo, hi], "pairs_judged": audit.get("pairs_judged"),
-                  "contains_truth": lo is not None and lo <= truth_in <= hi,
-                  "half_width": round((hi - lo) / 2, 4) if lo is not None else None,
-                  "method": audit.get("method"), "design_only_f1": design.get("estimate"),
-                  "design_only_ci95": design.get("ci95")},
+        "pairs_judged": result.run["judge"]["pairs_by_reason"],
+        "blocking": result.run.get("blocking", {}).get("chosen"),
+        "audit": {
+            "f1": f1_audit.get("estimate"),
+            "ci95": [lo, hi],
+            "pairs_judged": audit.get("pairs_judged"),
+            "contains_truth": lo is not None and lo <= truth_in <= hi,
+            "half_width": round((hi - lo) / 2, 4) if lo is not None else None,
+            "method": audit.get("method"),
+            "design_only_f1": design.get("estimate"),
+            "design_only_ci95": design.get("ci95"),
+        },
         "judge_usage": {k: result.run["judge"]["usage"].get(k) for k in ("calls", "pairs", "split_votes")},
-        "curve": curve, "seconds": round(time.perf_counter() - t0, 1),
+        "curve": curve,
+        "seconds": round(time.perf_counter() - t0, 1),
     }
 
 
@@ -78,31 +97,74 @@ def chart(runs: list[dict], path: Path) -> None:
     import altair as alt
     import pandas as pd
 
-    rows = [{"dataset": r["dataset"], "run": r["run"], "pairs judged": c["pairs_judged"], "F1": c[k], "measure": what}
-            for r in runs for c in r["curve"] for k, what in (("true_f1", "true"), ("model_estimated_f1", "model's estimate"))]
+    rows = [
+        {"dataset": r["dataset"], "run": r["run"], "pairs judged": c["pairs_judged"], "F1": c[k], "measure": what}
+        for r in runs
+        for c in r["curve"]
+        for k, what in (("true_f1", "true"), ("model_estimated_f1", "model's estimate"))
+    ]
     # Plain Splink as a flat line at 0 and at the most pairs judged, in the same data so the layers facet together.
     most = max(row["pairs judged"] for row in rows)
-    rows += [{"dataset": r["dataset"], "run": "plain Splink", "pairs judged": x, "F1": r["plain_splink"]["f1"],
-              "measure": "true"} for r in runs if r["run"] == "stratified" for x in (0, most)]
-    curves = alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
-        x="pairs judged:Q", y=alt.Y("F1:Q", scale=alt.Scale(zero=False)), color="run:N",
-        strokeDash=alt.StrokeDash("measure:N", scale=alt.Scale(domain=["true", "model's estimate"],
-                                                               range=[[1, 0], [4, 4]])),
-        tooltip=["run", "pairs judged", "F1", "measure"]
-    ).properties(width=300, height=220).facet(facet="dataset:N", columns=2).resolve_scale(y="independent", x="independent")
-    audits = pd.DataFrame([{"dataset": r["dataset"], "run": r["run"], "true F1 within blocking": r["final"]["f1_within_blocking"],
-                            "audit estimate": r["audit"]["f1"], "lo": r["audit"]["ci95"][0], "hi": r["audit"]["ci95"][1]}
-                           for r in runs if r["audit"]["f1"] is not None])
-    est = alt.Chart(audits).encode(x=alt.X("true F1 within blocking:Q", scale=alt.Scale(zero=False)),
-                                   color="dataset:N")
-    diag = alt.Chart(pd.DataFrame({"t": [audits[["lo", "true F1 within blocking"]].min().min(), 1.0]})).mark_line(
-        color="grey", strokeDash=[4, 4]).encode(x="t:Q", y="t:Q")
-    audit_chart = alt.layer(diag, est.mark_rule().encode(y=alt.Y("lo:Q", scale=alt.Scale(zero=False)), y2="hi:Q"),
-                            est.mark_point(filled=True).encode(y="audit estimate:Q", tooltip=["dataset", "run"])
-                            ).properties(width=300, height=260, title="audit estimate (95% interval) vs true F1")
-    alt.vconcat(curves.properties(title="F1 against pairs judged after each round (solid: true F1 over all true "
-                                  "pairs; dashed: the model's own estimate, within blocking)"),
-                audit_chart).resolve_scale(color="independent").save(str(path), scale_factor=1.5)
+    rows += [
+        {
+            "dataset": r["dataset"],
+            "run": "plain Splink",
+            "pairs judged": x,
+            "F1": r["plain_splink"]["f1"],
+            "measure": "true",
+        }
+        for r in runs
+        if r["run"] == "stratified"
+        for x in (0, most)
+    ]
+    curves = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            x="pairs judged:Q",
+            y=alt.Y("F1:Q", scale=alt.Scale(zero=False)),
+            color="run:N",
+            strokeDash=alt.StrokeDash(
+                "measure:N", scale=alt.Scale(domain=["true", "model's estimate"], range=[[1, 0], [4, 4]])
+            ),
+            tooltip=["run", "pairs judged", "F1", "measure"],
+        )
+        .properties(width=300, height=220)
+        .facet(facet="dataset:N", columns=2)
+        .resolve_scale(y="independent", x="independent")
+    )
+    audits = pd.DataFrame(
+        [
+            {
+                "dataset": r["dataset"],
+                "run": r["run"],
+                "true F1 within blocking": r["final"]["f1_within_blocking"],
+                "audit estimate": r["audit"]["f1"],
+                "lo": r["audit"]["ci95"][0],
+                "hi": r["audit"]["ci95"][1],
+            }
+            for r in runs
+            if r["audit"]["f1"] is not None
+        ]
+    )
+    est = alt.Chart(audits).encode(x=alt.X("true F1 within blocking:Q", scale=alt.Scale(zero=False)), color="dataset:N")
+    diag = (
+        alt.Chart(pd.DataFrame({"t": [audits[["lo", "true F1 within blocking"]].min().min(), 1.0]}))
+        .mark_line(color="grey", strokeDash=[4, 4])
+        .encode(x="t:Q", y="t:Q")
+    )
+    audit_chart = alt.layer(
+        diag,
+        est.mark_rule().encode(y=alt.Y("lo:Q", scale=alt.Scale(zero=False)), y2="hi:Q"),
+        est.mark_point(filled=True).encode(y="audit estimate:Q", tooltip=["dataset", "run"]),
+    ).properties(width=300, height=260, title="audit estimate (95% interval) vs true F1")
+    alt.vconcat(
+        curves.properties(
+            title="F1 against pairs judged after each round (solid: true F1 over all true "
+            "pairs; dashed: the model's own estimate, within blocking)"
+        ),
+        audit_chart,
+    ).resolve_scale(color="independent").save(str(path), scale_factor=1.5)
 
 
 def main() -> None:
@@ -123,21 +185,35 @@ def main() -> None:
             print(name, rate, runs[-1]["final"], runs[-1]["audit"], flush=True)
         if args.error_rates:
             rate = max(args.error_rates)
-            runs.append(one(name, common + [f"judge.error_rate={rate}", f"judge.repeats={REPEATS}"],
-                            f"stratified, judge {rate:.0%} wrong, majority of {REPEATS}"))
+            runs.append(
+                one(
+                    name,
+                    common + [f"judge.error_rate={rate}", f"judge.repeats={REPEATS}"],
+                    f"stratified, judge {rate:.0%} wrong, majority of {REPEATS}",
+                )
+            )
             print(name, rate, REPEATS, runs[-1]["final"], runs[-1]["audit"], flush=True)
-    md = ["| dataset | run | plain Splink F1 | loop F1 | P | R | blocking recall | pairs judged | audit F1 [95%] | "
-          "true F1 within blocking | in interval | half-width | seconds |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    md = [
+        "| dataset | run | plain Splink F1 | loop F1 | P | R | blocking recall | pairs judged | audit F1 [95%] | "
+        "true F1 within blocking | in interval | half-width | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         f, a = r["final"], r["audit"]
         ci = f"{a['f1']} [{a['ci95'][0]}, {a['ci95'][1]}]" if a["f1"] is not None else "-"
-        md.append(f"| {r['dataset']} | {r['run']} | {r['plain_splink']['f1']:.4f} | **{f['f1']:.4f}** | {f['precision']:.4f} | "
-                  f"{f['recall']:.4f} | {f['blocking_recall']:.4f} | {sum(r['pairs_judged'].values()) - r['pairs_judged'].get('audit', 0)} "
-                  f"(+{r['pairs_judged'].get('audit', 0)} audit) | {ci} | {f['f1_within_blocking']:.4f} | {a['contains_truth']} | "
-                  f"{a['half_width']} | {r['seconds']} |")
-    md += ["", f"Machine: {machine()}. Judge: SIMULATED from ground truth (no LLM); 'judge x% wrong' flips a seeded "
-           "x% of its answers. Audit pairs are judged on top of the budget and never trained on.", "",
-           "![learning curves](active_learning.png)"]
+        md.append(
+            f"| {r['dataset']} | {r['run']} | {r['plain_splink']['f1']:.4f} | **{f['f1']:.4f}** | {f['precision']:.4f} | "
+            f"{f['recall']:.4f} | {f['blocking_recall']:.4f} | {sum(r['pairs_judged'].values()) - r['pairs_judged'].get('audit', 0)} "
+            f"(+{r['pairs_judged'].get('audit', 0)} audit) | {ci} | {f['f1_within_blocking']:.4f} | {a['contains_truth']} | "
+            f"{a['half_width']} | {r['seconds']} |"
+        )
+    md += [
+        "",
+        f"Machine: {machine()}. Judge: SIMULATED from ground truth (no LLM); 'judge x% wrong' flips a seeded "
+        "x% of its answers. Audit pairs are judged on top of the budget and never trained on.",
+        "",
+        "![learning curves](active_learning.png)",
+    ]
     write_results("active_learning", {"machine": machine(), "audit_size": args.audit_size, "runs": runs}, md)
     chart(runs, RESULTS / "active_learning.png")
 

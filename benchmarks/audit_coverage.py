@@ -32,10 +32,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=40)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    result = splink_er.run(REPO / "settings" / f"{args.preset}.yaml", quiet=True, overrides=[
-        "judge.kind=truth", f"output_dir={tmp}", f"labels.path={tmp}/labels.jsonl", "outputs.model_rejects=rows"])
-    job = splink_er.prepare(REPO / "settings" / f"{args.preset}.yaml", quiet=True, overrides=[
-        "judge.kind=none", f"output_dir={tmp}/x", f"labels.path={tmp}/x.jsonl"])
+    result = splink_er.run(
+        REPO / "settings" / f"{args.preset}.yaml",
+        quiet=True,
+        overrides=[
+            "judge.kind=truth",
+            f"output_dir={tmp}",
+            f"labels.path={tmp}/labels.jsonl",
+            "outputs.model_rejects=rows",
+        ],
+    )
+    job = splink_er.prepare(
+        REPO / "settings" / f"{args.preset}.yaml",
+        quiet=True,
+        overrides=["judge.kind=none", f"output_dir={tmp}/x", f"labels.path={tmp}/x.jsonl"],
+    )
     s, con = job.settings, job.con
     table, truth = next(iter(job.loaded.tables.values())), s.truth_column
     case = "CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in strata(s).items()) + " END"
@@ -53,31 +64,64 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = []
     for n in args.sizes:
-        plan = allocate(n, sizes, {h: v ** 0.5 for h, v in variance.items()})
+        plan = allocate(n, sizes, {h: v**0.5 for h, v in variance.items()})
         hits = {"model-assisted": [], "design-only": []}
         for _ in range(args.repeats):
             parts = []
             for h, k in plan.items():
                 g = d[d.stratum == h].sample(k, random_state=int(rng.integers(2**31)))
-                parts.append(pd.DataFrame({
-                    "source_dataset_l": "a", "unique_id_l": range(k), "source_dataset_r": "a", "unique_id_r": range(k),
-                    "stratum": h, "stratum_size": sizes[h], "final_match": g.final_match.to_numpy(),
-                    "match": g.y.to_numpy(), "expected": g.expected.to_numpy(), "stratum_expected": expected[h],
-                    "stratum_variance": variance[h], "blocked": True}))
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "source_dataset_l": "a",
+                            "unique_id_l": range(k),
+                            "source_dataset_r": "a",
+                            "unique_id_r": range(k),
+                            "stratum": h,
+                            "stratum_size": sizes[h],
+                            "final_match": g.final_match.to_numpy(),
+                            "match": g.y.to_numpy(),
+                            "expected": g.expected.to_numpy(),
+                            "stratum_expected": expected[h],
+                            "stratum_variance": variance[h],
+                            "blocked": True,
+                        }
+                    )
+                )
             e = estimate(pd.concat(parts, ignore_index=True), reps=500)
             for name, f in (("model-assisted", e["f1"]), ("design-only", e["design_only"]["f1"])):
                 lo, hi = f["ci95"]
                 hits[name].append((lo <= true_f1 <= hi, (hi - lo) / 2))
         for name, h in hits.items():
-            rows.append({"audited_pairs": n, "estimate": name, "coverage": round(float(np.mean([x for x, _ in h])), 3),
-                         "mean_half_width": round(float(np.mean([w for _, w in h])), 4), "allocation": plan})
-    md = [f"True F1 within blocking of one {args.preset} run: {true_f1:.4f} ({len(d):,} blocked pairs). "
-          f"{args.repeats} simulated audits per size.", "",
-          "| audited pairs (strata) | estimate | coverage of the 95% interval | mean half-width |", "|---|---|---|---|"]
+            rows.append(
+                {
+                    "audited_pairs": n,
+                    "estimate": name,
+                    "coverage": round(float(np.mean([x for x, _ in h])), 3),
+                    "mean_half_width": round(float(np.mean([w for _, w in h])), 4),
+                    "allocation": plan,
+                }
+            )
+    md = [
+        f"True F1 within blocking of one {args.preset} run: {true_f1:.4f} ({len(d):,} blocked pairs). "
+        f"{args.repeats} simulated audits per size.",
+        "",
+        "| audited pairs (strata) | estimate | coverage of the 95% interval | mean half-width |",
+        "|---|---|---|---|",
+    ]
     md += [f"| {r['audited_pairs']} | {r['estimate']} | {r['coverage']} | {r['mean_half_width']} |" for r in rows]
     md += ["", f"Machine: {machine()}. Judge: SIMULATED from ground truth."]
-    write_results(f"audit_coverage_{args.preset}", {"preset": args.preset, "true_f1_within_blocking": true_f1,
-                                                     "repeats": args.repeats, "rows": rows, "machine": machine()}, md)
+    write_results(
+        f"audit_coverage_{args.preset}",
+        {
+            "preset": args.preset,
+            "true_f1_within_blocking": true_f1,
+            "repeats": args.repeats,
+            "rows": rows,
+            "machine": machine(),
+        },
+        md,
+    )
 
 
 if __name__ == "__main__":

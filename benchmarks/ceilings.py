@@ -40,33 +40,44 @@ def main() -> None:
     ap.add_argument("--name", help="Results stem (default ceilings_<preset>).")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    job = splink_er.prepare(REPO / "settings" / f"{args.preset}.yaml", quiet=True, overrides=[
-        "judge.kind=none", f"output_dir={tmp}", f"labels.path={tmp}/labels.jsonl", *args.sets])
+    job = splink_er.prepare(
+        REPO / "settings" / f"{args.preset}.yaml",
+        quiet=True,
+        overrides=["judge.kind=none", f"output_dir={tmp}", f"labels.path={tmp}/labels.jsonl", *args.sets],
+    )
     s = job.settings
     if s.link_type != "dedupe_only" or not s.truth_column:
         raise SystemExit("ceilings.py takes dedupe presets with a truth_column")
     job.bootstrap()
     job.score()
     table, truth = next(iter(job.loaded.tables.values())), s.truth_column
-    gammas = [c for (c,) in job.con.execute("SELECT column_name FROM (DESCRIBE scores)").fetchall()
-              if c.startswith("gamma_") or c.startswith("tf_")]
+    gammas = [
+        c
+        for (c,) in job.con.execute("SELECT column_name FROM (DESCRIBE scores)").fetchall()
+        if c.startswith("gamma_") or c.startswith("tf_")
+    ]
     d = job.con.execute(f"""
-        SELECT s.match_probability, s.match_weight, {', '.join('s.' + g for g in gammas)},
+        SELECT s.match_probability, s.match_weight, {", ".join("s." + g for g in gammas)},
                (a.{truth} = b.{truth}) AS y
         FROM scores s JOIN {table} a ON a.unique_id = s.unique_id_l JOIN {table} b ON b.unique_id = s.unique_id_r
     """).df()
-    (n_true,) = job.con.execute(f"SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM {table} "
-                                f"WHERE {truth} IS NOT NULL GROUP BY {truth})").fetchall()[0]
+    (n_true,) = job.con.execute(
+        f"SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM {table} WHERE {truth} IS NOT NULL GROUP BY {truth})"
+    ).fetchall()[0]
     n_true = int(n_true)
     y, p = d["y"].fillna(False).to_numpy(bool), d["match_probability"].to_numpy()
     band = (p > s.routing.low) & (p < s.routing.high)
     levels = [g for g in gammas if g.startswith("gamma_")]
     pattern = d.groupby(levels)["y"].transform("mean").to_numpy()
-    out = {"preset": args.preset, "blocked_pairs": len(d), "true_pairs": n_true,
-           "blocking_recall": round(int(y.sum()) / n_true, 4),
-           "plain_splink": f1(p >= 0.5, y, n_true),
-           "perfect_judge_on_band": f1(np.where(band, y, p >= 0.5), y, n_true) | {"band_pairs": int(band.sum())},
-           "best_per_pattern": f1(pattern > 0.5, y, n_true) | {"patterns": int(d.groupby(levels).ngroups)}}
+    out = {
+        "preset": args.preset,
+        "blocked_pairs": len(d),
+        "true_pairs": n_true,
+        "blocking_recall": round(int(y.sum()) / n_true, 4),
+        "plain_splink": f1(p >= 0.5, y, n_true),
+        "perfect_judge_on_band": f1(np.where(band, y, p >= 0.5), y, n_true) | {"band_pairs": int(band.sum())},
+        "best_per_pattern": f1(pattern > 0.5, y, n_true) | {"patterns": int(d.groupby(levels).ngroups)},
+    }
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -80,7 +91,9 @@ def main() -> None:
     md = [f"| {args.preset} | F1 | P | R |", "|---|---|---|---|"]
     md += [f"| {k} | {v['f1']} | {v['precision']} | {v['recall']} |" for k, v in out.items() if isinstance(v, dict)]
     md += ["", f"blocked pairs {len(d):,}, blocking recall {out['blocking_recall']}; machine {machine()}"]
-    write_results(args.name or f"ceilings_{args.preset}", out | {"settings_overrides": args.sets, "machine": machine()}, md)
+    write_results(
+        args.name or f"ceilings_{args.preset}", out | {"settings_overrides": args.sets, "machine": machine()}, md
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,13 @@ def main(argv: list[str]) -> int:
     same = True
     for a, b, name in pairs:
         res = compare(a, b)
-        ok = (res["same_pairs"] and not res["final_match_differs"] and not res["decided_by_differs"]
-              and res["f1_before"] == res["f1_after"] and res["judged_before"] == res["judged_after"])
+        ok = (
+            res["same_pairs"]
+            and not res["final_match_differs"]
+            and not res["decided_by_differs"]
+            and res["f1_before"] == res["f1_after"]
+            and res["judged_before"] == res["judged_after"]
+        )
         same &= ok
         print(f"{'same' if ok else 'DIFFERENT'}  {name}: {res}")
     return 0 if same else 1

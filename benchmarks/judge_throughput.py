@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 import splink_er
-from splink_er.judges.base import run_judge
-from splink_er.pairs import PairContext
-from splink_er.judges.gemini import GeminiJudge
-from splink_er.settings import JudgeSettings
 from benchmarks.common import machine
+from splink_er.judges.base import run_judge
+from splink_er.judges.gemini import GeminiJudge
+from splink_er.pairs import PairContext
+from splink_er.settings import JudgeSettings
 from splink_er.testing import FakeLLMServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -38,8 +38,10 @@ def make_pairs(n: int) -> list[PairContext]:
     records = records[["first_name", "surname", "dob", "city", "email"]].where(records.notna(), None)
     rows = records.to_dict("records")
     rng = random.Random(7)
-    return [PairContext(("a", str(i), "b", str(i)), rows[rng.randrange(len(rows))], rows[rng.randrange(len(rows))],
-                        "band") for i in range(n)]
+    return [
+        PairContext(("a", str(i), "b", str(i)), rows[rng.randrange(len(rows))], rows[rng.randrange(len(rows))], "band")
+        for i in range(n)
+    ]
 
 
 def measure(batch: int, concurrency: int, seconds: float = 4.0) -> dict:
@@ -53,11 +55,21 @@ def measure(batch: int, concurrency: int, seconds: float = 4.0) -> dict:
         out = run_judge(judge, pairs, batch, concurrency, lambda d: None)
         elapsed = time.perf_counter() - t0
     u = judge.usage
-    return {"batch_size": batch, "concurrency": concurrency, "pairs": n, "seconds": round(elapsed, 2),
-            "pairs_per_second": round(n / elapsed, 1), "ceiling_pairs_per_second": round(ceiling, 1),
-            "share_of_ceiling": round(n / elapsed / ceiling, 3), "calls": u.calls, "retries": u.retries,
-            "http_429": srv.status_counts.get(429, 0), "needs_review": sum(d.needs_review for d in out),
-            "input_tokens_per_pair": round(u.input_tokens / n, 1), "output_tokens_per_pair": round(u.output_tokens / n, 1)}
+    return {
+        "batch_size": batch,
+        "concurrency": concurrency,
+        "pairs": n,
+        "seconds": round(elapsed, 2),
+        "pairs_per_second": round(n / elapsed, 1),
+        "ceiling_pairs_per_second": round(ceiling, 1),
+        "share_of_ceiling": round(n / elapsed / ceiling, 3),
+        "calls": u.calls,
+        "retries": u.retries,
+        "http_429": srv.status_counts.get(429, 0),
+        "needs_review": sum(d.needs_review for d in out),
+        "input_tokens_per_pair": round(u.input_tokens / n, 1),
+        "output_tokens_per_pair": round(u.output_tokens / n, 1),
+    }
 
 
 def fault_run(n: int = 2000) -> dict:
@@ -78,25 +90,36 @@ def fault_run(n: int = 2000) -> dict:
         elapsed = time.perf_counter() - t0
     per_key = Counter(d.key for d in stored)
     asked = {p.key for p in pairs}
-    return {"pairs": n, "seconds": round(elapsed, 2), "pairs_per_second": round(n / elapsed, 1),
-            "faults_injected": Counter(c["fault"] for c in srv.answered if c["fault"]) | Counter(
-                {str(k): v for k, v in srv.status_counts.items() if k != 200}),
-            "lost": len(asked - set(per_key)), "answered_twice": sum(1 for c in per_key.values() if c > 1),
-            "decided": sum(d.match is not None for d in out), "needs_review": sum(d.needs_review for d in out),
-            "retries": judge.usage.retries, "reasked_pairs": judge.usage.reasked_pairs}
+    return {
+        "pairs": n,
+        "seconds": round(elapsed, 2),
+        "pairs_per_second": round(n / elapsed, 1),
+        "faults_injected": Counter(c["fault"] for c in srv.answered if c["fault"])
+        | Counter({str(k): v for k, v in srv.status_counts.items() if k != 200}),
+        "lost": len(asked - set(per_key)),
+        "answered_twice": sum(1 for c in per_key.values() if c > 1),
+        "decided": sum(d.match is not None for d in out),
+        "needs_review": sum(d.needs_review for d in out),
+        "retries": judge.usage.retries,
+        "reasked_pairs": judge.usage.reasked_pairs,
+    }
 
 
 def chart(rows: list[dict], path: Path) -> None:
     import altair as alt
 
     df = pd.DataFrame(rows)
-    base = alt.Chart(df).encode(x=alt.X("concurrency:Q", scale=alt.Scale(type="log", base=2), title="concurrency"),
-                                color=alt.Color("batch_size:N", title="pairs per call"))
-    lines = base.mark_line(point=True).encode(y=alt.Y("pairs_per_second:Q", scale=alt.Scale(type="log"),
-                                                      title="pairs per second"))
+    base = alt.Chart(df).encode(
+        x=alt.X("concurrency:Q", scale=alt.Scale(type="log", base=2), title="concurrency"),
+        color=alt.Color("batch_size:N", title="pairs per call"),
+    )
+    lines = base.mark_line(point=True).encode(
+        y=alt.Y("pairs_per_second:Q", scale=alt.Scale(type="log"), title="pairs per second")
+    )
     ceil = base.mark_line(strokeDash=[4, 3], opacity=0.6).encode(y="ceiling_pairs_per_second:Q")
-    (lines + ceil).properties(title=f"Judge throughput, {LATENCY * 1000:.0f} ms per call, {RPM} rpm "
-                              "(dashed: ceiling)", width=520, height=320).save(str(path), scale_factor=2)
+    (lines + ceil).properties(
+        title=f"Judge throughput, {LATENCY * 1000:.0f} ms per call, {RPM} rpm (dashed: ceiling)", width=520, height=320
+    ).save(str(path), scale_factor=2)
 
 
 def main() -> None:
@@ -111,23 +134,47 @@ def main() -> None:
     print(json.dumps(faults, default=str), flush=True)
     default = next(r for r in rows if r["batch_size"] == 20 and r["concurrency"] == 16)
     mach = machine()
-    (RESULTS / "judge_throughput.json").write_text(json.dumps(
-        {"latency_seconds": LATENCY, "rpm": RPM, "machine": mach, "runs": rows, "default": default,
-         "fault_run": faults}, indent=2, default=str))
-    md = [f"# Judge throughput (google-genai client -> loopback SIMULATED LLM, {LATENCY * 1000:.0f} ms/call, "
-          f"{RPM} rpm)", "", f"Machine: {mach['cpus']} CPUs, Python {mach['python']}, {mach['platform']}.",
-          "Command: `python -m benchmarks.judge_throughput`. Ceiling = min(rpm / 60, concurrency / latency) x batch.",
-          "", f"**Defaults (batch 20, concurrency 16): {default['pairs_per_second']} pairs/s of a "
-          f"{default['ceiling_pairs_per_second']} ceiling ({default['share_of_ceiling']:.0%}).**", "",
-          "| batch | concurrency | pairs/s | ceiling | share | 429s | input tokens/pair | output tokens/pair |",
-          "|---|---|---|---|---|---|---|---|"]
-    md += [f"| {r['batch_size']} | {r['concurrency']} | {r['pairs_per_second']} | {r['ceiling_pairs_per_second']} | "
-           f"{r['share_of_ceiling']:.0%} | {r['http_429']} | {r['input_tokens_per_pair']} | "
-           f"{r['output_tokens_per_pair']} |" for r in rows]
-    md += ["", f"Fault run (defaults, ~15% of calls faulted): {faults['pairs']} pairs, lost {faults['lost']}, answered "
-           f"twice {faults['answered_twice']}, decided {faults['decided']}, needs_review {faults['needs_review']}, "
-           f"retries {faults['retries']}, re-asked pairs {faults['reasked_pairs']}, {faults['pairs_per_second']} pairs/s; "
-           f"faults: {dict(faults['faults_injected'])}.", "", "![throughput](judge_throughput.png)"]
+    (RESULTS / "judge_throughput.json").write_text(
+        json.dumps(
+            {
+                "latency_seconds": LATENCY,
+                "rpm": RPM,
+                "machine": mach,
+                "runs": rows,
+                "default": default,
+                "fault_run": faults,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    md = [
+        f"# Judge throughput (google-genai client -> loopback SIMULATED LLM, {LATENCY * 1000:.0f} ms/call, {RPM} rpm)",
+        "",
+        f"Machine: {mach['cpus']} CPUs, Python {mach['python']}, {mach['platform']}.",
+        "Command: `python -m benchmarks.judge_throughput`. Ceiling = min(rpm / 60, concurrency / latency) x batch.",
+        "",
+        f"**Defaults (batch 20, concurrency 16): {default['pairs_per_second']} pairs/s of a "
+        f"{default['ceiling_pairs_per_second']} ceiling ({default['share_of_ceiling']:.0%}).**",
+        "",
+        "| batch | concurrency | pairs/s | ceiling | share | 429s | input tokens/pair | output tokens/pair |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['batch_size']} | {r['concurrency']} | {r['pairs_per_second']} | {r['ceiling_pairs_per_second']} | "
+        f"{r['share_of_ceiling']:.0%} | {r['http_429']} | {r['input_tokens_per_pair']} | "
+        f"{r['output_tokens_per_pair']} |"
+        for r in rows
+    ]
+    md += [
+        "",
+        f"Fault run (defaults, ~15% of calls faulted): {faults['pairs']} pairs, lost {faults['lost']}, answered "
+        f"twice {faults['answered_twice']}, decided {faults['decided']}, needs_review {faults['needs_review']}, "
+        f"retries {faults['retries']}, re-asked pairs {faults['reasked_pairs']}, {faults['pairs_per_second']} pairs/s; "
+        f"faults: {dict(faults['faults_injected'])}.",
+        "",
+        "![throughput](judge_throughput.png)",
+    ]
     (RESULTS / "judge_throughput.md").write_text("\n".join(md) + "\n")
     chart(rows, RESULTS / "judge_throughput.png")
     print("\n".join(md))

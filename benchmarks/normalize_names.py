@@ -39,8 +39,10 @@ def synthesize(n: int, seed: int = 5) -> list[str]:
         lambda f, m, l: f"{f.title()} {l.title()} / {rng.choice(firsts).title()} {rng.choice(lasts).title()}",
         lambda f, m, l: f"{l}, {f} {m}",
     ]
-    pool = [rng.choice(forms)(rng.choice(firsts), rng.choice(middles) or "A", rng.choice(lasts))
-            for _ in range(int(n * 0.67))]
+    pool = [
+        rng.choice(forms)(rng.choice(firsts), rng.choice(middles) or "A", rng.choice(lasts))
+        for _ in range(int(n * 0.67))
+    ]
     return pool + [rng.choice(pool) for _ in range(n - len(pool))]
 
 
@@ -53,12 +55,14 @@ def main() -> None:
         t0 = time.perf_counter()
         parsed = parse_names(names, processes=procs)
         seconds = time.perf_counter() - t0
-        runs[label] = {"seconds": round(seconds, 2), "names_per_second": round(n / seconds),
-                       "distinct_per_second": round(distinct / seconds)}
+        runs[label] = {
+            "seconds": round(seconds, 2),
+            "names_per_second": round(n / seconds),
+            "distinct_per_second": round(distinct / seconds),
+        }
         print(label, runs[label], flush=True)
     assert len(parsed) == distinct
-    result = {"names": n, "distinct": distinct, "runs": runs, "target_seconds": 60,
-              "machine": machine()}
+    result = {"names": n, "distinct": distinct, "runs": runs, "target_seconds": 60, "machine": machine()}
     out = REPO / "benchmarks" / "results" / "normalize_names.json"
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -33,13 +33,33 @@ def _ex(col):
 # Splink's own Email/DateOfBirth comparisons) for the rest. Same sources, normalizers, blocking and bootstrap.
 STOCK_COMPARISONS = {
     "nc_ballot_legal": [_nc("first_name"), _nc("last_name"), _ex("suffix"), _ex("contest_name")],
-    "candidate_to_results": [_nc("first_name"), _nc("last_name"), _ex("name_suffix"), _ex("party"), _ex("contest_name")],
-    "fec_candidate_dedupe": [_nc("first_name"), _nc("last_name"), _ex("name_suffix"), _ex("chamber"),
-                             _ex("district_norm"), _ex("party_norm"), _ex("year")],
+    "candidate_to_results": [
+        _nc("first_name"),
+        _nc("last_name"),
+        _ex("name_suffix"),
+        _ex("party"),
+        _ex("contest_name"),
+    ],
+    "fec_candidate_dedupe": [
+        _nc("first_name"),
+        _nc("last_name"),
+        _ex("name_suffix"),
+        _ex("chamber"),
+        _ex("district_norm"),
+        _ex("party_norm"),
+        _ex("year"),
+    ],
     "district_to_position": [_ex("office_level"), _ex("office_role"), _ex("office_district"), _ex("county_name")],
-    "contacts": [_nc("first_name"), _nc("last_name"), {"kind": "DateOfBirthComparison", "column": "dob",
-                 "args": {"input_is_string": True}}, {"kind": "EmailComparison", "column": "email_norm"},
-                 _ex("phone_norm"), _ex("zip_norm"), _ex("city"), _ex("employer")],
+    "contacts": [
+        _nc("first_name"),
+        _nc("last_name"),
+        {"kind": "DateOfBirthComparison", "column": "dob", "args": {"input_is_string": True}},
+        {"kind": "EmailComparison", "column": "email_norm"},
+        _ex("phone_norm"),
+        _ex("zip_norm"),
+        _ex("city"),
+        _ex("employer"),
+    ],
 }
 
 
@@ -71,19 +91,35 @@ def one(name: str, settings, overrides: list[str]) -> dict:
     t_loop = time.perf_counter() - t0
     shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "dataset": name, "blocked_pairs": result.run["blocked_pairs"], "plain_splink": plain | {"seconds": round(t_plain, 2)},
-        "loop": result.metrics | {"seconds": round(t_loop, 2), "pairs_judged": result.run["judge"]["pairs_judged"],
-                                  "judge_calls": result.run["judge"]["calls"]},
+        "dataset": name,
+        "blocked_pairs": result.run["blocked_pairs"],
+        "plain_splink": plain | {"seconds": round(t_plain, 2)},
+        "loop": result.metrics
+        | {
+            "seconds": round(t_loop, 2),
+            "pairs_judged": result.run["judge"]["pairs_judged"],
+            "judge_calls": result.run["judge"]["calls"],
+        },
         "time_ratio_loop_vs_plain": round(t_loop / t_plain, 2),
         "loop_stage_seconds": dict(job.timings),
-        "rounds": [{k: r.get(k) for k in ("round", "band", "conflicts", "new_labels", "seconds")} | (r.get("metrics") or {})
-                   for r in result.run["rounds"]],
+        "rounds": [
+            {k: r.get(k) for k in ("round", "band", "conflicts", "new_labels", "seconds")} | (r.get("metrics") or {})
+            for r in result.run["rounds"]
+        ],
     }
 
 
 def main() -> None:
-    names = ["febrl4", "fake_20000", "historical_50k", "nc_ballot_legal", "candidate_to_results",
-             "fec_candidate_dedupe", "district_to_position", "contacts"]
+    names = [
+        "febrl4",
+        "fake_20000",
+        "historical_50k",
+        "nc_ballot_legal",
+        "candidate_to_results",
+        "fec_candidate_dedupe",
+        "district_to_position",
+        "contacts",
+    ]
     jobs = [(n, REPO / f"settings/{n}.yaml", ["judge.kind=truth"]) for n in names]
     results = []
     for n, s, o in jobs:
@@ -92,28 +128,44 @@ def main() -> None:
             r["stock_splink"] = stock_splink(n, s, o)
         results.append(r)
     mach = machine()
-    lines = ["| dataset | blocked pairs | plain Splink F1: stock / preset comparisons | loop F1, stock comparisons "
-             "| loop F1 | P | R | pairs judged | time ratio (loop / plain) "
-             "| of the loop: report.html + outputs (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | blocked pairs | plain Splink F1: stock / preset comparisons | loop F1, stock comparisons "
+        "| loop F1 | P | R | pairs judged | time ratio (loop / plain) "
+        "| of the loop: report.html + outputs (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         st = r.get("stock_splink")
         plain = (f"{st['f1']:.4f} / " if st else "(stock) ") + f"{r['plain_splink']['f1']:.4f}"
         stock_loop = f"{st['loop']['f1']:.4f} ({st['loop']['pairs_judged']} judged)" if st else "(stock)"
-        lines.append(f"| {r['dataset']} | {r['blocked_pairs']:,} | {plain} | {stock_loop} | {r['loop']['f1']:.4f} | "
-                     f"{r['loop']['precision']:.4f} | {r['loop']['recall']:.4f} | {r['loop']['pairs_judged']} | "
-                     f"{r['time_ratio_loop_vs_plain']} ({r['loop']['seconds']}s / {r['plain_splink']['seconds']}s) | "
-                     f"{r['loop_stage_seconds'].get('report', 0):.2f} + {r['loop_stage_seconds'].get('write', 0):.2f} |")
-    lines += ["", "Per round:", "", "| dataset | round | band | conflicts | new labels | P | R | F1 | seconds |", "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['dataset']} | {r['blocked_pairs']:,} | {plain} | {stock_loop} | {r['loop']['f1']:.4f} | "
+            f"{r['loop']['precision']:.4f} | {r['loop']['recall']:.4f} | {r['loop']['pairs_judged']} | "
+            f"{r['time_ratio_loop_vs_plain']} ({r['loop']['seconds']}s / {r['plain_splink']['seconds']}s) | "
+            f"{r['loop_stage_seconds'].get('report', 0):.2f} + {r['loop_stage_seconds'].get('write', 0):.2f} |"
+        )
+    lines += [
+        "",
+        "Per round:",
+        "",
+        "| dataset | round | band | conflicts | new labels | P | R | F1 | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         for x in r["rounds"]:
-            lines.append(f"| {r['dataset']} | {x['round']} | {x['band']} | {x['conflicts']} | {x['new_labels']} | "
-                         f"{x.get('precision', '')} | {x.get('recall', '')} | {x.get('f1', '')} | {x['seconds']} |")
-    lines += ["", f"Machine: {mach}. Judge: SIMULATED from ground truth (no LLM).",
-              "Stock comparisons: NameComparison for names, ExactMatch / EmailComparison / DateOfBirthComparison for the "
-              "rest, on the preset's normalized columns, blocking and bootstrap (STOCK_COMPARISONS in the script). "
-              "febrl4, fake_20000 and historical_50k use Splink library comparisons already.",
-              "The loop's time includes writing report.html (a fixed ~3 s: SVG charts and waterfalls) and the outputs "
-              "(decisions, matches, clusters, the decision log); per-stage seconds are in the JSON."]
+            lines.append(
+                f"| {r['dataset']} | {x['round']} | {x['band']} | {x['conflicts']} | {x['new_labels']} | "
+                f"{x.get('precision', '')} | {x.get('recall', '')} | {x.get('f1', '')} | {x['seconds']} |"
+            )
+    lines += [
+        "",
+        f"Machine: {mach}. Judge: SIMULATED from ground truth (no LLM).",
+        "Stock comparisons: NameComparison for names, ExactMatch / EmailComparison / DateOfBirthComparison for the "
+        "rest, on the preset's normalized columns, blocking and bootstrap (STOCK_COMPARISONS in the script). "
+        "febrl4, fake_20000 and historical_50k use Splink library comparisons already.",
+        "The loop's time includes writing report.html (a fixed ~3 s: SVG charts and waterfalls) and the outputs "
+        "(decisions, matches, clusters, the decision log); per-stage seconds are in the JSON.",
+    ]
     write_results("loop_vs_plain", {"machine": mach, "results": results}, lines)
 
 

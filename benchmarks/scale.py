@@ -27,18 +27,27 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 from benchmarks.common import machine, write_results
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def settings_dict(data_path: str, out: str, materialisation: str, memory_limit: str | None = None) -> dict:
     return {
         "name": "scale_persons",
         "link_type": "dedupe_only",
-        "sources": [{"name": "persons", "path": data_path, "id_column": "record_id",
-                     "prepare": [{"column": "first_name", "kind": "first_name_canonical"},
-                                 {"column": "email", "kind": "email", "into": "email_norm"}],
-                     "derive": {"zip5": "left(zip, 5)", "yob": "left(dob, 4)"}}],
+        "sources": [
+            {
+                "name": "persons",
+                "path": data_path,
+                "id_column": "record_id",
+                "prepare": [
+                    {"column": "first_name", "kind": "first_name_canonical"},
+                    {"column": "email", "kind": "email", "into": "email_norm"},
+                ],
+                "derive": {"zip5": "left(zip, 5)", "yob": "left(dob, 4)"},
+            }
+        ],
         # No truth column: a real job has none, and plain Splink evaluates nothing (F1 is benchmarked elsewhere).
         "comparisons": [
             {"kind": "PersonName", "args": {"middle": None, "suffix": None, "nickname": None}},
@@ -47,11 +56,21 @@ def settings_dict(data_path: str, out: str, materialisation: str, memory_limit: 
             {"kind": "ExactMatch", "column": "zip5"},
         ],
         # Broad on purpose: about 25M comparisons at 1M records, the size the issue's memory target names.
-        "blocking_rules": [["email_norm"], ["last_name", "first_name_canonical"], ["dob", "zip5"],
-                           ["first_name_canonical", "dob"], ["zip5", "yob"], ["last_name", "zip5"], ["last_name", "yob"]],
-        "bootstrap": {"deterministic_rules": [["email_norm"], ["last_name", "first_name_canonical", "dob"]],
-                      "recall": 0.7, "u_max_pairs": 1_000_000,
-                      "em_blocking_rules": [["email_norm"], ["dob"]]},
+        "blocking_rules": [
+            ["email_norm"],
+            ["last_name", "first_name_canonical"],
+            ["dob", "zip5"],
+            ["first_name_canonical", "dob"],
+            ["zip5", "yob"],
+            ["last_name", "zip5"],
+            ["last_name", "yob"],
+        ],
+        "bootstrap": {
+            "deterministic_rules": [["email_norm"], ["last_name", "first_name_canonical", "dob"]],
+            "recall": 0.7,
+            "u_max_pairs": 1_000_000,
+            "em_blocking_rules": [["email_norm"], ["dob"]],
+        },
         "judge": {"kind": "none"},
         "engine": {"materialisation": materialisation, "memory_limit": memory_limit},
         "output_dir": out,
@@ -96,12 +115,26 @@ def child_loop(data_path: str, out: str, materialisation: str, memory_limit: str
     t0 = time.perf_counter()
     job = splink_er.prepare(settings_dict(data_path, out, materialisation, memory_limit), quiet=True)
     result = job.run()
-    return {"seconds": time.perf_counter() - t0, "stages": dict(job.timings),
-            "comparisons": result.run["blocked_pairs"], "entities": int(result.clusters.entity_id.nunique())}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "stages": dict(job.timings),
+        "comparisons": result.run["blocked_pairs"],
+        "entities": int(result.clusters.entity_id.nunique()),
+    }
 
 
 def run_child(kind: str, data_path: str, out: str, materialisation: str, memory_limit: str | None) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.scale", "--child", kind, data_path, out, materialisation, memory_limit or "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.scale",
+        "--child",
+        kind,
+        data_path,
+        out,
+        materialisation,
+        memory_limit or "none",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if r.returncode:
         raise RuntimeError(f"{kind} failed:\n{r.stderr[-3000:]}")
@@ -112,20 +145,20 @@ def prepare_data(n: int, tmp: Path) -> str:
     """Generate the records, and the normalized copy plain Splink reads (normalized by splink_er's own code)."""
     import duckdb
 
+    from benchmarks.synthetic_persons import make_persons
     from splink_er import model as model_mod
-    from splink_er import training
-    from splink_er.engine.duckdb_engine import make_db
     from splink_er.settings import load_settings
     from splink_er.sources import load_sources
-    from benchmarks.synthetic_persons import make_persons
 
     path = tmp / f"persons_{n}.parquet"
     make_persons(n, seed=7).to_parquet(path, index=False)
     s = load_settings(settings_dict(str(path), str(tmp / "x"), "table"))
     con = duckdb.connect()
     loaded = load_sources(con, s, model_mod.required_columns(s, model_mod.splink_settings_dict(s)))
-    con.execute(f"COPY (SELECT * EXCLUDE (source_dataset) FROM {loaded.tables['persons']}) "
-                f"TO '{path}.normalized.parquet' (FORMAT parquet)")
+    con.execute(
+        f"COPY (SELECT * EXCLUDE (source_dataset) FROM {loaded.tables['persons']}) "
+        f"TO '{path}.normalized.parquet' (FORMAT parquet)"
+    )
     return str(path)
 
 
@@ -135,15 +168,20 @@ def main() -> None:
     ap.add_argument("--materialisation", choices=["table", "parquet"], default="parquet")
     ap.add_argument("--memory-limit", default=None, help="engine.memory_limit for both sides, e.g. 1GB")
     ap.add_argument("--repeat", type=int, default=1, help="runs per side; the median is reported")
-    ap.add_argument("--sides", nargs="+", choices=["plain", "loop"], default=["plain", "loop"],
-                    help="which runs to make (one side alone: no ratio)")
+    ap.add_argument(
+        "--sides",
+        nargs="+",
+        choices=["plain", "loop"],
+        default=["plain", "loop"],
+        help="which runs to make (one side alone: no ratio)",
+    )
     ap.add_argument("--name", default="scale", help="results file stem (benchmarks/results/<name>.json|md)")
     ap.add_argument("--child", nargs=5)
     a = ap.parse_args()
     if a.child:
         kind, data_path, out, mat, mem = a.child
         res = (child_plain if kind == "plain" else child_loop)(data_path, out, mat, None if mem == "none" else mem)
-        res["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+        res["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
         print(json.dumps(res, default=float))
         return
     rows = []
@@ -156,7 +194,9 @@ def main() -> None:
             plains, loops = [], []
             for i in range(a.repeat):
                 if "plain" in a.sides:
-                    plains.append(run_child("plain", path, str(tmp / f"plain_{n}_{i}"), a.materialisation, a.memory_limit))
+                    plains.append(
+                        run_child("plain", path, str(tmp / f"plain_{n}_{i}"), a.materialisation, a.memory_limit)
+                    )
                 if "loop" in a.sides:
                     loops.append(run_child("loop", path, str(tmp / f"loop_{n}_{i}"), a.materialisation, a.memory_limit))
             if not (plains and loops):  # one side alone: its stages, memory and throughput, no ratio
@@ -164,37 +204,64 @@ def main() -> None:
                 print(json.dumps(rows[-1], default=float), file=sys.stderr)
                 continue
             plain, loop = (sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2] for runs in (plains, loops))
-            row = {"records": n, "comparisons": loop["comparisons"], "plain": plain, "loop": loop,
-                   "plain_seconds_all": [round(r["seconds"], 2) for r in plains],
-                   "loop_seconds_all": [round(r["seconds"], 2) for r in loops],
-                   "ratio": round(loop["seconds"] / plain["seconds"], 3),
-                   "comparisons_per_second_plain_predict": round(plain["comparisons"] / plain["stages"]["predict"])}
+            row = {
+                "records": n,
+                "comparisons": loop["comparisons"],
+                "plain": plain,
+                "loop": loop,
+                "plain_seconds_all": [round(r["seconds"], 2) for r in plains],
+                "loop_seconds_all": [round(r["seconds"], 2) for r in loops],
+                "ratio": round(loop["seconds"] / plain["seconds"], 3),
+                "comparisons_per_second_plain_predict": round(plain["comparisons"] / plain["stages"]["predict"]),
+            }
             rows.append(row)
             print(json.dumps(row, default=float), file=sys.stderr)
     mach = machine()
-    lines = ["| records | comparisons | plain Splink s | splink_er s (judge none) | ratio | peak GB plain / splink_er "
-             "| plain predict comparisons/s | splink_er stages (s) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| records | comparisons | plain Splink s | splink_er s (judge none) | ratio | peak GB plain / splink_er "
+        "| plain predict comparisons/s | splink_er stages (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "side" in r:
             x = r["result"]
             st = ", ".join(f"{k} {v:.1f}" for k, v in x["stages"].items())
-            lines.append(f"| {r['records']:,} | {x['comparisons']:,} | {x['seconds']:.1f} s ({r['side']} only) | | "
-                         f"not measured | {x['peak_rss_gb']:.2f} | | {st} |")
+            lines.append(
+                f"| {r['records']:,} | {x['comparisons']:,} | {x['seconds']:.1f} s ({r['side']} only) | | "
+                f"not measured | {x['peak_rss_gb']:.2f} | | {st} |"
+            )
             continue
         st = ", ".join(f"{k} {v:.1f}" for k, v in r["loop"]["stages"].items())
-        lines.append(f"| {r['records']:,} | {r['comparisons']:,} | {r['plain']['seconds']:.1f} | {r['loop']['seconds']:.1f} | "
-                     f"{r['ratio']:.2f} | {r['plain']['peak_rss_gb']:.2f} / {r['loop']['peak_rss_gb']:.2f} | "
-                     f"{r['comparisons_per_second_plain_predict']:,} | {st} |")
+        lines.append(
+            f"| {r['records']:,} | {r['comparisons']:,} | {r['plain']['seconds']:.1f} | {r['loop']['seconds']:.1f} | "
+            f"{r['ratio']:.2f} | {r['plain']['peak_rss_gb']:.2f} / {r['loop']['peak_rss_gb']:.2f} | "
+            f"{r['comparisons_per_second_plain_predict']:,} | {st} |"
+        )
     for r in rows:
         if r["records"] == 1_000_000 and "ratio" in r:
-            lines += ["", f"Targets at 1M records: ratio {r['ratio']:.2f} <= 1.15: "
-                      f"{'met' if r['ratio'] <= 1.15 else 'NOT met'}; splink_er peak {r['loop']['peak_rss_gb']:.2f} GB "
-                      f"<= 2 GB: {'met' if r['loop']['peak_rss_gb'] <= 2 else 'NOT met'} (runs per side: {a.repeat}; "
-                      f"plain {r['plain_seconds_all']} s, splink_er {r['loop_seconds_all']} s)."]
-    lines += ["", f"Machine: {mach}; materialisation: {a.materialisation}; memory limit: {a.memory_limit}. "
-              "Data SIMULATED (benchmarks/synthetic_persons.py, seed 7). Each side ran in its own process."]
-    write_results(a.name, {"machine": mach, "materialisation": a.materialisation, "memory_limit": a.memory_limit,
-                            "repeat": a.repeat, "results": rows}, lines)
+            lines += [
+                "",
+                f"Targets at 1M records: ratio {r['ratio']:.2f} <= 1.15: "
+                f"{'met' if r['ratio'] <= 1.15 else 'NOT met'}; splink_er peak {r['loop']['peak_rss_gb']:.2f} GB "
+                f"<= 2 GB: {'met' if r['loop']['peak_rss_gb'] <= 2 else 'NOT met'} (runs per side: {a.repeat}; "
+                f"plain {r['plain_seconds_all']} s, splink_er {r['loop_seconds_all']} s).",
+            ]
+    lines += [
+        "",
+        f"Machine: {mach}; materialisation: {a.materialisation}; memory limit: {a.memory_limit}. "
+        "Data SIMULATED (benchmarks/synthetic_persons.py, seed 7). Each side ran in its own process.",
+    ]
+    write_results(
+        a.name,
+        {
+            "machine": mach,
+            "materialisation": a.materialisation,
+            "memory_limit": a.memory_limit,
+            "repeat": a.repeat,
+            "results": rows,
+        },
+        lines,
+    )
 
 
 if __name__ == "__main__":

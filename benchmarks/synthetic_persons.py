@@ -25,19 +25,68 @@ REPO = Path(__file__).resolve().parents[1]
 NICKNAMES = REPO / "splink_er" / "normalize" / "data" / "nicknames.csv"
 FEBRL = REPO / "data" / "febrl" / "dataset4a.csv"
 PLACES = [  # city, state, ZIP prefix (3 digits, inside the state's USPS area)
-    ("RALEIGH", "NC", "276"), ("CHARLOTTE", "NC", "282"), ("DURHAM", "NC", "277"), ("ASHEVILLE", "NC", "288"),
-    ("RICHMOND", "VA", "232"), ("NORFOLK", "VA", "235"), ("ATLANTA", "GA", "303"), ("SAVANNAH", "GA", "314"),
-    ("COLUMBUS", "OH", "432"), ("CLEVELAND", "OH", "441"), ("DETROIT", "MI", "482"), ("LANSING", "MI", "489"),
-    ("CHICAGO", "IL", "606"), ("SPRINGFIELD", "IL", "627"), ("HOUSTON", "TX", "770"), ("AUSTIN", "TX", "787"),
-    ("DENVER", "CO", "802"), ("PHOENIX", "AZ", "850"), ("SEATTLE", "WA", "981"), ("PORTLAND", "OR", "972"),
-    ("BOSTON", "MA", "021"), ("HARTFORD", "CT", "061"), ("NEWARK", "NJ", "071"), ("ALBANY", "NY", "122"),
-    ("PHILADELPHIA", "PA", "191"), ("PITTSBURGH", "PA", "152"), ("MIAMI", "FL", "331"), ("TAMPA", "FL", "336"),
-    ("NASHVILLE", "TN", "372"), ("MADISON", "WI", "537"),
+    ("RALEIGH", "NC", "276"),
+    ("CHARLOTTE", "NC", "282"),
+    ("DURHAM", "NC", "277"),
+    ("ASHEVILLE", "NC", "288"),
+    ("RICHMOND", "VA", "232"),
+    ("NORFOLK", "VA", "235"),
+    ("ATLANTA", "GA", "303"),
+    ("SAVANNAH", "GA", "314"),
+    ("COLUMBUS", "OH", "432"),
+    ("CLEVELAND", "OH", "441"),
+    ("DETROIT", "MI", "482"),
+    ("LANSING", "MI", "489"),
+    ("CHICAGO", "IL", "606"),
+    ("SPRINGFIELD", "IL", "627"),
+    ("HOUSTON", "TX", "770"),
+    ("AUSTIN", "TX", "787"),
+    ("DENVER", "CO", "802"),
+    ("PHOENIX", "AZ", "850"),
+    ("SEATTLE", "WA", "981"),
+    ("PORTLAND", "OR", "972"),
+    ("BOSTON", "MA", "021"),
+    ("HARTFORD", "CT", "061"),
+    ("NEWARK", "NJ", "071"),
+    ("ALBANY", "NY", "122"),
+    ("PHILADELPHIA", "PA", "191"),
+    ("PITTSBURGH", "PA", "152"),
+    ("MIAMI", "FL", "331"),
+    ("TAMPA", "FL", "336"),
+    ("NASHVILLE", "TN", "372"),
+    ("MADISON", "WI", "537"),
 ]
-TITLES = ["DIRECTOR", "MANAGER", "ANALYST", "ENGINEER", "TEACHER", "NURSE", "ATTORNEY", "ORGANIZER", "CONSULTANT",
-          "OWNER", "CLERK", "COMMISSIONER", "TREASURER", "VOLUNTEER", "RETIRED"]
-EMPLOYERS = ["ACME CORP", "CITY OF RALEIGH", "STATE OF OHIO", "BLUE RIDGE BANK", "UNITED WAY", "SELF EMPLOYED",
-             "COUNTY SCHOOLS", "MERCY HOSPITAL", "LAKESIDE LLC", "NORTHSTAR INC", "RIVERSIDE COLLEGE", "US ARMY"]
+TITLES = [
+    "DIRECTOR",
+    "MANAGER",
+    "ANALYST",
+    "ENGINEER",
+    "TEACHER",
+    "NURSE",
+    "ATTORNEY",
+    "ORGANIZER",
+    "CONSULTANT",
+    "OWNER",
+    "CLERK",
+    "COMMISSIONER",
+    "TREASURER",
+    "VOLUNTEER",
+    "RETIRED",
+]
+EMPLOYERS = [
+    "ACME CORP",
+    "CITY OF RALEIGH",
+    "STATE OF OHIO",
+    "BLUE RIDGE BANK",
+    "UNITED WAY",
+    "SELF EMPLOYED",
+    "COUNTY SCHOOLS",
+    "MERCY HOSPITAL",
+    "LAKESIDE LLC",
+    "NORTHSTAR INC",
+    "RIVERSIDE COLLEGE",
+    "US ARMY",
+]
 DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "aol.com", "icloud.com"]
 
 
@@ -46,8 +95,28 @@ def _vocab(rng: np.random.Generator) -> tuple[np.ndarray, dict[str, list[str]], 
     nick = pd.read_csv(NICKNAMES)
     by_canonical = nick.groupby("canonical")["nickname"].apply(list).to_dict()
     given = sorted(set(febrl.given_name.dropna().str.lower()) | set(by_canonical))
-    syll = ["bar", "ton", "mer", "ley", "son", "wick", "ham", "dal", "ford", "ring", "cot", "ver", "lan", "sel",
-            "mor", "ash", "ber", "kin", "wel", "ros"]
+    syll = [
+        "bar",
+        "ton",
+        "mer",
+        "ley",
+        "son",
+        "wick",
+        "ham",
+        "dal",
+        "ford",
+        "ring",
+        "cot",
+        "ver",
+        "lan",
+        "sel",
+        "mor",
+        "ash",
+        "ber",
+        "kin",
+        "wel",
+        "ros",
+    ]
     made = {"".join(rng.choice(syll, 3)) for _ in range(20000)}
     surnames = np.array(sorted(set(febrl.surname.dropna().str.lower()) | made))
     return np.array(given), by_canonical, surnames
@@ -63,15 +132,24 @@ def _typo(words: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if not isinstance(w, str) or len(w) < 3:
             continue
         p = 1 + int(pos[i] * (len(w) - 2))
-        out[i] = (w[:p] + w[p + 1:] if kinds[i] == 0 else
-                  w[:p - 1] + w[p] + w[p - 1] + w[p + 1:] if kinds[i] == 1 else w[:p] + letters[i] + w[p + 1:])
+        out[i] = (
+            w[:p] + w[p + 1 :]
+            if kinds[i] == 0
+            else w[: p - 1] + w[p] + w[p - 1] + w[p + 1 :]
+            if kinds[i] == 1
+            else w[:p] + letters[i] + w[p + 1 :]
+        )
     return out
 
 
 def _phone_formats(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     kind = rng.integers(0, 4, len(digits))
-    fmt = [lambda d: f"({d[:3]}) {d[3:6]}-{d[6:]}", lambda d: f"{d[:3]}.{d[3:6]}.{d[6:]}",
-           lambda d: f"+1 {d[:3]} {d[3:6]} {d[6:]}", lambda d: d]
+    fmt = [
+        lambda d: f"({d[:3]}) {d[3:6]}-{d[6:]}",
+        lambda d: f"{d[:3]}.{d[3:6]}.{d[6:]}",
+        lambda d: f"+1 {d[:3]} {d[3:6]} {d[6:]}",
+        lambda d: d,
+    ]
     return np.array([fmt[k](d) for k, d in zip(kind, digits)], dtype=object)
 
 
@@ -90,18 +168,35 @@ def make_persons(n_records: int, seed: int = 7, dup_mean: float = 1.0, household
     last = rng.choice(surnames, n_ent, p=_zipf(len(surnames)))
     dob = pd.to_datetime("1940-01-01") + pd.to_timedelta(rng.integers(0, 365 * 62, n_ent), unit="D")
     place = rng.integers(0, len(PLACES), n_ent)
-    phone = np.array([f"{a}{b:03d}{c:04d}" for a, b, c in zip(
-        rng.choice(["919", "704", "404", "614", "312", "713", "303", "206", "617", "215"], n_ent),
-        rng.integers(200, 999, n_ent), rng.integers(0, 10000, n_ent))])
+    phone = np.array(
+        [
+            f"{a}{b:03d}{c:04d}"
+            for a, b, c in zip(
+                rng.choice(["919", "704", "404", "614", "312", "713", "303", "206", "617", "215"], n_ent),
+                rng.integers(200, 999, n_ent),
+                rng.integers(0, 10000, n_ent),
+            )
+        ]
+    )
     local = np.char.add(np.char.add(first.astype(str), "."), last.astype(str))
-    email = np.char.add(np.char.add(np.char.add(local, rng.integers(1, 99, n_ent).astype(str)), "@"),
-                        rng.choice(DOMAINS, n_ent))
-    ent = pd.DataFrame({
-        "entity": np.arange(n_ent), "first_name": first, "last_name": last, "dob": dob.strftime("%Y-%m-%d"),
-        "email": email, "phone": phone, "title": rng.choice(TITLES, n_ent), "employer": rng.choice(EMPLOYERS, n_ent),
-        "city": [PLACES[p][0] for p in place], "state": [PLACES[p][1] for p in place],
-        "zip": [PLACES[p][2] + f"{z:02d}" for p, z in zip(place, rng.integers(0, 100, n_ent))],
-    })
+    email = np.char.add(
+        np.char.add(np.char.add(local, rng.integers(1, 99, n_ent).astype(str)), "@"), rng.choice(DOMAINS, n_ent)
+    )
+    ent = pd.DataFrame(
+        {
+            "entity": np.arange(n_ent),
+            "first_name": first,
+            "last_name": last,
+            "dob": dob.strftime("%Y-%m-%d"),
+            "email": email,
+            "phone": phone,
+            "title": rng.choice(TITLES, n_ent),
+            "employer": rng.choice(EMPLOYERS, n_ent),
+            "city": [PLACES[p][0] for p in place],
+            "state": [PLACES[p][1] for p in place],
+            "zip": [PLACES[p][2] + f"{z:02d}" for p, z in zip(place, rng.integers(0, 100, n_ent))],
+        }
+    )
     # Households: some entities are relatives of the one before (same surname, phone and address, sometimes the
     # family e-mail), the hard negatives of contact data.
     rel = np.flatnonzero(rng.random(n_ent) < household_share)
@@ -131,16 +226,27 @@ def make_persons(n_records: int, seed: int = 7, dup_mean: float = 1.0, household
         ok = parts[2].astype(int) <= 12
         rec.loc[parts.index[ok], "dob"] = parts[0][ok] + "-" + parts[2][ok] + "-" + parts[1][ok]
     m = pick(0.15)  # a new job: another e-mail, title and employer
-    rec.loc[m, "email"] = np.char.add(np.char.add(rec.loc[m, "first_name"].to_numpy().astype(str), "@"),
-                                      rng.choice(["work.org", "corp.com", "gov.us"], m.sum()))
+    rec.loc[m, "email"] = np.char.add(
+        np.char.add(rec.loc[m, "first_name"].to_numpy().astype(str), "@"),
+        rng.choice(["work.org", "corp.com", "gov.us"], m.sum()),
+    )
     rec.loc[m, "employer"] = rng.choice(EMPLOYERS, m.sum())
     rec.loc[m, "title"] = rng.choice(TITLES, m.sum())
     m = pick(0.10)  # Gmail-style variants: upper case and a +tag reach the same inbox
     rec.loc[m, "email"] = rec.loc[m, "email"].str.upper().str.replace("@", "+news@", regex=False)
     rec["phone"] = _phone_formats(rec["phone"].to_numpy(), rng)
     m = pick(0.30)
-    rec.loc[m, "zip"] = rec.loc[m, "zip"] + "-" + pd.Series(rng.integers(1000, 9999, m.sum()), index=rec.index[m]).astype(str)
-    for col, p in [("email", 0.20), ("phone", 0.35), ("dob", 0.10), ("city", 0.15), ("title", 0.30), ("employer", 0.30)]:
+    rec.loc[m, "zip"] = (
+        rec.loc[m, "zip"] + "-" + pd.Series(rng.integers(1000, 9999, m.sum()), index=rec.index[m]).astype(str)
+    )
+    for col, p in [
+        ("email", 0.20),
+        ("phone", 0.35),
+        ("dob", 0.10),
+        ("city", 0.15),
+        ("title", 0.30),
+        ("employer", 0.30),
+    ]:
         rec.loc[pick(p), col] = None
     rec["first_name"] = rec.first_name.str.title()
     rec["last_name"] = rec.last_name.str.title()

@@ -76,7 +76,7 @@ NOTEBOOKS = {
     ],
     "election.ipynb": [
         "# Election example: ballot names to legal names\n"
-        "North Carolina candidate filings: the name printed on the ballot (\"Milton F. (Toby) Fitch, Jr.\") is linked "
+        'North Carolina candidate filings: the name printed on the ballot ("Milton F. (Toby) Fitch, Jr.") is linked '
         "to the candidate's legal name (MILTON FREDERICK FITCH, suffix JR) within the same contest, one-to-one. "
         "The judge is **SIMULATED** from the `candidacy` column; the preset's matching rules for a real LLM are "
         "the election-candidate ones (nicknames, Jr. vs Sr., fusion lines).",
@@ -99,8 +99,10 @@ NOTEBOOKS = {
 
 def build() -> None:
     for name, cells in NOTEBOOKS.items():
-        nb = new_notebook(cells=[new_markdown_cell(c) if c.startswith("#") else new_code_cell(c) for c in cells],
-                          metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+        nb = new_notebook(
+            cells=[new_markdown_cell(c) if c.startswith("#") else new_code_cell(c) for c in cells],
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        )
         nbformat.write(nb, HERE / name)
 
 

@@ -36,12 +36,19 @@ from .errors import (
 
 # name -> module that defines it; imported when the name is first used.
 _LAZY = {
-    "Job": "job", "prepare": "job", "run": "job", "retrain": "job",
+    "Job": "job",
+    "prepare": "job",
+    "run": "job",
+    "retrain": "job",
     "RunResult": "outputs",
-    "Settings": "settings", "load_settings": "settings",
-    "Judge": "judges", "TruthJudge": "judges",
-    "PairContext": "pairs", "JudgeDecision": "pairs",
-    "LabelStore": "labels", "make_label": "labels",
+    "Settings": "settings",
+    "load_settings": "settings",
+    "Judge": "judges",
+    "TruthJudge": "judges",
+    "PairContext": "pairs",
+    "JudgeDecision": "pairs",
+    "LabelStore": "labels",
+    "make_label": "labels",
     "DecisionLog": "decision_log",
 }
 
@@ -64,8 +71,27 @@ def demo_settings_path() -> Path:
 
 
 __all__ = [
-    "DecisionLog", "DependencyMissing", "InputError", "Job", "Judge", "JudgeConfigError", "JudgeDecision",
-    "JudgeError", "JudgeFatalError", "LabelStore", "PairContext", "PreviousRunMissing", "RunResult", "Settings",
-    "SettingsError", "SplinkERError", "TruthJudge", "demo_settings_path", "load_settings", "make_label",
-    "prepare", "retrain", "run",
+    "DecisionLog",
+    "DependencyMissing",
+    "InputError",
+    "Job",
+    "Judge",
+    "JudgeConfigError",
+    "JudgeDecision",
+    "JudgeError",
+    "JudgeFatalError",
+    "LabelStore",
+    "PairContext",
+    "PreviousRunMissing",
+    "RunResult",
+    "Settings",
+    "SettingsError",
+    "SplinkERError",
+    "TruthJudge",
+    "demo_settings_path",
+    "load_settings",
+    "make_label",
+    "prepare",
+    "retrain",
+    "run",
 ]

@@ -25,6 +25,8 @@ from .settings import Settings
 from .sql import registered
 
 KEY = ", ".join(PAIR_KEY)
+
+
 def strata(settings: Settings) -> dict[str, str]:
     """Stratum -> SQL over the decisions table, cut at the routing thresholds. Accepted pairs are where precision
     is decided, rejected pairs near the boundary and far below it are where recall is lost."""
@@ -37,11 +39,15 @@ def strata(settings: Settings) -> dict[str, str]:
         "rejected_low": f"NOT final_match AND match_probability <= {low} AND match_probability > {sure}",
         "rejected_sure": f"NOT final_match AND match_probability <= {sure}",
     }
+
+
 PROBE_SHARE = 0.10
 # What the run already believes of a pair: the answer a judge or person gave it, else the model's probability. The
 # model-assisted estimate starts from these and lets the audit's answers correct them.
-EXPECTED_SQL = ("CASE WHEN decided_by IN ('judge', 'human') AND judge_match IS NOT NULL "
-                "THEN CAST(judge_match AS DOUBLE) ELSE match_probability END")
+EXPECTED_SQL = (
+    "CASE WHEN decided_by IN ('judge', 'human') AND judge_match IS NOT NULL "
+    "THEN CAST(judge_match AS DOUBLE) ELSE match_probability END"
+)
 MIN_PER_STRATUM = 20
 SPREAD_FLOOR = 0.02
 
@@ -57,7 +63,7 @@ def allocate(size: int, sizes: dict[str, int], spreads: dict[str, float] | None 
     equal allocation, which leaves the large ones, where thousands of near-certain rejects can hide misses, too
     thin)."""
     if spreads is None:
-        weights = {h: n ** 0.5 for h, n in sizes.items() if n > 0}
+        weights = {h: n**0.5 for h, n in sizes.items() if n > 0}
     else:
         weights = {h: n * max(spreads.get(h, 0.0), SPREAD_FLOOR) for h, n in sizes.items() if n > 0}
     total = sum(weights.values())
@@ -73,9 +79,13 @@ def draw(con, decisions: str, settings: Settings, tables: dict[str, str], n_poss
     size, seed = settings.audit.size, settings.audit.seed
     cuts = strata(settings)
     case = "CASE " + " ".join(f"WHEN {sql} THEN '{h}'" for h, sql in cuts.items()) + " END"
-    totals = {h: (n, q, v) for h, n, q, v in con.execute(
-        f"SELECT s, count(*), sum(q), sum(q * (1 - q)) FROM (SELECT {case} AS s, {EXPECTED_SQL} AS q "
-        f"FROM {decisions}) GROUP BY s").fetchall()}
+    totals = {
+        h: (n, q, v)
+        for h, n, q, v in con.execute(
+            f"SELECT s, count(*), sum(q), sum(q * (1 - q)) FROM (SELECT {case} AS s, {EXPECTED_SQL} AS q "
+            f"FROM {decisions}) GROUP BY s"
+        ).fetchall()
+    }
     sizes = {h: n for h, (n, _, _) in totals.items()}
     spreads = {h: (v / n) ** 0.5 for h, (n, _, v) in totals.items()}
     parts = []
@@ -122,8 +132,11 @@ def _probe(con, decisions: str, settings: Settings, tables: dict[str, str], n_po
     probe = pd.DataFrame(rows, columns=PAIR_KEY)
     # Splink's key order for a pair (left id below right id in dedupe jobs): match the decisions table's order.
     swap = (probe.source_dataset_l > probe.source_dataset_r) | (
-        (probe.source_dataset_l == probe.source_dataset_r) & (probe.unique_id_l > probe.unique_id_r))
-    probe.loc[swap, PAIR_KEY] = probe.loc[swap, ["source_dataset_r", "unique_id_r", "source_dataset_l", "unique_id_l"]].to_numpy()
+        (probe.source_dataset_l == probe.source_dataset_r) & (probe.unique_id_l > probe.unique_id_r)
+    )
+    probe.loc[swap, PAIR_KEY] = probe.loc[
+        swap, ["source_dataset_r", "unique_id_r", "source_dataset_l", "unique_id_l"]
+    ].to_numpy()
     with registered(con, "audit_probe", probe):
         blocked = con.execute(f"SELECT {KEY} FROM audit_probe JOIN {decisions} USING ({KEY})").df()
     probe["blocked"] = probe.set_index(PAIR_KEY).index.isin(blocked.set_index(PAIR_KEY).index)
@@ -178,6 +191,7 @@ def _model_assisted(strata_samples: list, rng, reps: int) -> tuple[np.ndarray, n
     the residuals' sample variance and the variance the run itself expects (mean q(1 - q)). The floor matters in
     vast strata of near-certain rejects: their few matches are seldom sampled, and a sample without one would
     otherwise claim the stratum is known exactly."""
+
     def totals(matches: list[float]) -> np.ndarray:
         tp = sum(m for m, (_, final, _, _) in zip(matches, strata_samples) if final)
         n_accepted = sum(size for size, final, _, _ in strata_samples if final)
@@ -190,8 +204,14 @@ def _model_assisted(strata_samples: list, rng, reps: int) -> tuple[np.ndarray, n
         points.append(float(np.clip(q_total + size * residuals.mean(), 0, size)))
         s2 = max(residuals.var(ddof=1) if n > 1 else 0.0, q_var)
         sds.append(size * (max(1 - n / size, 0.0) * s2 / max(n, 1)) ** 0.5)
-    draws = np.array([totals([float(np.clip(rng.normal(m, sd), 0, size)) for m, sd, (size, *_) in
-                              zip(points, sds, strata_samples)]) for _ in range(reps)])
+    draws = np.array(
+        [
+            totals(
+                [float(np.clip(rng.normal(m, sd), 0, size)) for m, sd, (size, *_) in zip(points, sds, strata_samples)]
+            )
+            for _ in range(reps)
+        ]
+    )
     return totals(points), draws
 
 
@@ -201,13 +221,16 @@ def _summary(point: np.ndarray, draws: np.ndarray) -> dict:
     out = {}
     for i, name in enumerate(["precision", "recall", "f1"]):
         col = dm[:, i][~np.isnan(dm[:, i])]
-        lo, hi = (np.percentile(col, [2.5, 97.5]) if len(col) else (float("nan"), float("nan")))
+        lo, hi = np.percentile(col, [2.5, 97.5]) if len(col) else (float("nan"), float("nan"))
         # Jeffreys' prior lifts a share seen zero times off zero; like the Jeffreys binomial interval's boundary
         # rule, the interval is widened to reach the estimate itself (e.g. recall 1.0 when no miss was sampled).
         lo, hi = min(lo, pm[i]), max(hi, pm[i])
         out[name] = {"estimate": round(float(pm[i]), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
-    out["estimated_pairs"] = {"true_positives": round(float(point[0])), "false_positives": round(float(point[1])),
-                              "false_negatives": round(float(point[2]))}
+    out["estimated_pairs"] = {
+        "true_positives": round(float(point[0])),
+        "false_positives": round(float(point[1])),
+        "false_negatives": round(float(point[2])),
+    }
     return out
 
 
@@ -231,17 +254,31 @@ def estimate(audit: pd.DataFrame, reps: int = 2000, seed: int = 0) -> dict:
     strata_samples = []  # (N_h, accepted?, answers, (Q_h, residuals, expected variance) or None)
     for _, g in judged[judged.stratum != "probe"].groupby("stratum"):
         y = g["match"].to_numpy(bool)
-        extra = ((float(g["stratum_expected"].iloc[0]), y - g["expected"].to_numpy(float),
-                  float(g["stratum_variance"].iloc[0]) if "stratum_variance" in g else 0.0) if assisted else None)
+        extra = (
+            (
+                float(g["stratum_expected"].iloc[0]),
+                y - g["expected"].to_numpy(float),
+                float(g["stratum_variance"].iloc[0]) if "stratum_variance" in g else 0.0,
+            )
+            if assisted
+            else None
+        )
         strata_samples.append((float(g["stratum_size"].iloc[0]), bool(g["final_match"].all()), y, extra))
     rng = np.random.default_rng(seed)
     design = _summary(*_design_only(strata_samples, rng, reps))
-    out = {"pairs_judged": int(len(judged)), "pairs_undecided": int(len(audit) - len(judged)),
-           "strata": {h: {"size": int(g["stratum_size"].iloc[0]), "judged": int(len(g)), "matches": int(g["match"].sum())}
-                      for h, g in judged.groupby("stratum")}}
+    out = {
+        "pairs_judged": int(len(judged)),
+        "pairs_undecided": int(len(audit) - len(judged)),
+        "strata": {
+            h: {"size": int(g["stratum_size"].iloc[0]), "judged": int(len(g)), "matches": int(g["match"].sum())}
+            for h, g in judged.groupby("stratum")
+        },
+    }
     if assisted and strata_samples:
         out |= _summary(*_model_assisted(strata_samples, rng, reps)) | {
-            "method": "model-assisted (difference estimator)", "design_only": design}
+            "method": "model-assisted (difference estimator)",
+            "design_only": design,
+        }
     else:
         out |= design | {"method": "design-only (Dirichlet, Jeffreys' prior)"}
     probe = judged[judged.stratum == "probe"]
@@ -249,7 +286,11 @@ def estimate(audit: pd.DataFrame, reps: int = 2000, seed: int = 0) -> dict:
         found = int((probe["match"] & ~probe["blocked"]).sum())
         size = float(probe["stratum_size"].iloc[0])
         hi = float(np.percentile(rng.beta(found + 0.5, len(probe) - found + 0.5, reps), 97.5))
-        out["outside_blocking"] = {"random_pairs_judged": int(len(probe)), "matches_found": found,
-                                   "possible_pairs": int(size), "estimated_matches": round(size * found / len(probe)),
-                                   "upper_95": round(size * hi)}
+        out["outside_blocking"] = {
+            "random_pairs_judged": int(len(probe)),
+            "matches_found": found,
+            "possible_pairs": int(size),
+            "estimated_matches": round(size * found / len(probe)),
+            "upper_95": round(size * hi),
+        }
     return out

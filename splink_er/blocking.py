@@ -55,7 +55,9 @@ def proposed_pairs(con, settings: Settings, loaded: LoadedSources, rule: list[st
     """Comparisons a column-list rule proposes on its own (records with nulls in its columns propose none)."""
     cols = ", ".join(quote_ident(c) for c in rule)
     not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in rule)
-    union = " UNION ALL ".join(f"SELECT source_dataset, {cols} FROM {t} WHERE {not_null}" for t in loaded.tables.values())
+    union = " UNION ALL ".join(
+        f"SELECT source_dataset, {cols} FROM {t} WHERE {not_null}" for t in loaded.tables.values()
+    )
     per_group = f"SELECT {cols}, source_dataset, count(*) AS n FROM ({union}) GROUP BY ALL"
     if settings.link_type == "link_only":  # pairs across sources only
         sql = f"SELECT sum((tot * tot - sq) / 2) FROM (SELECT sum(n) AS tot, sum(n * n) AS sq FROM ({per_group}) GROUP BY {cols})"
@@ -69,25 +71,29 @@ def _score_added(sdfs: list, model: dict, current_sql: list[str], cand: Candidat
     excluded = " ".join(f"AND NOT coalesce({sql}, false)" for sql in current_sql)
     scoring = copy.deepcopy(model)
     scoring["blocking_rules_to_generate_predictions"] = [
-        {"blocking_rule": f"{cand.sql} {excluded}", "sql_dialect": "duckdb"}]
+        {"blocking_rule": f"{cand.sql} {excluded}", "sql_dialect": "duckdb"}
+    ]
     pred = make_linker(sdfs, scoring).inference.predict()
     try:
         n, expected, above = con.execute(
             f"SELECT count(*), coalesce(sum(match_probability), 0), count(*) FILTER (match_probability > {low}) "
-            f"FROM {pred.physical_name}").fetchall()[0]
+            f"FROM {pred.physical_name}"
+        ).fetchall()[0]
     finally:
         pred.drop_table_from_database_and_remove_from_cache()
     cand.added_pairs, cand.expected_matches, cand.pairs_above_low = int(n), float(expected), int(above)
 
 
-def suggest(con, sdfs: list, settings: Settings, loaded: LoadedSources, model: dict, scores_table: str,
-            progress=None) -> dict:
+def suggest(
+    con, sdfs: list, settings: Settings, loaded: LoadedSources, model: dict, scores_table: str, progress=None
+) -> dict:
     """Candidate rules with their added comparisons and the model's expected matches, and the greedy choice
     within `blocking.max_comparisons`. `model` is the current (trained) Splink model and `scores_table` its scores
     of the pairs the current rules propose. `progress(done, total)` is called after each candidate is scored."""
     b = settings.blocking
     blocked_pairs, expected_blocked = con.execute(
-        f"SELECT count(*), coalesce(sum(match_probability), 0) FROM {scores_table}").fetchall()[0]
+        f"SELECT count(*), coalesce(sum(match_probability), 0) FROM {scores_table}"
+    ).fetchall()[0]
     budget = b.max_comparisons if b.max_comparisons is not None else 2 * blocked_pairs
     room = budget - blocked_pairs
     current = [r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"]]
@@ -126,7 +132,9 @@ def suggest(con, sdfs: list, settings: Settings, loaded: LoadedSources, model: d
         fresh = set()  # every other gain is now stale
     gained = sum(c.expected_matches for c in chosen)
     return {
-        "blocked_pairs": blocked_pairs, "max_comparisons": budget, "added_pairs": spent,
+        "blocked_pairs": blocked_pairs,
+        "max_comparisons": budget,
+        "added_pairs": spent,
         "expected_matches_blocked": round(float(expected_blocked), 1),
         "expected_matches_gained": round(gained, 1),
         "chosen": [c.rule for c in chosen],

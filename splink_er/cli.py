@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -46,8 +46,10 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a settings key: dotted.key=value (repeatable).")]
-OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Output directory (default: settings output_dir).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a settings key: dotted.key=value (repeatable).")
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Output directory (default: settings output_dir).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 
 
@@ -56,8 +58,10 @@ def _overrides(sets: list[str] | None, out: Path | None) -> list[str]:
 
 
 # Error class -> exit code: the one place a code is given (the classes carry it; this table is what docs show).
-EXIT_CODES = {cls: cls.exit_code for cls in (SettingsError, InputError, PreviousRunMissing, JudgeError,
-                                             DependencyMissing, SplinkERError)}
+EXIT_CODES = {
+    cls: cls.exit_code
+    for cls in (SettingsError, InputError, PreviousRunMissing, JudgeError, DependencyMissing, SplinkERError)
+}
 
 
 def _guard(fn, *args, **kwargs):
@@ -75,8 +79,12 @@ def _guard(fn, *args, **kwargs):
 
 
 @app.command()
-def run(settings: Annotated[Path, typer.Argument(help="Settings YAML (see settings/).")],
-        set_: SetOpt = None, out: OutOpt = None, quiet: QuietOpt = False) -> None:
+def run(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML (see settings/).")],
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
     """Run the whole loop: bootstrap, sample, judge, train, score, route, judge the band, outputs.
 
     Example: `splink-er run settings/febrl4.yaml --set judge.kind=truth --out runs/febrl4`
@@ -87,10 +95,16 @@ def run(settings: Annotated[Path, typer.Argument(help="Settings YAML (see settin
 
 
 @app.command()
-def retrain(settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
-            judge_band: Annotated[bool, typer.Option("--judge-band", help="Also ask the judge about the band "
-                                                     "(within judge.max_pairs); off: no calls.")] = False,
-            set_: SetOpt = None, out: OutOpt = None, quiet: QuietOpt = False) -> None:
+def retrain(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
+    judge_band: Annotated[
+        bool,
+        typer.Option("--judge-band", help="Also ask the judge about the band (within judge.max_pairs); off: no calls."),
+    ] = False,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
     """Retrain from the label store (e.g. after adding human labels), re-score, re-route, rewrite outputs.
 
     Example: `splink-er retrain settings/febrl4.yaml --out runs/febrl4`
@@ -101,13 +115,15 @@ def retrain(settings: Annotated[Path, typer.Argument(help="Settings YAML used fo
 
 
 @app.command()
-def label(settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
-          pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
-          match: Annotated[bool, typer.Option("--match/--non-match", help="Your decision.")],
-          source_l: Annotated[Optional[str], typer.Option(help="Source of the left record (default: first source).")] = None,
-          source_r: Annotated[Optional[str], typer.Option(help="Source of the right record (default: last source).")] = None,
-          note: Annotated[str, typer.Option(help="Why (kept with the label).")] = "",
-          set_: SetOpt = None) -> None:
+def label(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
+    pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
+    match: Annotated[bool, typer.Option("--match/--non-match", help="Your decision.")],
+    source_l: Annotated[str | None, typer.Option(help="Source of the left record (default: first source).")] = None,
+    source_r: Annotated[str | None, typer.Option(help="Source of the right record (default: last source).")] = None,
+    note: Annotated[str, typer.Option(help="Why (kept with the label).")] = "",
+    set_: SetOpt = None,
+) -> None:
     """Add a human label to the label store; human labels beat judge labels. Then run `retrain`.
 
     Example: `splink-er label settings/febrl4.yaml --pair rec-1-org rec-1-dup-0 --non-match --note "checked"`
@@ -120,20 +136,29 @@ def label(settings: Annotated[Path, typer.Argument(help="Settings YAML (names th
         sl = source_l or s.sources[0].name
         sr = source_r or s.sources[-1].name
         store = LabelStore(s.label_store_path)
-        store.append([make_label((sl, pair[0], sr, pair[1]), match, 1.0, "human", "human", reason="human", reasoning=note)])
-        err.print(f"human label stored in {store.path}: {sl}:{pair[0]} ~ {sr}:{pair[1]} -> {'match' if match else 'non-match'}")
+        store.append(
+            [make_label((sl, pair[0], sr, pair[1]), match, 1.0, "human", "human", reason="human", reasoning=note)]
+        )
+        err.print(
+            f"human label stored in {store.path}: {sl}:{pair[0]} ~ {sr}:{pair[1]} -> {'match' if match else 'non-match'}"
+        )
 
     _guard(body)
 
 
 @app.command()
-def explain(settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
-            pair: Annotated[Optional[tuple[str, str]], typer.Option("--pair", help="unique_id of the left and right record.")] = None,
-            uncertain: Annotated[Optional[int], typer.Option(help="Explain the N most uncertain pairs on one page.")] = None,
-            needs_review: Annotated[Optional[int], typer.Option(help="Explain N needs_review pairs on one page.")] = None,
-            source_l: Annotated[Optional[str], typer.Option(help="Source of the left record (default: first source).")] = None,
-            source_r: Annotated[Optional[str], typer.Option(help="Source of the right record (default: last source).")] = None,
-            set_: SetOpt = None, out: OutOpt = None) -> None:
+def explain(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
+    pair: Annotated[
+        tuple[str, str] | None, typer.Option("--pair", help="unique_id of the left and right record.")
+    ] = None,
+    uncertain: Annotated[int | None, typer.Option(help="Explain the N most uncertain pairs on one page.")] = None,
+    needs_review: Annotated[int | None, typer.Option(help="Explain N needs_review pairs on one page.")] = None,
+    source_l: Annotated[str | None, typer.Option(help="Source of the left record (default: first source).")] = None,
+    source_r: Annotated[str | None, typer.Option(help="Source of the right record (default: last source).")] = None,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+) -> None:
     """Explain a pair: Splink waterfall chart (HTML and PNG) beside the decision record and the judge's reasoning;
     or a page of the most uncertain / needs_review pairs.
 
@@ -150,15 +175,21 @@ def explain(settings: Annotated[Path, typer.Argument(help="Settings YAML used fo
             page = explain_batch(settings, which=which, n=n, overrides=_overrides(set_, out))
             err.print(f"page: {page}")
             return
-        res = explain_pair(settings, pair[0], pair[1], source_l=source_l, source_r=source_r,
-                           overrides=_overrides(set_, out))
+        res = explain_pair(
+            settings, pair[0], pair[1], source_l=source_l, source_r=source_r, overrides=_overrides(set_, out)
+        )
         d = res["decision"]
         err.print(f"match probability {res['match_probability']:.4f} (weight {res['match_weight']:.2f})")
         if d:
-            err.print(f"decided by {d['decided_by']}; final match {d['final_match']}"
-                      + (f"; judge: {d['judge_match']} ({d['judge_confidence']}) {d['judge_reasoning']}"
-                         if isinstance(d.get("judge_reasoning"), str) else "")
-                      + (f"; human override: {d['human_override']}" if d.get("human_override") else ""))
+            err.print(
+                f"decided by {d['decided_by']}; final match {d['final_match']}"
+                + (
+                    f"; judge: {d['judge_match']} ({d['judge_confidence']}) {d['judge_reasoning']}"
+                    if isinstance(d.get("judge_reasoning"), str)
+                    else ""
+                )
+                + (f"; human override: {d['human_override']}" if d.get("human_override") else "")
+            )
         else:
             err.print("this pair was not among the blocked pairs of the run (no decision)")
         err.print(f"chart: {res['html']} and {res['png']}")
@@ -167,8 +198,9 @@ def explain(settings: Annotated[Path, typer.Argument(help="Settings YAML used fo
 
 
 @app.command()
-def demo(out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/demo"),
-         quiet: QuietOpt = False) -> None:
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/demo"), quiet: QuietOpt = False
+) -> None:
     """Run the bundled demo: Splink's fake_1000 persons, deduplicated, with the SIMULATED truth judge.
 
     Example: `splink-er demo --out runs/demo`
@@ -180,14 +212,19 @@ def demo(out: Annotated[Path, typer.Option("--out", help="Output directory.")] =
     _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet)
 
 
-review_app = typer.Typer(no_args_is_help=True, help="Send the pairs a person should decide to a file, read the answers back.")
+review_app = typer.Typer(
+    no_args_is_help=True, help="Send the pairs a person should decide to a file, read the answers back."
+)
 app.add_typer(review_app, name="review")
 
 
 @review_app.command("export")
-def review_export(settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
-                  limit: Annotated[Optional[int], typer.Option(help="At most this many pairs (nearest p = 0.5 first).")] = None,
-                  set_: SetOpt = None, out: OutOpt = None) -> None:
+def review_export(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML used for the run.")],
+    limit: Annotated[int | None, typer.Option(help="At most this many pairs (nearest p = 0.5 first).")] = None,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+) -> None:
     """Write the needs_review and conflict pairs, records side by side, to review/review_queue.csv and .html.
 
     Example: `splink-er review export settings/febrl4.yaml --out runs/febrl4`
@@ -196,16 +233,21 @@ def review_export(settings: Annotated[Path, typer.Argument(help="Settings YAML u
 
     def body():
         res = export(settings, overrides=_overrides(set_, out), limit=limit)
-        err.print(f"{res['pairs']} pairs to review: {res['csv']} (fill the `answer` column with match / non-match) "
-                  f"and {res['html']}")
+        err.print(
+            f"{res['pairs']} pairs to review: {res['csv']} (fill the `answer` column with match / non-match) "
+            f"and {res['html']}"
+        )
 
     _guard(body)
 
 
 @review_app.command("import")
-def review_import(settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
-                  file: Annotated[Path, typer.Argument(help="The answered review_queue.csv.")],
-                  set_: SetOpt = None, out: OutOpt = None) -> None:
+def review_import(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
+    file: Annotated[Path, typer.Argument(help="The answered review_queue.csv.")],
+    set_: SetOpt = None,
+    out: OutOpt = None,
+) -> None:
     """Store the answered rows as human labels (they beat judge labels); then run `retrain`.
 
     Example: `splink-er review import settings/febrl4.yaml runs/febrl4/review/review_queue.csv`
@@ -214,8 +256,10 @@ def review_import(settings: Annotated[Path, typer.Argument(help="Settings YAML (
 
     def body():
         res = import_answers(settings, file, overrides=_overrides(set_, out))
-        err.print(f"{res['answered']} human labels stored in {res['label_store']} ({res['skipped']} rows left blank); "
-                  "run `splink-er retrain` to use them")
+        err.print(
+            f"{res['answered']} human labels stored in {res['label_store']} ({res['skipped']} rows left blank); "
+            "run `splink-er retrain` to use them"
+        )
 
     _guard(body)
 
@@ -225,12 +269,14 @@ app.add_typer(decisions_app, name="decisions")
 
 
 @decisions_app.command("diff")
-def decisions_diff(log_a: Annotated[Path, typer.Argument(help="First decision log (decision_log.jsonl).")],
-                   log_b: Annotated[Path, typer.Argument(help="Second decision log.")],
-                   run_a: Annotated[Optional[str], typer.Option(help="run_id in the first log (default: latest).")] = None,
-                   run_b: Annotated[Optional[str], typer.Option(help="run_id in the second log (default: latest).")] = None,
-                   csv: Annotated[Optional[Path], typer.Option(help="Also write the changed pairs to this CSV.")] = None,
-                   limit: Annotated[int, typer.Option(help="Rows to print.")] = 50) -> None:
+def decisions_diff(
+    log_a: Annotated[Path, typer.Argument(help="First decision log (decision_log.jsonl).")],
+    log_b: Annotated[Path, typer.Argument(help="Second decision log.")],
+    run_a: Annotated[str | None, typer.Option(help="run_id in the first log (default: latest).")] = None,
+    run_b: Annotated[str | None, typer.Option(help="run_id in the second log (default: latest).")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Also write the changed pairs to this CSV.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+) -> None:
     """List pairs whose final decision differs between two runs (or that only one run decided).
 
     Example: `splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl --csv changed.csv`
@@ -242,18 +288,27 @@ def decisions_diff(log_a: Annotated[Path, typer.Argument(help="First decision lo
     def body():
         for path in (log_a, log_b):
             if not path.exists():
-                raise InputError(f"{path}: no such decision log (runs write decision_log.jsonl in their output "
-                                 "directory)")
+                raise InputError(
+                    f"{path}: no such decision log (runs write decision_log.jsonl in their output directory)"
+                )
         changed = diff(log_a, log_b, run_a, run_b)  # InputError: a log without final decisions
         a = changed.attrs
         out = Console()
-        out.print(f"{len(changed):,} pairs differ (run {a['run_a']}: {a['pairs_a']:,} pairs; run {a['run_b']}: "
-                  f"{a['pairs_b']:,} pairs)")
+        out.print(
+            f"{len(changed):,} pairs differ (run {a['run_a']}: {a['pairs_a']:,} pairs; run {a['run_b']}: "
+            f"{a['pairs_b']:,} pairs)"
+        )
         if len(changed):
             table = Table("left", "right", "A decided by", "A match", "B decided by", "B match")
             for r in changed.head(limit).itertuples(index=False):
-                table.add_row(f"{r.source_dataset_l}:{r.unique_id_l}", f"{r.source_dataset_r}:{r.unique_id_r}",
-                              str(r.decided_by_a), str(r.match_a), str(r.decided_by_b), str(r.match_b))
+                table.add_row(
+                    f"{r.source_dataset_l}:{r.unique_id_l}",
+                    f"{r.source_dataset_r}:{r.unique_id_r}",
+                    str(r.decided_by_a),
+                    str(r.match_a),
+                    str(r.decided_by_b),
+                    str(r.match_b),
+                )
             out.print(table)
         if csv:
             changed.to_csv(csv, index=False)
@@ -267,10 +322,13 @@ app.add_typer(blocking_app, name="blocking")
 
 
 @blocking_app.command("suggest")
-def blocking_suggest(settings: Annotated[Path, typer.Argument(help="Settings YAML.")],
-                     sets: SetOpt = None, out: OutOpt = None,
-                     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the report as JSON.")] = None,
-                     limit: Annotated[int, typer.Option(help="Candidate rows to print.")] = 20) -> None:
+def blocking_suggest(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML.")],
+    sets: SetOpt = None,
+    out: OutOpt = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
+    limit: Annotated[int, typer.Option(help="Candidate rows to print.")] = 20,
+) -> None:
     """Score candidate blocking rules (columns alone and in pairs) by the comparisons they add and the matches the
     model expects among them, and pick rules within blocking.max_comparisons. Calls no judge; the model is the
     bootstrap, trained on the label store's answers when it has any. Add the chosen rules to blocking_rules, or
@@ -295,16 +353,26 @@ def blocking_suggest(settings: Annotated[Path, typer.Argument(help="Settings YAM
             job.score()
         report = job.suggest_blocking()
         c = Console()
-        c.print(f"current rules: {report['blocked_pairs']:,} pairs, the model expects "
-                f"~{report['expected_matches_blocked']:,.0f} matches among them; budget "
-                f"{report['max_comparisons']:,} pairs (blocking.max_comparisons)")
+        c.print(
+            f"current rules: {report['blocked_pairs']:,} pairs, the model expects "
+            f"~{report['expected_matches_blocked']:,.0f} matches among them; budget "
+            f"{report['max_comparisons']:,} pairs (blocking.max_comparisons)"
+        )
         table = Table("rule", "proposes", "adds", "expected matches", f"added p > {job.settings.routing.low}", "chosen")
         for cand in report["candidates"][:limit]:
-            table.add_row(" & ".join(cand["rule"]), f"{cand['proposed_pairs']:,}", f"{cand['added_pairs']:,}",
-                          f"{cand['expected_matches']:,.1f}", f"{cand['pairs_above_low']:,}", "yes" if cand["chosen"] else "")
+            table.add_row(
+                " & ".join(cand["rule"]),
+                f"{cand['proposed_pairs']:,}",
+                f"{cand['added_pairs']:,}",
+                f"{cand['expected_matches']:,.1f}",
+                f"{cand['pairs_above_low']:,}",
+                "yes" if cand["chosen"] else "",
+            )
         c.print(table)
-        c.print(f"chosen: {report['chosen'] or 'none'}: +{report['added_pairs']:,} pairs, "
-                f"~{report['expected_matches_gained']:,.0f} more expected matches (numbers after earlier choices)")
+        c.print(
+            f"chosen: {report['chosen'] or 'none'}: +{report['added_pairs']:,} pairs, "
+            f"~{report['expected_matches_gained']:,.0f} more expected matches (numbers after earlier choices)"
+        )
         if report["chosen"]:
             c.print("add to blocking_rules:\n" + "\n".join(f"  - {json.dumps(r)}" for r in report["chosen"]))
         if json_out:
@@ -315,10 +383,12 @@ def blocking_suggest(settings: Annotated[Path, typer.Argument(help="Settings YAM
 
 
 @app.command("fake-llm")
-def fake_llm(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
-             latency: Annotated[float, typer.Option(help="Seconds per call.")] = 0.0,
-             rpm: Annotated[int, typer.Option(help="Requests per minute before 429s (0: no limit).")] = 0,
-             reject_json_schema: Annotated[bool, typer.Option(help="Refuse json_schema like llama.cpp.")] = False) -> None:
+def fake_llm(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+    latency: Annotated[float, typer.Option(help="Seconds per call.")] = 0.0,
+    rpm: Annotated[int, typer.Option(help="Requests per minute before 429s (0: no limit).")] = 0,
+    reject_json_schema: Annotated[bool, typer.Option(help="Refuse json_schema like llama.cpp.")] = False,
+) -> None:
     """Serve a SIMULATED LLM on 127.0.0.1 in Gemini's and OpenAI's REST shapes (a similarity heuristic, not a
     language model): try the real judges offline.
 

@@ -17,7 +17,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +27,7 @@ from .pairs import PAIR_KEY, JudgeDecision, PairContext
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 class DecisionLog:
@@ -44,18 +44,42 @@ class DecisionLog:
             f.flush()
             os.fsync(f.fileno())
 
-    def judge_record(self, ctx: PairContext, d: JudgeDecision, judge_name: str, method: dict, method_id: str,
-                     round_no: int, cached_from: str | None = None) -> dict:
+    def judge_record(
+        self,
+        ctx: PairContext,
+        d: JudgeDecision,
+        judge_name: str,
+        method: dict,
+        method_id: str,
+        round_no: int,
+        cached_from: str | None = None,
+    ) -> dict:
         return {
-            "type": "judge", "run_id": self.run_id, "time": _now(), "round": round_no, "reason": ctx.reason,
+            "type": "judge",
+            "run_id": self.run_id,
+            "time": _now(),
+            "round": round_no,
+            "reason": ctx.reason,
             "judge": judge_name,
             **dict(zip(PAIR_KEY, ctx.key)),
-            "input": {"left": ctx.left, "right": ctx.right, "match_probability": ctx.match_probability,
-                      "group": ctx.group},
-            "input_hash": ctx.input_hash, "method": method, "method_id": method_id,
-            "cached": cached_from is not None, "cached_from_run": cached_from,
-            "match": d.match, "confidence": d.confidence, "reasoning": d.reasoning, "needs_review": d.needs_review,
-            "call": d.call, "escalated_from": d.escalated_from, "votes": d.votes,
+            "input": {
+                "left": ctx.left,
+                "right": ctx.right,
+                "match_probability": ctx.match_probability,
+                "group": ctx.group,
+            },
+            "input_hash": ctx.input_hash,
+            "method": method,
+            "method_id": method_id,
+            "cached": cached_from is not None,
+            "cached_from_run": cached_from,
+            "match": d.match,
+            "confidence": d.confidence,
+            "reasoning": d.reasoning,
+            "needs_review": d.needs_review,
+            "call": d.call,
+            "escalated_from": d.escalated_from,
+            "votes": d.votes,
         }
 
     @property
@@ -76,9 +100,18 @@ class DecisionLog:
         except OSError:  # another file system, or links not supported
             shutil.copyfile(decisions_parquet, part)
         os.replace(part, target)  # a killed run leaves no half file under the final name
-        self.append([{"type": "final", "run_id": self.run_id, "time": _now(), "pairs": pairs,
-                      "model_rejects_written": model_rejects_written,
-                      "file": str(target.relative_to(self.path.parent))}])
+        self.append(
+            [
+                {
+                    "type": "final",
+                    "run_id": self.run_id,
+                    "time": _now(),
+                    "pairs": pairs,
+                    "model_rejects_written": model_rejects_written,
+                    "file": str(target.relative_to(self.path.parent)),
+                }
+            ]
+        )
 
 
 def read_log(path: str | Path, types: tuple[str, ...] = ("judge", "final")) -> Iterator[dict]:
@@ -96,7 +129,7 @@ def read_log(path: str | Path, types: tuple[str, ...] = ("judge", "final")) -> I
             if rec.get("type") in types:
                 yield rec
     if bad:
-        warnings.warn(f"{path}: skipped {bad} unreadable line(s)")
+        warnings.warn(f"{path}: skipped {bad} unreadable line(s)", stacklevel=2)
 
 
 def lines_by_run(path: str | Path, types: tuple[str, ...]) -> dict[str, list[dict]]:
@@ -148,8 +181,14 @@ def final_decisions(path: str | Path, run_id: str | None = None) -> pd.DataFrame
         rejects_written = df.attrs["model_rejects_written"]
         df = df.assign(**{k: df[k].astype(str) for k in PAIR_KEY}, match=df["final_match"])
     else:
-        df = pd.DataFrame([{**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": "judge", "match": x["match"]}
-                           for x in runs[rid] if x["type"] == "judge"], columns=PAIR_KEY + ["decided_by", "match"])
+        df = pd.DataFrame(
+            [
+                {**{k: str(x[k]) for k in PAIR_KEY}, "decided_by": "judge", "match": x["match"]}
+                for x in runs[rid]
+                if x["type"] == "judge"
+            ],
+            columns=PAIR_KEY + ["decided_by", "match"],
+        )
     df = df[PAIR_KEY + ["decided_by", "match"]].drop_duplicates(PAIR_KEY, keep="last").reset_index(drop=True)
     df.attrs.update(run_id=rid, model_rejects_written=rejects_written)
     return df
@@ -162,9 +201,12 @@ def compare_decisions(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     a, b = (d.set_index(PAIR_KEY).sort_index() for d in (a, b))
     if not a.index.equals(b.index):
         return {"same_pairs": False}
-    return {"same_pairs": True, "final_match_differs": int((a["final_match"] != b["final_match"]).sum()),
-            "decided_by_differs": int((a["decided_by"] != b["decided_by"]).sum()),
-            "max_abs_probability_difference": float((a["match_probability"] - b["match_probability"]).abs().max())}
+    return {
+        "same_pairs": True,
+        "final_match_differs": int((a["final_match"] != b["final_match"]).sum()),
+        "decided_by_differs": int((a["decided_by"] != b["decided_by"]).sum()),
+        "max_abs_probability_difference": float((a["match_probability"] - b["match_probability"]).abs().max()),
+    }
 
 
 def diff(log_a: str | Path, log_b: str | Path, run_a: str | None = None, run_b: str | None = None) -> pd.DataFrame:

@@ -58,5 +58,13 @@ class DependencyMissing(SplinkERError, ImportError):
     title = "missing dependency"
 
 
-__all__ = ["DependencyMissing", "InputError", "JudgeConfigError", "JudgeError", "JudgeFatalError",
-           "PreviousRunMissing", "SettingsError", "SplinkERError"]
+__all__ = [
+    "DependencyMissing",
+    "InputError",
+    "JudgeConfigError",
+    "JudgeError",
+    "JudgeFatalError",
+    "PreviousRunMissing",
+    "SettingsError",
+    "SplinkERError",
+]

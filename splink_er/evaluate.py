@@ -17,13 +17,16 @@ from .sql import quote_ident
 
 def _truth_union(loaded: LoadedSources, truth: str) -> str:
     return " UNION ALL ".join(
-        f"SELECT source_dataset, unique_id, CAST({quote_ident(truth)} AS VARCHAR) AS t FROM {tbl}" for tbl in loaded.tables.values()
+        f"SELECT source_dataset, unique_id, CAST({quote_ident(truth)} AS VARCHAR) AS t FROM {tbl}"
+        for tbl in loaded.tables.values()
     )
 
 
 def true_pair_count(con, loaded: LoadedSources, settings: Settings, truth: str) -> int:
     """Number of true pairs the job should find (pairs of records sharing a truth value, job type respected)."""
-    counts = f"SELECT t, source_dataset, count(*) AS n FROM ({_truth_union(loaded, truth)}) WHERE t IS NOT NULL GROUP BY ALL"
+    counts = (
+        f"SELECT t, source_dataset, count(*) AS n FROM ({_truth_union(loaded, truth)}) WHERE t IS NOT NULL GROUP BY ALL"
+    )
     if settings.link_type == "dedupe_only":
         sql = f"SELECT sum(n * (n - 1) / 2) FROM ({counts})"
     elif settings.link_type == "link_only":
@@ -33,8 +36,9 @@ def true_pair_count(con, loaded: LoadedSources, settings: Settings, truth: str) 
     return int(con.execute(sql).fetchall()[0][0] or 0)
 
 
-def pairwise_metrics(con, loaded: LoadedSources, settings: Settings, pairs_sql: str, predicted_sql: str,
-                     n_true: int | None = None) -> dict:
+def pairwise_metrics(
+    con, loaded: LoadedSources, settings: Settings, pairs_sql: str, predicted_sql: str, n_true: int | None = None
+) -> dict:
     """Precision, recall and F1 of `predicted_sql` (a boolean expression) over the pairs of `pairs_sql`.
 
     `pairs_sql` is a query yielding the pair key and the columns `predicted_sql` reads (e.g. decisions).
@@ -59,9 +63,14 @@ def pairwise_metrics(con, loaded: LoadedSources, settings: Settings, pairs_sql: 
     recall = tp / n_true if n_true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "precision": round(precision, 6), "recall": round(recall, 6), "f1": round(f1, 6),
-        "true_positives": tp, "false_positives": pp - tp, "false_negatives": n_true - tp,
-        "true_pairs": n_true, "blocking_recall": round(blocked_true / n_true, 6) if n_true else 1.0,
+        "precision": round(precision, 6),
+        "recall": round(recall, 6),
+        "f1": round(f1, 6),
+        "true_positives": tp,
+        "false_positives": pp - tp,
+        "false_negatives": n_true - tp,
+        "true_pairs": n_true,
+        "blocking_recall": round(blocked_true / n_true, 6) if n_true else 1.0,
     }
 
 
@@ -87,8 +96,7 @@ class Evaluation:
             return {}
         if self._true_pairs is None:
             self._true_pairs = true_pair_count(s.con, s.loaded, s.settings, truth)
-        return pairwise_metrics(s.con, s.loaded, s.settings, f"SELECT * FROM {table}", predicted_sql,
-                                self._true_pairs)
+        return pairwise_metrics(s.con, s.loaded, s.settings, f"SELECT * FROM {table}", predicted_sql, self._true_pairs)
 
     def expected_accuracy(self, decisions, routed, budget_left: int) -> dict:
         """Precision, recall and F1 the model expects of the current decisions (a judged pair counts as its
@@ -107,8 +115,12 @@ class Evaluation:
         tp, fp, fn = tp or 0.0, fp or 0.0, fn or 0.0
         precision, recall, now = audit_mod.metrics_from_totals((tp, fp, fn))
         after = audit_mod.metrics_from_totals((tp + fix_fn, fp - fix_fp, fn - fix_fn))[2]
-        return {"precision": round(precision, 4) if tp + fp else 1.0, "recall": round(recall, 4) if tp + fn else 1.0,
-                "f1": round(now, 4), "next_round_f1_gain": round(after - now, 5) if limit > 0 else 0.0}
+        return {
+            "precision": round(precision, 4) if tp + fp else 1.0,
+            "recall": round(recall, 4) if tp + fn else 1.0,
+            "f1": round(now, 4),
+            "next_round_f1_gain": round(after - now, 5) if limit > 0 else 0.0,
+        }
 
     def audit(self, decisions, judging, round_no: int) -> dict:
         """Judge a stratified sample of the final decisions (plus a probe outside blocking) and estimate precision,
@@ -123,9 +135,11 @@ class Evaluation:
             return {}
         human = judging.store.human()  # a person's answer is the best truth an audit can have
         answers = Answers({k: {"match": m} for k, m in zip(pair_keys(human), human["match"])} if len(human) else {})
-        stats = judging.ask(sample, reason="audit", round_no=round_no, answers=answers,
-                            budget=Budget(len(sample)))
+        stats = judging.ask(sample, reason="audit", round_no=round_no, answers=answers, budget=Budget(len(sample)))
         sample["match"] = [answers.by_key[k]["match"] if k in answers else None for k in pair_keys(sample)]
         with s.clock.stage("audit"):
             return audit_mod.estimate(sample, seed=s.settings.audit.seed) | {
-                "pairs": len(sample), "asked": stats["asked"], "reused": stats["reused"]}
+                "pairs": len(sample),
+                "asked": stats["asked"],
+                "reused": stats["reused"],
+            }

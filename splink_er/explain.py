@@ -37,8 +37,11 @@ def decision_record(job, key: tuple) -> dict | None:
     d = d[(d.source_dataset_l == key[0]) & (d.source_dataset_r == key[2])]
     if not len(d):
         if job.outputs.read_run_record().get("model_rejects_written") is False:
-            return {"decided_by": "model_reject, or not blocked (model rejects were counted, not written: "
-                                  "outputs.model_rejects)", "final_match": False}
+            return {
+                "decided_by": "model_reject, or not blocked (model rejects were counted, not written: "
+                "outputs.model_rejects)",
+                "final_match": False,
+            }
         return None
     rec = d.iloc[0].to_dict()
     log = job.settings.decision_log_path
@@ -51,12 +54,17 @@ def decision_record(job, key: tuple) -> dict | None:
             rec["judge_cached_from_run"] = last.get("cached_from_run")
             if last.get("escalated_from"):
                 e = last["escalated_from"]
-                rec["escalated_from"] = f"{'match' if e['match'] else 'non-match'} ({e['confidence']}): {e['reasoning']}"
+                rec["escalated_from"] = (
+                    f"{'match' if e['match'] else 'non-match'} ({e['confidence']}): {e['reasoning']}"
+                )
     if rec.get("decided_by") == "human":
         labels = job.store.read_all()
         judged = labels[(labels["source_kind"] == "judge") & (labels[PAIR_KEY].apply(tuple, axis=1) == key)]
-        rec["human_override"] = (f"yes: the judge had answered {'match' if judged.iloc[-1]['match'] else 'non-match'}"
-                                 if len(judged) else "no judge answer to override")
+        rec["human_override"] = (
+            f"yes: the judge had answered {'match' if judged.iloc[-1]['match'] else 'non-match'}"
+            if len(judged)
+            else "no judge answer to override"
+        )
     return rec
 
 
@@ -70,20 +78,30 @@ def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides:
     decisions = job.outputs.require(RunDirectory.decisions)
     where = "needs_review" if which == "needs_review" else "needs_review OR decided_by = 'judge'"
     d = job.con.execute(f"""SELECT * FROM read_parquet({sql_literal(decisions)}) WHERE {where}
-        ORDER BY abs(match_probability - 0.5) + coalesce(judge_confidence, 0), {', '.join(PAIR_KEY)} LIMIT {int(n)}""").df()
+        ORDER BY abs(match_probability - 0.5) + coalesce(judge_confidence, 0), {", ".join(PAIR_KEY)} LIMIT {int(n)}""").df()
     keys = [tuple(k) for k in d[PAIR_KEY].itertuples(index=False)]
     folder = job.outputs / RunDirectory.explain_dir
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / f"{which}.html"
     title = "Most uncertain pairs" if which == "uncertain" else "Pairs that need review"
-    page.write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+    page.write_text(
+        f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>{CSS}</style></head><body><h1>{title}: {html.escape(job.settings.name)}</h1>
-{pair_sections(job.session, make_linker(job.session.sdfs, model), keys, d, f"{len(keys)} pairs")}</body></html>""", encoding="utf-8")
+{pair_sections(job.session, make_linker(job.session.sdfs, model), keys, d, f"{len(keys)} pairs")}</body></html>""",
+        encoding="utf-8",
+    )
     return page
 
 
-def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None, source_r: str | None = None,
-                 overrides: list[str] | None = None) -> dict:
+def explain_pair(
+    settings,
+    id_l: str,
+    id_r: str,
+    *,
+    source_l: str | None = None,
+    source_r: str | None = None,
+    overrides: list[str] | None = None,
+) -> dict:
     """Score one pair with the run's final model and write its explanation files.
 
     Example:
@@ -105,8 +123,10 @@ def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None,
     if key not in scored_pairs:
         found = record_lookup(job.con, job.loaded, [key[:2], key[2:]], [])
         k = next(k for k in (key[:2], key[2:]) if k not in found)
-        raise InputError(f"record {k[1]!r} not found in source {k[0]!r} (sources: {names}); give ids of "
-                         "records in the sources (--source-l / --source-r choose the sources).")
+        raise InputError(
+            f"record {k[1]!r} not found in source {k[0]!r} (sources: {names}); give ids of "
+            "records in the sources (--source-l / --source-r choose the sources)."
+        )
     left, right, scored = scored_pairs[key]
     chart = linker.visualisations.waterfall_chart([scored], filter_nulls=False)
 
@@ -117,8 +137,10 @@ def explain_pair(settings, id_l: str, id_r: str, *, source_l: str | None = None,
     stem = "__".join(part.replace("/", "_") for part in key)
     png, page = folder / f"{stem}.png", folder / f"{stem}.html"
     chart.save(str(png))
-    how = {"match probability (final model)": f"{scored['match_probability']:.4f}",
-           "match weight": f"{scored['match_weight']:.2f}"}
+    how = {
+        "match probability (final model)": f"{scored['match_probability']:.4f}",
+        "match weight": f"{scored['match_weight']:.2f}",
+    }
     if decision:
         how |= {k: v for k, v in decision.items() if k not in ("match_probability", "match_weight")}
     else:
@@ -132,5 +154,11 @@ table{{border-collapse:collapse}} th,td{{border:1px solid #ccc;padding:4px 8px;t
 <img src="data:image/png;base64,{img}" alt="waterfall chart" style="max-width:800px"></div>
 <div>{_section("How it was decided", how)}{_section("Left record", left)}{_section("Right record", right)}</div></div>
 </body></html>""")
-    return {"key": key, "match_probability": float(scored["match_probability"]),
-            "match_weight": float(scored["match_weight"]), "decision": decision, "png": png, "html": page}
+    return {
+        "key": key,
+        "match_probability": float(scored["match_probability"]),
+        "match_weight": float(scored["match_weight"]),
+        "decision": decision,
+        "png": png,
+        "html": page,
+    }

@@ -32,8 +32,9 @@ def finish_run(job) -> RunResult:
     job.audit_result = job.evaluation.audit(inference.decisions, job.judging, job.round)
     with clock.stage("write"):
         out.copy_query(s.con, f"SELECT * FROM {clusters} ORDER BY source_dataset, unique_id", RunDirectory.clusters)
-        out.copy_query(s.con, matches_sql(kept, clusters, s.loaded.tables, s.settings.columns_to_keep),
-                       RunDirectory.matches)
+        out.copy_query(
+            s.con, matches_sql(kept, clusters, s.loaded.tables, s.settings.columns_to_keep), RunDirectory.matches
+        )
         save_model(job.model, out / RunDirectory.model)
         save_model(job.bootstrap_model, out / RunDirectory.bootstrap_model)
         job.designs.frame.to_parquet(out / RunDirectory.samples, index=False)
@@ -41,8 +42,7 @@ def finish_run(job) -> RunResult:
         # One pass over every decision for every count the run reports, and the weight histogram.
         counts = DecisionCounts.of(inference.decisions)
         if s.settings.judge.log_final_decisions:
-            job.judging.log.append_final(out / RunDirectory.decisions, sum(counts.decided_by.values()),
-                                         rejects_written)
+            job.judging.log.append_final(out / RunDirectory.decisions, sum(counts.decided_by.values()), rejects_written)
     run = run_record(job, metrics, counts, rejects_written, clusters).as_dict()
     out.write_json(RunDirectory.run_record, run)
     with clock.stage("report"), s.reporter.status("writing report.html"):
@@ -67,28 +67,48 @@ def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool
     cost = usage.get("cost_usd", 0.0)
     j = s.settings.judge
     return RunRecord(
-        name=s.settings.name, run_id=s.run_id, link_type=s.settings.link_type,
-        input_sizes=s.loaded.row_counts, input_hashes=s.loaded.input_hashes,
-        possible_pairs=s.n_possible, blocked_pairs=sum(counts.decided_by.values()),
-        final_matches=counts.final_matches, decided_by=counts.decided_by, model_rejects_written=rejects_written,
-        rounds=job.rounds, training=job.training.reports,
-        judge={"description": judging.description, "kind": j.kind,
-               "simulated": bool(judging.judge and judging.judge.simulated), "calls": usage.get("calls", 0),
-               "pairs_judged": usage.get("pairs", 0), "pairs_by_reason": judging.asked_by_reason,
-               "pairs_reused_by_reason": judging.reused_by_reason,
-               "max_pairs": j.max_pairs, "pairs_left": judging.budget.left,
-               "cost_usd": cost, "cost_by_stage": judging.cost_by_reason,
-               "cost_per_record": cost / n_records if n_records else 0.0,
-               "cost_per_entity": cost / n_entities if n_entities else 0.0,
-               "tokens_estimated": usage.get("tokens_estimated", False),
-               "unpriced_models": judging.unpriced_models,
-               "method": judging.judge.method if judging.judge else None,
-               "decision_log": str(judging.log.path), "usage": usage},
-        entities=n_entities, metrics=metrics, audit=job.audit_result, blocking=job.blocking_report,
+        name=s.settings.name,
+        run_id=s.run_id,
+        link_type=s.settings.link_type,
+        input_sizes=s.loaded.row_counts,
+        input_hashes=s.loaded.input_hashes,
+        possible_pairs=s.n_possible,
+        blocked_pairs=sum(counts.decided_by.values()),
+        final_matches=counts.final_matches,
+        decided_by=counts.decided_by,
+        model_rejects_written=rejects_written,
+        rounds=job.rounds,
+        training=job.training.reports,
+        judge={
+            "description": judging.description,
+            "kind": j.kind,
+            "simulated": bool(judging.judge and judging.judge.simulated),
+            "calls": usage.get("calls", 0),
+            "pairs_judged": usage.get("pairs", 0),
+            "pairs_by_reason": judging.asked_by_reason,
+            "pairs_reused_by_reason": judging.reused_by_reason,
+            "max_pairs": j.max_pairs,
+            "pairs_left": judging.budget.left,
+            "cost_usd": cost,
+            "cost_by_stage": judging.cost_by_reason,
+            "cost_per_record": cost / n_records if n_records else 0.0,
+            "cost_per_entity": cost / n_entities if n_entities else 0.0,
+            "tokens_estimated": usage.get("tokens_estimated", False),
+            "unpriced_models": judging.unpriced_models,
+            "method": judging.judge.method if judging.judge else None,
+            "decision_log": str(judging.log.path),
+            "usage": usage,
+        },
+        entities=n_entities,
+        metrics=metrics,
+        audit=job.audit_result,
+        blocking=job.blocking_report,
         wall_seconds=s.clock.timings | {"total": s.clock.total()},
         versions={p: version(p) for p in ("splink_er", "splink", "duckdb", "pandas")},
-        settings_hash=s.settings.fingerprint(), settings=s.settings.model_dump(),
-        label_store=str(job.store.path), outputs=str(job.outputs.path),
+        settings_hash=s.settings.fingerprint(),
+        settings=s.settings.model_dump(),
+        label_store=str(job.store.path),
+        outputs=str(job.outputs.path),
         weight_histogram=counts.weight_histogram,
     )
 
@@ -96,34 +116,52 @@ def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool
 def print_summary(job, run: dict) -> None:
     info = job.session.reporter.info
     j = run["judge"]
-    info(f"[bold]done[/] in {run['wall_seconds']['total']:.1f}s: {run['blocked_pairs']:,} blocked pairs, "
-         f"{run['final_matches']:,} matches; decided by {run['decided_by']}")
+    info(
+        f"[bold]done[/] in {run['wall_seconds']['total']:.1f}s: {run['blocked_pairs']:,} blocked pairs, "
+        f"{run['final_matches']:,} matches; decided by {run['decided_by']}"
+    )
     u = j["usage"]
-    tokens = (f"; tokens in/out {u['input_tokens']:,}/{u['output_tokens']:,}"
-              + (" (estimated: simulated judge)" if j["tokens_estimated"] else f", cost ${j['cost_usd']:.4f}")
-              if u else "")
-    info(f"judge: {j['description']}: {j['calls']} calls, {j['pairs_judged']} pairs judged "
-         f"{j['pairs_by_reason']}, {sum(j['pairs_reused_by_reason'].values())} reused{tokens}")
+    tokens = (
+        f"; tokens in/out {u['input_tokens']:,}/{u['output_tokens']:,}"
+        + (" (estimated: simulated judge)" if j["tokens_estimated"] else f", cost ${j['cost_usd']:.4f}")
+        if u
+        else ""
+    )
+    info(
+        f"judge: {j['description']}: {j['calls']} calls, {j['pairs_judged']} pairs judged "
+        f"{j['pairs_by_reason']}, {sum(j['pairs_reused_by_reason'].values())} reused{tokens}"
+    )
     if run["metrics"]:
         m = run["metrics"]
-        info(f"against truth ({job.settings.truth_column}): precision {m['precision']:.4f}, recall "
-             f"{m['recall']:.4f}, F1 {m['f1']:.4f} (blocking recall {m['blocking_recall']:.4f})")
+        info(
+            f"against truth ({job.settings.truth_column}): precision {m['precision']:.4f}, recall "
+            f"{m['recall']:.4f}, F1 {m['f1']:.4f} (blocking recall {m['blocking_recall']:.4f})"
+        )
     a = run.get("audit") or {}
     if a.get("f1"):
+
         def fmt(k: str) -> str:
             return f"{a[k]['estimate']:.4f} [{a[k]['ci95'][0]:.4f}, {a[k]['ci95'][1]:.4f}]"
 
-        info(f"estimated from the audit ({a['pairs_judged']} judged pairs, no truth needed), within "
-             f"blocking: precision {fmt('precision')}, recall {fmt('recall')}, F1 {fmt('f1')} (95% intervals)")
+        info(
+            f"estimated from the audit ({a['pairs_judged']} judged pairs, no truth needed), within "
+            f"blocking: precision {fmt('precision')}, recall {fmt('recall')}, F1 {fmt('f1')} (95% intervals)"
+        )
         if a.get("outside_blocking"):
             o = a["outside_blocking"]
-            info(f"outside blocking: {o['matches_found']} matches in {o['random_pairs_judged']} random pairs "
-                 f"(at most ~{o['upper_95']:,} missed matches, 95%)")
+            info(
+                f"outside blocking: {o['matches_found']} matches in {o['random_pairs_judged']} random pairs "
+                f"(at most ~{o['upper_95']:,} missed matches, 95%)"
+            )
     if not run["model_rejects_written"]:
-        info(f"decisions.parquet lists every pair but the {run['decided_by'].get('model_reject', 0):,} model "
-             "rejects, which are counted in run.json (outputs.model_rejects: rows writes them)")
-    info(f"outputs: {job.outputs.path}/ (report.html, matches.parquet, decisions.parquet, clusters.parquet, "
-         f"run.json, decision_log.jsonl); labels: {job.store.path}")
+        info(
+            f"decisions.parquet lists every pair but the {run['decided_by'].get('model_reject', 0):,} model "
+            "rejects, which are counted in run.json (outputs.model_rejects: rows writes them)"
+        )
+    info(
+        f"outputs: {job.outputs.path}/ (report.html, matches.parquet, decisions.parquet, clusters.parquet, "
+        f"run.json, decision_log.jsonl); labels: {job.store.path}"
+    )
 
 
 __all__ = ["finish_run"]

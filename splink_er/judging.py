@@ -94,8 +94,14 @@ class Judging:
         self.judge, self.note, self.budget.left = None, note, 0
 
     # ---- asking -------------------------------------------------------------------------------------
-    def ask(self, pairs: pd.DataFrame, reason: str | None = None, round_no: int = 0,
-            answers: Answers | None = None, budget: Budget | None = None) -> dict:
+    def ask(
+        self,
+        pairs: pd.DataFrame,
+        reason: str | None = None,
+        round_no: int = 0,
+        answers: Answers | None = None,
+        budget: Budget | None = None,
+    ) -> dict:
         """Get answers for `pairs` (pair key and match_probability, and a `reason` column or `reason`) into
         `answers` within `budget` (the run's own by default); log and store every answer per batch."""
         answers = self.answers if answers is None else answers
@@ -120,8 +126,9 @@ class Judging:
             self._ask_judge(ask, meta, answers, stats, round_no, reason)
         return stats.as_dict()
 
-    def _reuse_stored(self, contexts: list[PairContext], answers: Answers, stats: JudgeStats,
-                      round_no: int) -> list[PairContext]:
+    def _reuse_stored(
+        self, contexts: list[PairContext], answers: Answers, stats: JudgeStats, round_no: int
+    ) -> list[PairContext]:
         """Take stored answers of this judge method for the same input; returns the contexts left to ask."""
         judge, log = self.judge, self.log
         # The replay judge must answer from its log only, so it never takes answers from the label store.
@@ -134,15 +141,17 @@ class Judging:
                 stats.reused += 1
                 self.reused_by_reason[c.reason] = self.reused_by_reason.get(c.reason, 0) + 1
                 d = JudgeDecision(c.key, hit["match"], hit["confidence"], hit["reasoning"])
-                reused_lines.append(log.judge_record(c, d, judge.name, judge.method, judge.method_id, round_no,
-                                                     hit["run_id"]))
+                reused_lines.append(
+                    log.judge_record(c, d, judge.name, judge.method, judge.method_id, round_no, hit["run_id"])
+                )
             else:
                 ask.append(c)
         log.append(reused_lines)
         return ask
 
-    def _ask_judge(self, ask: list[PairContext], meta: dict, answers: Answers, stats: JudgeStats, round_no: int,
-                   reason: str | None) -> None:
+    def _ask_judge(
+        self, ask: list[PairContext], meta: dict, answers: Answers, stats: JudgeStats, round_no: int, reason: str | None
+    ) -> None:
         judge, s = self.judge, self.session
         method, method_id = judge.method, judge.method_id
         by_key = {c.key: c for c in ask}
@@ -156,17 +165,29 @@ class Judging:
                     stats.undecided += 1
                     continue
                 row = meta[d.key]
-                label = make_label(d.key, d.match, d.confidence, judge.name, "judge",
-                                   simulated=judge.simulated, reason=c.reason, round_no=round_no,
-                                   stratum=getattr(row, "stratum_drawn", None),
-                                   inclusion_probability=getattr(row, "inclusion_probability", None),
-                                   run_id=s.run_id, method=method, reasoning=d.reasoning,
-                                   method_id=method_id, input_hash=c.input_hash)
+                label = make_label(
+                    d.key,
+                    d.match,
+                    d.confidence,
+                    judge.name,
+                    "judge",
+                    simulated=judge.simulated,
+                    reason=c.reason,
+                    round_no=round_no,
+                    stratum=getattr(row, "stratum_drawn", None),
+                    inclusion_probability=getattr(row, "inclusion_probability", None),
+                    run_id=s.run_id,
+                    method=method,
+                    reasoning=d.reasoning,
+                    method_id=method_id,
+                    input_hash=c.input_hash,
+                )
                 answers.by_key[d.key] = label
                 new.append(label)
             # Log first, then the label store: a label is never stored without its log line.
-            self.log.append([self.log.judge_record(by_key[d.key], d, judge.name, method, method_id, round_no)
-                             for d in decisions])
+            self.log.append(
+                [self.log.judge_record(by_key[d.key], d, judge.name, method, method_id, round_no) for d in decisions]
+            )
             self.store.append(new)
 
         j = s.settings.judge
@@ -196,8 +217,11 @@ class Judging:
                 group = f"{key[0]}:{key[1]}"
             elif why == "conflict" and right_n.get(key[2:], 0) > 1:
                 group, side = f"{key[2]}:{key[3]}", "right"
-            out.append(PairContext(key, shown.get(key[:2], {}), shown.get(key[2:], {}), why,
-                                   float(p) if show else None, group, side))
+            out.append(
+                PairContext(
+                    key, shown.get(key[:2], {}), shown.get(key[2:], {}), why, float(p) if show else None, group, side
+                )
+            )
         return out
 
     # ---- the labels the run uses -------------------------------------------------------------------

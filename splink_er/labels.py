@@ -12,7 +12,7 @@ import json
 import os
 import uuid
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -20,27 +20,68 @@ import pandas as pd
 from .pairs import PAIR_KEY, canonical_key
 
 LABEL_COLUMNS = PAIR_KEY + [
-    "match", "confidence", "source", "source_kind", "simulated", "reason", "round", "stratum",
-    "inclusion_probability", "run_id", "method", "reasoning", "time", "label_id", "method_id", "input_hash",
+    "match",
+    "confidence",
+    "source",
+    "source_kind",
+    "simulated",
+    "reason",
+    "round",
+    "stratum",
+    "inclusion_probability",
+    "run_id",
+    "method",
+    "reasoning",
+    "time",
+    "label_id",
+    "method_id",
+    "input_hash",
 ]
 
 
-def make_label(key, match: bool, confidence: float, source: str, source_kind: str, *, simulated: bool = False,
-               reason: str = "", round_no: int | None = None, stratum: str | None = None,
-               inclusion_probability: float | None = None, run_id: str | None = None,
-               method: dict | None = None, reasoning: str = "", method_id: str | None = None,
-               input_hash: str | None = None) -> dict:
+def make_label(
+    key,
+    match: bool,
+    confidence: float,
+    source: str,
+    source_kind: str,
+    *,
+    simulated: bool = False,
+    reason: str = "",
+    round_no: int | None = None,
+    stratum: str | None = None,
+    inclusion_probability: float | None = None,
+    run_id: str | None = None,
+    method: dict | None = None,
+    reasoning: str = "",
+    method_id: str | None = None,
+    input_hash: str | None = None,
+) -> dict:
     """One label record. `source_kind` is 'human' or 'judge'."""
     if source_kind not in ("human", "judge"):
         raise ValueError("source_kind must be 'human' or 'judge'")
     sd_l, uid_l, sd_r, uid_r = canonical_key(*key)
     return {
-        "source_dataset_l": sd_l, "unique_id_l": uid_l, "source_dataset_r": sd_r, "unique_id_r": uid_r,
-        "match": bool(match), "confidence": float(confidence), "source": source, "source_kind": source_kind,
-        "simulated": bool(simulated), "reason": reason, "round": round_no, "stratum": stratum,
-        "inclusion_probability": inclusion_probability, "run_id": run_id, "method": method or {},
-        "reasoning": reasoning, "time": datetime.now(timezone.utc).isoformat(), "label_id": uuid.uuid4().hex,
-        "method_id": method_id, "input_hash": input_hash,
+        "source_dataset_l": sd_l,
+        "unique_id_l": uid_l,
+        "source_dataset_r": sd_r,
+        "unique_id_r": uid_r,
+        "match": bool(match),
+        "confidence": float(confidence),
+        "source": source,
+        "source_kind": source_kind,
+        "simulated": bool(simulated),
+        "reason": reason,
+        "round": round_no,
+        "stratum": stratum,
+        "inclusion_probability": inclusion_probability,
+        "run_id": run_id,
+        "method": method or {},
+        "reasoning": reasoning,
+        "time": datetime.now(UTC).isoformat(),
+        "label_id": uuid.uuid4().hex,
+        "method_id": method_id,
+        "input_hash": input_hash,
     }
 
 
@@ -91,7 +132,9 @@ class LabelStore:
                     except json.JSONDecodeError:
                         bad += 1
         if bad:
-            warnings.warn(f"{self.path}: skipped {bad} unreadable line(s) (a run was probably killed mid-write)")
+            warnings.warn(
+                f"{self.path}: skipped {bad} unreadable line(s) (a run was probably killed mid-write)", stacklevel=2
+            )
         df = pd.DataFrame(rows, columns=LABEL_COLUMNS) if rows else pd.DataFrame(columns=LABEL_COLUMNS)
         for c in PAIR_KEY:
             df[c] = df[c].astype(str)
@@ -109,6 +152,7 @@ class LabelStore:
 
     def effective(self) -> pd.DataFrame:
         """One label per pair: human beats judge, then the latest line wins. Treat it as read-only."""
+
         def build() -> pd.DataFrame:
             df = self._view("all", self.read_all)
             if df.empty:
@@ -117,21 +161,26 @@ class LabelStore:
             df["is_human"] = df["source_kind"].eq("human")
             df = df.sort_values(["is_human", "line"]).drop_duplicates(PAIR_KEY, keep="last")
             return df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
+
         return self._view("effective", build)
 
     def human(self) -> pd.DataFrame:
         """The effective human labels (a person's answer beats any judge's). Treat it as read-only."""
+
         def build() -> pd.DataFrame:
             labels = self.effective()
             return labels[labels["source_kind"].eq("human")] if len(labels) else labels
+
         return self._view("human", build)
 
     def judge_answers(self, method_id: str) -> dict[tuple, dict]:
         """The latest judge answer per pair given by the judge method `method_id` (the answer cache)."""
+
         def build() -> dict[tuple, dict]:
             df = self._view("all", self.read_all)
             df = df[df["source_kind"].eq("judge") & df["method_id"].eq(method_id)]
             return {tuple(r[k] for k in PAIR_KEY): r for r in df.to_dict("records")}
+
         return self._view(f"judge:{method_id}", build)
 
     def snapshot(self, dest: Path) -> None:

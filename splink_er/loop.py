@@ -95,7 +95,8 @@ class ActiveLearningLoop:
             rec.blocking_adopted = report["chosen"]
             job.session.reporter.info(
                 f"blocking: adopted {report['chosen'] or 'no rule'} (+{report['added_pairs']:,} pairs, model "
-                f"expects ~{report['expected_matches_gained']:,.0f} more matches)")
+                f"expects ~{report['expected_matches_gained']:,.0f} more matches)"
+            )
         counts = job.route()
         rec.band, rec.conflicts, rec.routes_before_judge = counts.get("band", 0), counts.get("conflict", 0), counts
         st = job.judge_band(limit=s.loop.band_per_round) if judge else {"asked": 0, "reused": 0, "undecided": 0}
@@ -121,7 +122,8 @@ class ActiveLearningLoop:
             f"(reused {rec.sample_reused + rec.band_reused:,}), accepted {rec.accepted:,}, "
             f"rejected {rec.rejected:,}"
             + (f"; model-estimated F1 {rec.estimated['f1']:.4f}" if rec.estimated else "")
-            + (f"; P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f}" if m else ""))
+            + (f"; P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f}" if m else "")
+        )
         return rec
 
     def stop_reason(self, rec: RoundRecord, sampling_done: bool) -> str | None:

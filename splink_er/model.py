@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from pathlib import Path
 
 import splink.comparison_library as cl
@@ -57,7 +56,8 @@ def splink_settings_dict(settings: Settings, dialect: str = "duckdb", translate=
         comparisons=[_comparison(c, translate, translate_args) for c in settings.comparisons],
         blocking_rules_to_generate_predictions=[
             blocking_rule(r if isinstance(r, list) or translate is None else translate(r))
-            for r in settings.blocking_rules],
+            for r in settings.blocking_rules
+        ],
         unique_id_column_name="unique_id",
         source_dataset_column_name="source_dataset",
         # Both retained: gates are SQL over <col>_l/_r, and waterfall charts need the intermediate columns.
@@ -88,7 +88,8 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
 
 
 def make_linker(sdfs: list, model: dict) -> Linker:
-    return Linker(sdfs, copy.deepcopy(model), log_level=logging.WARNING)
+    # log_level=None: Splink's logger is set once per job (progress.show_splink_messages), not per Linker.
+    return Linker(sdfs, copy.deepcopy(model), log_level=None)
 
 
 def save_model(model: dict, path: Path) -> None:

@@ -46,8 +46,7 @@ class RunDirectory:
         """The path of a file a finished run wrote; PreviousRunMissing, saying what to run, if it is absent."""
         p = self.path / name
         if not p.exists():
-            raise PreviousRunMissing(f"{p} not found{what}: run `splink-er run` with these settings (and --out) "
-                                     "first.")
+            raise PreviousRunMissing(f"{p} not found{what}: run `splink-er run` with these settings (and --out) first.")
         return p
 
     def read_run_record(self) -> dict:
@@ -90,18 +89,19 @@ def matches_sql(decisions_kept, clusters, tables: dict[str, str], kept: list[str
     winner flag carried next to the CRM's candidate id), so users need no join of their own."""
     records = " UNION ALL BY NAME ".join(
         f"SELECT source_dataset, unique_id{''.join(', ' + quote_ident(c) for c in kept)} FROM {t}"
-        for t in tables.values())
+        for t in tables.values()
+    )
     sides = "".join(f", {side}.{quote_ident(c)} AS {quote_ident(c + '_' + side)}" for c in kept for side in "lr")
     return f"""
         WITH records AS ({records})
-        SELECT c.entity_id, {', '.join('d.' + k for k in PAIR_KEY)}, d.match_probability, d.decided_by,
+        SELECT c.entity_id, {", ".join("d." + k for k in PAIR_KEY)}, d.match_probability, d.decided_by,
             d.judge_confidence, d.judge_reasoning{sides}
         FROM {decisions_kept} d
         JOIN records l ON l.source_dataset = d.source_dataset_l AND l.unique_id = d.unique_id_l
         JOIN records r ON r.source_dataset = d.source_dataset_r AND r.unique_id = d.unique_id_r
         JOIN {clusters} c ON c.source_dataset = d.source_dataset_l AND c.unique_id = d.unique_id_l
         WHERE d.final_match
-        ORDER BY c.entity_id, {', '.join('d.' + k for k in PAIR_KEY)}"""
+        ORDER BY c.entity_id, {", ".join("d." + k for k in PAIR_KEY)}"""
 
 
 @dataclass
@@ -117,7 +117,8 @@ class DecisionCounts:
         """One pass over every blocked pair, written or not."""
         rows = decisions.con.execute(
             "SELECT floor(greatest(least(match_weight, 40), -40)) AS weight, decided_by, count(*), "
-            f"count(*) FILTER (final_match) FROM {decisions} GROUP BY ALL ORDER BY 1, 2").fetchall()
+            f"count(*) FILTER (final_match) FROM {decisions} GROUP BY ALL ORDER BY 1, 2"
+        ).fetchall()
         decided: dict[str, int] = {}
         for _, d, n, _ in rows:
             decided[d] = decided.get(d, 0) + n

@@ -74,8 +74,14 @@ class RichReporter(Reporter):
         )
 
         log.info("%s (%s)", description, total if total is not None else "?")
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=self.console, transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        ) as bar:
             task = bar.add_task(description, total=total)
 
             def advance(n: int = 1, total: int | None = None) -> None:
@@ -89,6 +95,15 @@ class RichReporter(Reporter):
 
 def make_reporter(quiet: bool) -> Reporter:
     return Reporter() if quiet else RichReporter()
+
+
+def show_splink_messages(show: bool) -> None:
+    """Splink's own warnings (untrained levels, u sampling size) on stderr, or only its errors when quiet.
+    Splink's logger is process-wide: the last job set up decides (Linkers are built with log_level=None so
+    they leave it alone)."""
+    from splink.internals.splink_logging import enable
+
+    enable(logging.WARNING if show else logging.ERROR)
 
 
 def _plain(message: str) -> str:

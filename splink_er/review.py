@@ -38,12 +38,18 @@ def export(settings, *, overrides: list[str] | None = None, limit: int | None = 
     # only the queue (not every blocked pair) reaches pandas.
     queue = job.con.execute(f"""SELECT * FROM read_parquet({sql_literal(path)})
         WHERE needs_review OR (conflict AND decided_by <> 'human')
-        ORDER BY abs(match_probability - 0.5), {', '.join(PAIR_KEY)} {f'LIMIT {int(limit)}' if limit else ''}""").df()
+        ORDER BY abs(match_probability - 0.5), {", ".join(PAIR_KEY)} {f"LIMIT {int(limit)}" if limit else ""}""").df()
     keys = [tuple(k) for k in queue[PAIR_KEY].itertuples(index=False)]
     cols = job.session.display_columns
     recs = record_lookup(job.con, job.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
-    out = queue[PAIR_KEY + ["match_probability", "decided_by", "final_match", "judge_match", "judge_confidence",
-                            "judge_reasoning"]].rename(columns={"final_match": "model_guess"}).reset_index(drop=True)
+    out = (
+        queue[
+            PAIR_KEY
+            + ["match_probability", "decided_by", "final_match", "judge_match", "judge_confidence", "judge_reasoning"]
+        ]
+        .rename(columns={"final_match": "model_guess"})
+        .reset_index(drop=True)
+    )
     out.insert(4, "answer", "")
     out.insert(5, "note", "")
     for c in cols:
@@ -55,19 +61,28 @@ def export(settings, *, overrides: list[str] | None = None, limit: int | None = 
     out.to_csv(csv, index=False)
     blocks = []
     for i, r in out.iterrows():
-        side = pd.DataFrame({"field": cols, "left": [r[f"left_{c}"] for c in cols],
-                             "right": [r[f"right_{c}"] for c in cols]})
-        judge = (f"judge: {'match' if r.judge_match else 'non-match'} ({r.judge_confidence:.2f}) "
-                 f"{r.judge_reasoning}" if pd.notna(r.judge_match) else f"judge: {r.judge_reasoning or 'not asked'}")
-        blocks.append(f"<h3>Row {i + 2} of the CSV: {html.escape(r.unique_id_l)} &harr; {html.escape(r.unique_id_r)}"
-                      f"</h3><p>model: p = {r.match_probability:.3f} (guess: {'match' if r.model_guess else 'non-match'})"
-                      f"; {html.escape(judge)}</p>{table(side)}")
-    page.write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Review queue:
+        side = pd.DataFrame(
+            {"field": cols, "left": [r[f"left_{c}"] for c in cols], "right": [r[f"right_{c}"] for c in cols]}
+        )
+        judge = (
+            f"judge: {'match' if r.judge_match else 'non-match'} ({r.judge_confidence:.2f}) {r.judge_reasoning}"
+            if pd.notna(r.judge_match)
+            else f"judge: {r.judge_reasoning or 'not asked'}"
+        )
+        blocks.append(
+            f"<h3>Row {i + 2} of the CSV: {html.escape(r.unique_id_l)} &harr; {html.escape(r.unique_id_r)}"
+            f"</h3><p>model: p = {r.match_probability:.3f} (guess: {'match' if r.model_guess else 'non-match'})"
+            f"; {html.escape(judge)}</p>{table(side)}"
+        )
+    page.write_text(
+        f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Review queue:
 {html.escape(job.settings.name)}</title><style>{CSS}</style></head><body><h1>Review queue: {html.escape(job.settings.name)}</h1>
 <p>{len(out)} pairs. Write <code>match</code> or <code>non-match</code> in the <code>answer</code> column of
 <code>{html.escape(csv.name)}</code> (leave it blank to skip), then run
 <code>splink-er review import SETTINGS {html.escape(str(csv))}</code> and <code>splink-er retrain SETTINGS</code>.</p>
-{''.join(blocks)}</body></html>""", encoding="utf-8")
+{"".join(blocks)}</body></html>""",
+        encoding="utf-8",
+    )
     return {"csv": csv, "html": page, "pairs": len(out)}
 
 
@@ -86,12 +101,24 @@ def import_answers(settings, file: str | Path, *, overrides: list[str] | None = 
     answers = df["answer"].str.strip().str.lower()
     bad = [f"row {i + 2} ({v!r})" for i, v in answers.items() if v and v not in YES | NO]
     if bad:
-        raise ReviewFileError(f"{file}: answers must be match or non-match (or blank to skip); not understood: "
-                              + ", ".join(bad[:20]) + (" ..." if len(bad) > 20 else ""))
+        raise ReviewFileError(
+            f"{file}: answers must be match or non-match (or blank to skip); not understood: "
+            + ", ".join(bad[:20])
+            + (" ..." if len(bad) > 20 else "")
+        )
     labels = []
     for i, r in df[answers.ne("")].iterrows():
         note = r.get("note", "") or ""
-        labels.append(make_label(tuple(r[k] for k in PAIR_KEY), answers[i] in YES, 1.0, "human", "human",
-                                 reason="review", reasoning=note or f"review file {file.name}"))
+        labels.append(
+            make_label(
+                tuple(r[k] for k in PAIR_KEY),
+                answers[i] in YES,
+                1.0,
+                "human",
+                "human",
+                reason="review",
+                reasoning=note or f"review file {file.name}",
+            )
+        )
     LabelStore(s.label_store_path).append(labels)
     return {"answered": len(labels), "skipped": int(answers.eq("").sum()), "label_store": s.label_store_path}

@@ -50,10 +50,20 @@ def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str
 
     A view, not a table: at 24M pairs a routed table cost 5 s and spilled past a 1 GB memory limit, while the
     few scans that read it (counts, the pairs to judge, the decisions file) read only the columns they need."""
-    lab = labels[PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"]] if len(labels) else \
-        pd.DataFrame({c: pd.Series(dtype="str") for c in PAIR_KEY} | {"match": pd.Series(dtype="bool"),
-                      "confidence": pd.Series(dtype="float"), "reasoning": pd.Series(dtype="str"),
-                      "source": pd.Series(dtype="str"), "source_kind": pd.Series(dtype="str")})
+    lab = (
+        labels[PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"]]
+        if len(labels)
+        else pd.DataFrame(
+            {c: pd.Series(dtype="str") for c in PAIR_KEY}
+            | {
+                "match": pd.Series(dtype="bool"),
+                "confidence": pd.Series(dtype="float"),
+                "reasoning": pd.Series(dtype="str"),
+                "source": pd.Series(dtype="str"),
+                "source_kind": pd.Series(dtype="str"),
+            }
+        )
+    )
     # A table (labels are few): the view must outlive this call, a registered DataFrame would not.
     with registered(con, "current_labels_frame", lab):
         con.execute(f"CREATE OR REPLACE TABLE {table}_labels AS SELECT * FROM current_labels_frame")
@@ -62,7 +72,7 @@ def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str
         CREATE VIEW {table} AS
         WITH conflicts AS ({_conflict_sql(settings, scores)}),
         base AS (
-            SELECT {', '.join('s.' + k for k in PAIR_KEY)}, s.match_probability, s.match_weight,
+            SELECT {", ".join("s." + k for k in PAIR_KEY)}, s.match_probability, s.match_weight,
                 l.match AS label_match, l.confidence AS label_confidence, l.reasoning AS label_reasoning,
                 l.source AS label_source, l.source_kind AS label_kind,
                 {_gate_sql(settings)} AS gate,
@@ -91,7 +101,7 @@ def judge_queue_sql(routed: str, limit: int | None = None) -> str:
         SELECT {KEY}, match_probability, route AS reason FROM {routed}
         WHERE route IN ('band', 'conflict')
         ORDER BY route = 'conflict' DESC, abs(match_probability - 0.5), {KEY}
-        {f'LIMIT {int(limit)}' if limit is not None else ''}"""
+        {f"LIMIT {int(limit)}" if limit is not None else ""}"""
 
 
 def pairs_to_judge(con, routed: str, limit: int | None = None) -> pd.DataFrame:

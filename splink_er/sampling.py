@@ -52,8 +52,9 @@ def allocate(budget: int, shares: dict[str, float]) -> dict[str, int]:
     return out
 
 
-def inclusion_probabilities(con, scores_table: str, settings: Settings, budget: int,
-                            shares: dict[str, float] | None = None) -> str:
+def inclusion_probabilities(
+    con, scores_table: str, settings: Settings, budget: int, shares: dict[str, float] | None = None
+) -> str:
     """A view over every blocked pair with its score stratum and inclusion probability (for checks and audits)."""
     alloc = allocate(budget, settings.sampling.strata if shares is None else shares)
     con.execute(
@@ -74,8 +75,9 @@ def inclusion_probabilities(con, scores_table: str, settings: Settings, budget: 
     return "pair_inclusion"
 
 
-def draw_sample(con, scores_table: str, settings: Settings, round_no: int, shift_sql: str | None = None
-                ) -> pd.DataFrame:
+def draw_sample(
+    con, scores_table: str, settings: Settings, round_no: int, shift_sql: str | None = None
+) -> pd.DataFrame:
     """Draw this round's sample by `sampling.strategy`. `shift_sql`: the change in match weight since the previous
     model, as SQL over the scores (disagreement; see training.weight_shift_sql)."""
     if settings.sampling.strategy != "stratified":
@@ -83,8 +85,14 @@ def draw_sample(con, scores_table: str, settings: Settings, round_no: int, shift
     return _draw_stratified(con, scores_table, settings, round_no)
 
 
-def _draw_stratified(con, scores_table: str, settings: Settings, round_no: int, budget: int | None = None,
-                     shares: dict[str, float] | None = None) -> pd.DataFrame:
+def _draw_stratified(
+    con,
+    scores_table: str,
+    settings: Settings,
+    round_no: int,
+    budget: int | None = None,
+    shares: dict[str, float] | None = None,
+) -> pd.DataFrame:
     """Draw this round's stratified sample. Columns: pair key, match_probability, stratum, drawn_by,
     inclusion_probability. `drawn_by` is 'random', the score stratum, or both joined by '+'."""
     budget = settings.sampling.budget_per_round if budget is None else budget
@@ -97,18 +105,18 @@ def _draw_stratified(con, scores_table: str, settings: Settings, round_no: int, 
         f"""
         WITH ranked AS (
             SELECT *,
-                row_number() OVER (ORDER BY {_hash_sql(seed + '-random')}) AS random_rank,
-                row_number() OVER (PARTITION BY stratum ORDER BY {_hash_sql(seed + '-stratum')}) AS stratum_rank
+                row_number() OVER (ORDER BY {_hash_sql(seed + "-random")}) AS random_rank,
+                row_number() OVER (PARTITION BY stratum ORDER BY {_hash_sql(seed + "-stratum")}) AS stratum_rank
             FROM {view}
         )
-        SELECT {', '.join(PAIR_KEY)}, match_probability, stratum, inclusion_probability,
-            CASE WHEN random_rank <= {alloc['random']} AND stratum_rank <= (CASE stratum {strata_limits} END)
+        SELECT {", ".join(PAIR_KEY)}, match_probability, stratum, inclusion_probability,
+            CASE WHEN random_rank <= {alloc["random"]} AND stratum_rank <= (CASE stratum {strata_limits} END)
                      THEN 'random+' || stratum
-                 WHEN random_rank <= {alloc['random']} THEN 'random'
+                 WHEN random_rank <= {alloc["random"]} THEN 'random'
                  ELSE stratum END AS drawn_by
         FROM ranked
-        WHERE random_rank <= {alloc['random']} OR stratum_rank <= (CASE stratum {strata_limits} END)
-        ORDER BY {', '.join(PAIR_KEY)}
+        WHERE random_rank <= {alloc["random"]} OR stratum_rank <= (CASE stratum {strata_limits} END)
+        ORDER BY {", ".join(PAIR_KEY)}
         """
     ).df()
     return sample
@@ -121,12 +129,17 @@ def _target_order(con, scores_table: str, settings: Settings, shift_sql: str | N
         before = f"1 / (1 + pow(2, -(match_weight - ({shift_sql}))))"  # the previous model's probability
         return f"abs(match_probability - {before}) DESC"
     if strategy == "diversity":
-        gammas = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {scores_table})").fetchall()
-                  if c.startswith("gamma_")]
+        gammas = [
+            c
+            for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {scores_table})").fetchall()
+            if c.startswith("gamma_")
+        ]
         pattern = ", ".join(gammas)
         # Round robin over comparison-vector patterns (hash-chosen pairs), the least certain patterns first.
-        return (f"row_number() OVER (PARTITION BY {pattern} ORDER BY {_hash_sql(settings.sampling.seed)}), "
-                f"abs(avg(match_weight) OVER (PARTITION BY {pattern}))")
+        return (
+            f"row_number() OVER (PARTITION BY {pattern} ORDER BY {_hash_sql(settings.sampling.seed)}), "
+            f"abs(avg(match_weight) OVER (PARTITION BY {pattern}))"
+        )
     return "abs(match_weight)"  # uncertainty (and disagreement before there is a previous model)
 
 
@@ -160,11 +173,13 @@ class Designs:
     pair (what training weights labels by and samples.parquet keeps)."""
 
     def __init__(self, frame: pd.DataFrame | None = None) -> None:
-        self.frame = frame if frame is not None else pd.DataFrame(
-            columns=PAIR_KEY + ["design", "inclusion_probability"])
+        self.frame = (
+            frame if frame is not None else pd.DataFrame(columns=PAIR_KEY + ["design", "inclusion_probability"])
+        )
 
-    def draw(self, con, scores, settings: Settings, round_no: int, design_id: str,
-             shift_sql: str | None) -> pd.DataFrame:
+    def draw(
+        self, con, scores, settings: Settings, round_no: int, design_id: str, shift_sql: str | None
+    ) -> pd.DataFrame:
         """Draw a round's sample and record its design; returns the sample (stratum_drawn: the stratum that drew
         a pair)."""
         s = draw_sample(con, str(scores), settings, round_no, shift_sql)

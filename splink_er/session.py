@@ -8,19 +8,19 @@ linker components keep one to the linker. The session's settings are frozen; rul
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .engine import make_backend
 from .engine.duckdb_engine import make_db
 from .model import required_columns, splink_settings_dict
-from .progress import Reporter, Stopwatch
+from .progress import Reporter, Stopwatch, show_splink_messages
 from .settings import Settings
 from .sources import load_sources
 from .sql import possible_pairs
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 class Session:
@@ -28,6 +28,7 @@ class Session:
         self.settings = settings
         self.reporter = reporter
         self.clock = Stopwatch()
+        show_splink_messages(not reporter.quiet)
         self.run_id = new_run_id()
         self.db = make_db(settings)
         self.con = self.db.duckdb_con

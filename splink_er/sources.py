@@ -28,14 +28,18 @@ class LoadedSources:
     columns: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _read_raw(con: duckdb.DuckDBPyConnection, src: SourceSettings, path: Path | None, frame: pd.DataFrame | None) -> str:
+def _read_raw(
+    con: duckdb.DuckDBPyConnection, src: SourceSettings, path: Path | None, frame: pd.DataFrame | None
+) -> str:
     raw = f"raw_{src.name}"
     if frame is not None:
         with registered(con, f"{raw}_frame", frame) as view:
             con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {view}")
         return raw
     if path is None:
-        raise InputError(f"Source {src.name!r} has no path: set sources[].path, or pass data={{'{src.name}': df}} from Python.")
+        raise InputError(
+            f"Source {src.name!r} has no path: set sources[].path, or pass data={{'{src.name}': df}} from Python."
+        )
     if not path.exists():
         raise InputError(f"Source {src.name!r}: file not found: {path} (paths are relative to the settings file).")
     fmt = src.format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
@@ -91,31 +95,42 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, ste
     new = output_columns(step)
     clash = sorted(set(new) & set(have))
     if clash:
-        raise InputError(f"{where}: the {step.kind} columns {clash} already exist in source {src.name!r}; "
-                         "set `prefix` / `into` on the step or rename those columns")
+        raise InputError(
+            f"{where}: the {step.kind} columns {clash} already exist in source {src.name!r}; "
+            "set `prefix` / `into` on the step or rename those columns"
+        )
     col = quote_ident(step.column)
     out = f"clean_{src.name}_{i + 1}"
     # The input is computed once in an inner query: the e-mail rules read it a dozen times (0.4 s less at 1M rows).
     expr = sql_expression(step, "__value")
     if expr is not None:  # a rule DuckDB runs itself, vectorised
-        con.execute(f"CREATE OR REPLACE VIEW {out} AS SELECT * EXCLUDE (__value), {expr} AS {quote_ident(new[0])} "
-                    f"FROM (SELECT *, {sql_input(step, col)} AS __value FROM {view})")
+        con.execute(
+            f"CREATE OR REPLACE VIEW {out} AS SELECT * EXCLUDE (__value), {expr} AS {quote_ident(new[0])} "
+            f"FROM (SELECT *, {sql_input(step, col)} AS __value FROM {view})"
+        )
         return out
-    values = [r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {view} WHERE {col} IS NOT NULL").fetchall()]
+    values = [
+        r[0]
+        for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {view} WHERE {col} IS NOT NULL").fetchall()
+    ]
     frame = pd.DataFrame(normalize_values(step, values), columns=["__raw"] + new, dtype="string")
     lookup = f"prepared_{src.name}_{i}"
     with registered(con, "__prepared", frame):
         con.execute(f"CREATE OR REPLACE TABLE {lookup} AS SELECT * FROM __prepared")
-    con.execute(f"CREATE OR REPLACE VIEW {out} AS SELECT c.*, {', '.join('p.' + quote_ident(n) for n in new)} "
-                f"FROM {view} c LEFT JOIN {lookup} p ON CAST(c.{col} AS VARCHAR) = p.__raw")
+    con.execute(
+        f"CREATE OR REPLACE VIEW {out} AS SELECT c.*, {', '.join('p.' + quote_ident(n) for n in new)} "
+        f"FROM {view} c LEFT JOIN {lookup} p ON CAST(c.{col} AS VARCHAR) = p.__raw"
+    )
     return out
 
 
 def _drop_intermediates(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """The raw table, the normalizing views and lookup tables of one source: the input table holds the result."""
-    rows = con.execute("SELECT table_name, table_type FROM information_schema.tables WHERE table_name = ? "
-                       "OR starts_with(table_name, ?) OR starts_with(table_name, ?)",
-                       [f"raw_{name}", f"clean_{name}_", f"prepared_{name}_"]).fetchall()
+    rows = con.execute(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_name = ? "
+        "OR starts_with(table_name, ?) OR starts_with(table_name, ?)",
+        [f"raw_{name}", f"clean_{name}_", f"prepared_{name}_"],
+    ).fetchall()
     for table, kind in sorted(rows, key=lambda r: r[1] != "VIEW"):  # views first: they read the tables
         con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS {quote_ident(table)}")
 
@@ -130,7 +145,9 @@ def load_sources(
     data = data or {}
     unknown = set(data) - {s.name for s in settings.sources}
     if unknown:
-        raise InputError(f"data= names {sorted(unknown)} match no source; sources are {[s.name for s in settings.sources]}")
+        raise InputError(
+            f"data= names {sorted(unknown)} match no source; sources are {[s.name for s in settings.sources]}"
+        )
     truth = settings.truth_column
     judge_truth = settings.judge_truth_column
     for t in {truth, judge_truth} - {None}:
@@ -158,7 +175,9 @@ def load_sources(
         if n == 0:
             raise InputError(f"Source {src.name!r} is empty: there is nothing to match.")
         if n_null:
-            raise InputError(f"Source {src.name!r}: id column {src.id_column!r} is null in {n_null} of {n} rows; every record needs an id.")
+            raise InputError(
+                f"Source {src.name!r}: id column {src.id_column!r} is null in {n_null} of {n} rows; every record needs an id."
+            )
         if n_distinct != n:
             dup = con.execute(
                 f"SELECT {quote_ident(src.id_column)}, count(*) c FROM {clean} GROUP BY 1 HAVING c > 1 ORDER BY c DESC LIMIT 3"
@@ -178,8 +197,9 @@ def load_sources(
                 f"{sql_literal(src.name)} AS source_dataset{''.join(', ' + x for x in select)} FROM {clean}"
             )
         except duckdb.Error as e:
-            raise InputError(f"Source {src.name!r}: preparing the records failed (sources[{src.name}].prepare / "
-                             f"derive): {e}") from None
+            raise InputError(
+                f"Source {src.name!r}: preparing the records failed (sources[{src.name}].prepare / derive): {e}"
+            ) from None
         _drop_intermediates(con, src.name)
         seen_columns |= set(cols)
         loaded.tables[src.name] = table
@@ -200,7 +220,9 @@ def _input_hash(path: Path | None, con: duckdb.DuckDBPyConnection, table: str) -
     return f"{h:016x}"[:16]
 
 
-def record_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, keys: list[tuple[str, str]], columns: list[str]) -> dict:
+def record_lookup(
+    con: duckdb.DuckDBPyConnection, loaded: LoadedSources, keys: list[tuple[str, str]], columns: list[str]
+) -> dict:
     """(source_dataset, unique_id) -> {column: value} for the given records, None for nulls."""
     if not keys:
         return {}
@@ -223,7 +245,9 @@ def column_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, column:
     """(source_dataset, unique_id) -> value of `column` for every record where it is not null (e.g. the truth)."""
     out = {}
     for table in loaded.tables.values():
-        rows = con.execute(f"SELECT source_dataset, unique_id, {quote_ident(column)} FROM {table} "
-                           f"WHERE {quote_ident(column)} IS NOT NULL").fetchall()
+        rows = con.execute(
+            f"SELECT source_dataset, unique_id, {quote_ident(column)} FROM {table} "
+            f"WHERE {quote_ident(column)} IS NOT NULL"
+        ).fetchall()
         out.update(((sd, uid), v) for sd, uid, v in rows)
     return out

@@ -64,7 +64,7 @@ def registered(con, name: str, frame) -> Iterator[str]:
         >>> import duckdb, pandas as pd
         >>> con = duckdb.connect()
         >>> with registered(con, "t", pd.DataFrame({"x": [1, 2]})) as t:
-        ...     con.execute(f"SELECT sum(x) FROM {t}").fetchone()[0]
+        ...     con.execute(f"SELECT sum(x) FROM {t}").fetchall()[0][0]
         3
     """
     con.register(name, frame)

@@ -44,8 +44,9 @@ def bootstrap(sdfs: list, settings: Settings, model: dict, rule=blocking_rule) -
         linker.training.estimate_probability_two_random_records_match(
             [rule(r) for r in b.deterministic_rules], recall=b.recall
         )
-    linker.training.estimate_u_using_random_sampling(max_pairs=b.u_max_pairs, seed=b.seed,
-                                                     min_count_per_level=b.u_min_count_per_level)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=b.u_max_pairs, seed=b.seed, min_count_per_level=b.u_min_count_per_level
+    )
     for r in b.em_blocking_rules:
         linker.training.estimate_parameters_using_expectation_maximisation(rule(r))
     return stable_parameters(linker.misc.save_model_to_json())
@@ -57,6 +58,7 @@ def stable_parameters(model: dict, digits: int = 12) -> dict:
     DuckDB sums in parallel, so EM's floating-point results differ between runs in the last bits; rounding
     them makes the same labels give the same model, scores and decisions on every run (replay relies on it).
     """
+
     def r(x):
         return float(f"{x:.{digits}g}") if isinstance(x, float) else x
 
@@ -86,11 +88,16 @@ def weight_shift_sql(before: dict, after: dict) -> str:
     """SQL over a scores table: how much each pair's match weight moved from model `before` to `after` (same
     comparisons, u and term frequencies; only m and the prior differ after training), read off the gamma columns
     instead of predicting again."""
+
     def logit2(p: float) -> float:
         return math.log2(p / (1 - p))
 
-    terms = [repr(logit2(after["probability_two_random_records_match"])
-                  - logit2(before["probability_two_random_records_match"]))]
+    terms = [
+        repr(
+            logit2(after["probability_two_random_records_match"])
+            - logit2(before["probability_two_random_records_match"])
+        )
+    ]
     for cb, ca in zip(before["comparisons"], after["comparisons"], strict=True):
         whens = []
         for (cvv, lb), (_, la) in zip(_levels_with_cvv(cb), _levels_with_cvv(ca), strict=True):
@@ -142,7 +149,9 @@ def train_from_labels(
     labels = labels.merge(latest, on=PAIR_KEY, how="left")
     labels["weight"] = 1.0 / labels["inclusion_probability"].astype(float).fillna(1.0)
     pos = labels[labels["match"]]
-    report = TrainingReport(False, len(pos), int((~labels["match"]).sum()), model["probability_two_random_records_match"], "bootstrap", "")
+    report = TrainingReport(
+        False, len(pos), int((~labels["match"]).sum()), model["probability_two_random_records_match"], "bootstrap", ""
+    )
     if len(pos) < settings.training.min_positive_labels:
         report.reason = f"{len(pos)} positive labels < training.min_positive_labels={settings.training.min_positive_labels}: kept the bootstrap model"
         return model, report
@@ -173,7 +182,10 @@ def train_from_labels(
         est_matches = float(sample.groupby("design")["ht"].sum().mean())
         prior = min(max(est_matches / max(n_possible_pairs, 1), 1e-9), 0.5)
         model["probability_two_random_records_match"] = prior
-        report.prior, report.prior_source = prior, f"labels ({len(sample)} sampled pairs, {est_matches:.0f} estimated matches)"
+        report.prior, report.prior_source = (
+            prior,
+            f"labels ({len(sample)} sampled pairs, {est_matches:.0f} estimated matches)",
+        )
     report.used_labels = True
     report.reason = f"m from {len(vectors)} positive labels (smoothing {a})"
     return stable_parameters(model), report
@@ -182,12 +194,14 @@ def train_from_labels(
 LN2 = math.log(2)
 
 
-def _fit(offset: np.ndarray, x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float,
-         noise: float = 0.0) -> np.ndarray:
+def _fit(
+    offset: np.ndarray, x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float, noise: float = 0.0
+) -> np.ndarray:
     """Weighted, penalised logistic regression with an offset: intercept (unpenalised), then one coefficient per
     column of x. With `noise` > 0 the likelihood allows that share of answers to be wrong (P(y = 1) =
     noise + (1 - 2 noise) sigmoid(z), Copas' robust logistic regression): one wrong answer on a pair the model is
     sure of costs at most -log(noise) instead of pulling the weights without bound."""
+
     def loss(beta):
         z = offset + beta[0] + x @ beta[1:]
         s = expit(z)
@@ -206,8 +220,15 @@ def _fit(offset: np.ndarray, x: np.ndarray, y: np.ndarray, weight: np.ndarray, l
     return res.x
 
 
-def train_logistic(con, scores_table: str, labels: pd.DataFrame, designs: pd.DataFrame, base_model: dict,
-                   current_model: dict, settings: Settings) -> tuple[dict, TrainingReport]:
+def train_logistic(
+    con,
+    scores_table: str,
+    labels: pd.DataFrame,
+    designs: pd.DataFrame,
+    base_model: dict,
+    current_model: dict,
+    settings: Settings,
+) -> tuple[dict, TrainingReport]:
     """Corrections to `base_model`'s weights fitted on `labels` (pair key, match), read off `scores_table`, which
     was scored by `current_model`. Returns the trained model and a report."""
     model = copy.deepcopy(base_model)
@@ -215,9 +236,11 @@ def train_logistic(con, scores_table: str, labels: pd.DataFrame, designs: pd.Dat
     n_pos, n_neg = int(labels["match"].sum()), int((~labels["match"]).sum())
     report = TrainingReport(False, n_pos, n_neg, model["probability_two_random_records_match"], "bootstrap", "")
     if n_pos < settings.training.min_positive_labels or n_neg < settings.training.min_positive_labels:
-        report.reason = (f"{n_pos} positive / {n_neg} negative labels: training.method logistic needs "
-                         f"training.min_positive_labels={settings.training.min_positive_labels} of each; kept the "
-                         "bootstrap model")
+        report.reason = (
+            f"{n_pos} positive / {n_neg} negative labels: training.method logistic needs "
+            f"training.min_positive_labels={settings.training.min_positive_labels} of each; kept the "
+            "bootstrap model"
+        )
         return model, report
     comps = model["comparisons"]
     gammas = [f"gamma_{c['output_column_name']}" for c in comps]
@@ -235,15 +258,26 @@ def train_logistic(con, scores_table: str, labels: pd.DataFrame, designs: pd.Dat
         rows = con.execute(
             f"SELECT l.match, l.weight, s.match_weight - ({shift}) AS base_weight, "
             f"{', '.join('s.' + g for g in gammas)} "
-            f"FROM training_labels l JOIN {scores_table} s USING ({', '.join(PAIR_KEY)})").df()
+            f"FROM training_labels l JOIN {scores_table} s USING ({', '.join(PAIR_KEY)})"
+        ).df()
     # One correction per level that has an m to carry it (a level EM never reached keeps Splink's default).
-    columns = [(ci, cvv) for ci, c in enumerate(comps) for cvv, level in _levels_with_cvv(c)
-               if cvv != -1 and level.get("m_probability") is not None]
+    columns = [
+        (ci, cvv)
+        for ci, c in enumerate(comps)
+        for cvv, level in _levels_with_cvv(c)
+        if cvv != -1 and level.get("m_probability") is not None
+    ]
     x = np.column_stack([(rows[gammas[ci]].to_numpy() == cvv).astype(float) for ci, cvv in columns])
     offset = np.clip(rows["base_weight"].to_numpy(float), -60, 60) * LN2
     weight = rows["weight"].to_numpy(float)
-    beta = _fit(offset, x, rows["match"].to_numpy(float), weight * len(weight) / weight.sum(), settings.training.l2,
-                settings.training.label_noise)
+    beta = _fit(
+        offset,
+        x,
+        rows["match"].to_numpy(float),
+        weight * len(weight) / weight.sum(),
+        settings.training.l2,
+        settings.training.label_noise,
+    )
     by_level = dict(zip(columns, beta[1:]))
     for ci, c in enumerate(comps):
         for cvv, level in _levels_with_cvv(c):
@@ -254,8 +288,10 @@ def train_logistic(con, scores_table: str, labels: pd.DataFrame, designs: pd.Dat
     model["probability_two_random_records_match"] = 1 / (1 + math.exp(-log_odds))
     report.used_labels, report.prior = True, model["probability_two_random_records_match"]
     report.prior_source = "logistic fit"
-    report.reason = (f"logistic corrections from {len(rows)} labels ({n_pos} matches), L2 {settings.training.l2}; "
-                     f"largest |correction| {np.abs(beta[1:]).max() / LN2:.2f} bits")
+    report.reason = (
+        f"logistic corrections from {len(rows)} labels ({n_pos} matches), L2 {settings.training.l2}; "
+        f"largest |correction| {np.abs(beta[1:]).max() / LN2:.2f} bits"
+    )
     return stable_parameters(model), report
 
 
@@ -286,11 +322,13 @@ class Training:
         labels = self._labels_for_training(labels)
         with s.clock.stage("train"):
             if s.settings.training.method == "logistic":
-                self.model, report = train_logistic(s.con, str(scores), labels, designs, self.bootstrap_model,
-                                                    self.model, s.settings)
+                self.model, report = train_logistic(
+                    s.con, str(scores), labels, designs, self.bootstrap_model, self.model, s.settings
+                )
             else:
-                self.model, report = train_from_labels(s.con, str(scores), labels, designs, self.bootstrap_model,
-                                                       s.settings, s.n_possible)
+                self.model, report = train_from_labels(
+                    s.con, str(scores), labels, designs, self.bootstrap_model, s.settings, s.n_possible
+                )
         if self.model != before:
             self.previous_model = before
         self.reports.append({"round": round_no, **report.__dict__})

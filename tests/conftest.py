@@ -31,3 +31,13 @@ def no_real_api_keys(monkeypatch):
     (tests that need a key set a fake one and point the judge at a loopback server)."""
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def finished_demo(tmp_path_factory):
+    """One finished run of the demo (SIMULATED truth judge), shared by tests that only read its outputs.
+    Returns (the RunResult, the --set/--out arguments that name its output directory and label store)."""
+    out = tmp_path_factory.mktemp("finished_demo") / "demo"
+    overrides = [f"output_dir={out}", f"labels.path={out}/labels.jsonl"]
+    result = splink_er.run(splink_er.demo_settings_path(), overrides=overrides, quiet=True)
+    return result, ["--set", f"labels.path={out}/labels.jsonl", "--out", str(out)]

@@ -13,10 +13,10 @@ from splink_er import load_settings
 from splink_er.blocking import proposed_pairs
 from splink_er.judging import Answers
 from splink_er.model import make_linker
-from splink_er.pairs import PAIR_KEY, pair_keys
-from splink_er.training import weight_shift_sql
 from splink_er.normalize.names import phonetic_code
-from splink_er.sampling import draw_sample, stratum_sql
+from splink_er.pairs import PAIR_KEY, pair_keys
+from splink_er.sampling import draw_sample
+from splink_er.training import weight_shift_sql
 
 
 def _narrow(demo_dict, tmp_path, **extra):
@@ -38,6 +38,7 @@ def test_phonetic_codes_group_misspellings():
     assert phonetic_code("Smith", "soundex") == "S530"
 
 
+@pytest.mark.e2e
 def test_proposed_pairs_is_the_exact_pair_count(demo_dict, tmp_path):
     job = splink_er.prepare(_narrow(demo_dict, tmp_path), quiet=True)
     recs = job.con.execute("SELECT unique_id, city, yob FROM input_fake_1000").df()
@@ -46,6 +47,7 @@ def test_proposed_pairs_is_the_exact_pair_count(demo_dict, tmp_path):
     assert proposed_pairs(job.con, job.settings, job.loaded, ["city", "yob"]) == brute
 
 
+@pytest.mark.e2e
 def test_suggested_rules_add_only_new_pairs_within_budget_and_raise_blocking_recall(demo_dict, tmp_path):
     job = splink_er.prepare(_narrow(demo_dict, tmp_path, **{"blocking.max_comparisons": 20000}), quiet=True)
     job.bootstrap()
@@ -66,9 +68,10 @@ def test_suggested_rules_add_only_new_pairs_within_budget_and_raise_blocking_rec
     job.adopt_blocking(report["chosen"])
     after = job.metrics_for_scores("scores", "match_probability >= 0.5")
     assert after["blocking_recall"] > before["blocking_recall"] + 0.1
-    assert job.settings.blocking_rules[-len(report["chosen"]):] == report["chosen"]
+    assert job.settings.blocking_rules[-len(report["chosen"]) :] == report["chosen"]
 
 
+@pytest.mark.e2e
 def test_weight_shift_sql_is_the_difference_splink_predicts(demo_dict):
     job = splink_er.prepare(demo_dict, quiet=True)
     job.bootstrap()
@@ -89,10 +92,18 @@ def test_weight_shift_sql_is_the_difference_splink_predicts(demo_dict):
 def _scores_with_patterns(n=3000, seed=0):
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 8, n)
-    return pd.DataFrame({"source_dataset_l": "a", "unique_id_l": [f"{i:05d}" for i in range(n)],
-                         "source_dataset_r": "a", "unique_id_r": [f"{i + n:05d}" for i in range(n)],
-                         "match_weight": w, "match_probability": 1 / (1 + 2 ** -w),
-                         "gamma_a": rng.integers(0, 4, n), "gamma_b": rng.integers(0, 3, n)})
+    return pd.DataFrame(
+        {
+            "source_dataset_l": "a",
+            "unique_id_l": [f"{i:05d}" for i in range(n)],
+            "source_dataset_r": "a",
+            "unique_id_r": [f"{i + n:05d}" for i in range(n)],
+            "match_weight": w,
+            "match_probability": 1 / (1 + 2**-w),
+            "gamma_a": rng.integers(0, 4, n),
+            "gamma_b": rng.integers(0, 3, n),
+        }
+    )
 
 
 def _scores_table(scores: pd.DataFrame):
@@ -118,7 +129,10 @@ def test_targeted_strategies_take_their_set_whole_and_keep_exact_probabilities(d
     if strategy == "uncertainty":  # exactly the 50 pairs nearest p = 0.5
         assert chosen.match_weight.abs().max() <= scores.match_weight.abs().nsmallest(50).max()
     if strategy == "diversity":  # round robin over the 12 comparison-vector patterns: 4 or 5 pairs each
-        assert set(chosen.groupby(["gamma_a", "gamma_b"]).size()) <= {4, 5} and len(chosen.groupby(["gamma_a", "gamma_b"])) == 12
+        assert (
+            set(chosen.groupby(["gamma_a", "gamma_b"]).size()) <= {4, 5}
+            and len(chosen.groupby(["gamma_a", "gamma_b"])) == 12
+        )
     if strategy == "disagreement":  # the pairs the shift moved most: all have gamma_a = 3
         assert (chosen.gamma_a == 3).all()
     # Re-drawing gives the same sample (seeded), so a resumed run asks the same pairs.
@@ -126,10 +140,18 @@ def test_targeted_strategies_take_their_set_whole_and_keep_exact_probabilities(d
 
 
 def test_diversity_covers_every_pattern_before_any_twice():
-    settings = {"name": "t", "link_type": "dedupe_only", "sources": [{"name": "a", "id_column": "id"}],
-                "comparisons": [{"kind": "ExactMatch", "column": "x"}], "blocking_rules": [["x"]],
-                "sampling": {"budget_per_round": 100, "strategy": "diversity",
-                             "strata": {"random": 0.0, "high": 0.0, "ambiguous": 1.0, "low": 0.0}}}
+    settings = {
+        "name": "t",
+        "link_type": "dedupe_only",
+        "sources": [{"name": "a", "id_column": "id"}],
+        "comparisons": [{"kind": "ExactMatch", "column": "x"}],
+        "blocking_rules": [["x"]],
+        "sampling": {
+            "budget_per_round": 100,
+            "strategy": "diversity",
+            "strata": {"random": 0.0, "high": 0.0, "ambiguous": 1.0, "low": 0.0},
+        },
+    }
     s = load_settings(settings)
     scores = _scores_with_patterns()
     con = _scores_table(scores)
@@ -138,6 +160,7 @@ def test_diversity_covers_every_pattern_before_any_twice():
     assert len(chosen) == 100 and len(per_pattern) == 12 and set(per_pattern) <= {8, 9}
 
 
+@pytest.mark.e2e
 def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict, tmp_path):
     d = copy.deepcopy(demo_dict)
     d["training"] = {"method": "logistic", "weighting": "none"}
@@ -145,12 +168,16 @@ def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict
     job.bootstrap()
     job.score()
     truth = dict(job.con.execute("SELECT unique_id, cluster FROM input_fake_1000").fetchall())
-    labelled = job.con.execute("SELECT * FROM scores WHERE match_probability BETWEEN 0.01 AND 0.99 "
-                               "ORDER BY hash(unique_id_l || unique_id_r) LIMIT 400").df()
-    labels = labelled[PAIR_KEY].assign(match=[truth[a] == truth[b] for a, b in zip(labelled.unique_id_l,
-                                                                                 labelled.unique_id_r)])
-    job.judging.answers = Answers({k: {"match": m} | dict(zip(PAIR_KEY, k))
-                                   for k, m in zip(pair_keys(labels), labels["match"])})
+    labelled = job.con.execute(
+        "SELECT * FROM scores WHERE match_probability BETWEEN 0.01 AND 0.99 "
+        "ORDER BY hash(unique_id_l || unique_id_r) LIMIT 400"
+    ).df()
+    labels = labelled[PAIR_KEY].assign(
+        match=[truth[a] == truth[b] for a, b in zip(labelled.unique_id_l, labelled.unique_id_r)]
+    )
+    job.judging.answers = Answers(
+        {k: {"match": m} | dict(zip(PAIR_KEY, k)) for k, m in zip(pair_keys(labels), labels["match"])}
+    )
     report = job.train()
     assert report["used_labels"] and "logistic" in report["reason"]
     # Splink's own predict with the trained model gives the fitted probabilities: log loss on the labels drops.
@@ -160,6 +187,7 @@ def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict
     def logloss(p, y):
         p = np.clip(p, 1e-12, 1 - 1e-12)
         return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
     y = p_after["match"].to_numpy(float)
     before = labels.merge(labelled, on=PAIR_KEY)["match_probability"].to_numpy()
     assert logloss(p_after["match_probability"].to_numpy(), y) < logloss(before, y) - 0.02
@@ -168,6 +196,7 @@ def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict
     assert math.isclose(job.model["probability_two_random_records_match"], report["prior"], rel_tol=1e-9)
 
 
+@pytest.mark.e2e
 def test_rounds_judge_at_most_band_per_round_then_train_on_the_last_answers(demo_dict):
     d = copy.deepcopy(demo_dict)
     d["loop"] = {"max_rounds": 4, "band_per_round": 60}
@@ -180,6 +209,7 @@ def test_rounds_judge_at_most_band_per_round_then_train_on_the_last_answers(demo
     assert all(0 <= x["estimated"]["f1"] <= 1 for x in rounds)
 
 
+@pytest.mark.e2e
 def test_stopping_rule_stops_when_the_expected_gain_is_small(demo_dict):
     d = copy.deepcopy(demo_dict)
     d["loop"] = {"max_rounds": 6, "band_per_round": 40, "min_f1_gain": 0.5}
@@ -189,19 +219,25 @@ def test_stopping_rule_stops_when_the_expected_gain_is_small(demo_dict):
     assert judging[0]["estimated"]["next_round_f1_gain"] < 0.5
 
 
+@pytest.mark.e2e
 def test_majority_of_three_asks_outvotes_independent_errors(demo_dict):
-    from splink_er.judges.factory import make_judge
     from splink_er.judges.base import PairContext, run_judge
+    from splink_er.judges.factory import make_judge
 
     d = copy.deepcopy(demo_dict)
     d["judge"] |= {"error_rate": 0.2, "repeats": 3}
     job = splink_er.prepare(d, quiet=True)
-    pairs = job.con.execute("SELECT unique_id_l, unique_id_r FROM (SELECT a.unique_id AS unique_id_l, "
-                            "b.unique_id AS unique_id_r FROM input_fake_1000 a JOIN input_fake_1000 b "
-                            "ON a.cluster = b.cluster AND a.unique_id < b.unique_id) LIMIT 1000").fetchall()
+    pairs = job.con.execute(
+        "SELECT unique_id_l, unique_id_r FROM (SELECT a.unique_id AS unique_id_l, "
+        "b.unique_id AS unique_id_r FROM input_fake_1000 a JOIN input_fake_1000 b "
+        "ON a.cluster = b.cluster AND a.unique_id < b.unique_id) LIMIT 1000"
+    ).fetchall()
     contexts = [PairContext(("fake_1000", left, "fake_1000", right), {}, {}, "band") for left, right in pairs]
-    single, _ = make_judge(job.settings.model_copy(update={"judge": job.settings.judge.model_copy(
-        update={"repeats": 1})}), job.con, job.loaded)
+    single, _ = make_judge(
+        job.settings.model_copy(update={"judge": job.settings.judge.model_copy(update={"repeats": 1})}),
+        job.con,
+        job.loaded,
+    )
     once = run_judge(single, contexts, 50, 4, lambda _: None)
     majority = run_judge(job.judge, contexts, 50, 4, lambda _: None)
     wrong_once = sum(not d.match for d in once) / len(once)  # every pair is a true match
@@ -228,14 +264,17 @@ def test_robust_fit_bounds_what_wrong_answers_on_sure_pairs_do():
     y_noisy = np.where(sure & (rng.random(n) < 0.3), 1 - y, y)  # wrong answers on sure pairs
     x = np.column_stack([level == 0, level == 1]).astype(float)
     w = np.ones(n)
+
     def effect(labels, noise):  # the fitted worth of level 1 against level 0
         b = _fit(offset, x, labels, w, 1.0, noise=noise)
         return b[2] - b[1]
+
     moved_plain = abs(effect(y_noisy, 0.0) - effect(y, 0.0))
     moved_robust = abs(effect(y_noisy, 0.05) - effect(y, 0.05))
     assert moved_plain > 0.3 and moved_robust < 0.5 * moved_plain
 
 
+@pytest.mark.e2e
 def test_a_run_adopts_learned_rules_and_retrain_keeps_them(demo_dict, tmp_path):
     d = _narrow(demo_dict, tmp_path, **{"blocking.adopt": True, "blocking.max_comparisons": 20000})
     first = splink_er.run(d, quiet=True)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import splink_er
 from splink_er.audit import estimate
@@ -13,9 +14,19 @@ def _audit_frame(strata: dict) -> pd.DataFrame:
     rows = []
     for h, (size, final, matches, n) in strata.items():
         for i in range(n):
-            rows.append({"source_dataset_l": "a", "unique_id_l": f"{h}{i}", "source_dataset_r": "a",
-                         "unique_id_r": f"{h}{i}x", "stratum": h, "stratum_size": size, "final_match": final,
-                         "match": i < matches, "blocked": False})
+            rows.append(
+                {
+                    "source_dataset_l": "a",
+                    "unique_id_l": f"{h}{i}",
+                    "source_dataset_r": "a",
+                    "unique_id_r": f"{h}{i}x",
+                    "stratum": h,
+                    "stratum_size": size,
+                    "final_match": final,
+                    "match": i < matches,
+                    "blocked": False,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -48,11 +59,17 @@ def test_interval_covers_the_truth_in_repeated_samples():
     assert inside >= 52  # 95% nominal; allow for 60 draws
 
 
+@pytest.mark.e2e
 def test_audit_in_a_run_changes_no_decision(tmp_path, demo_dict):
     runs = {}
     for size in (0, 200):
-        d = dict(demo_dict, output_dir=str(tmp_path / f"a{size}"), audit={"size": size},
-                 judge={"kind": "truth", "max_pairs": 300}, labels={"path": str(tmp_path / f"l{size}.jsonl")})
+        d = dict(
+            demo_dict,
+            output_dir=str(tmp_path / f"a{size}"),
+            audit={"size": size},
+            judge={"kind": "truth", "max_pairs": 300},
+            labels={"path": str(tmp_path / f"l{size}.jsonl")},
+        )
         runs[size] = splink_er.run(d, quiet=True)
     a0, a1 = (r.decisions.sort_values(PAIR_KEY).reset_index(drop=True) for r in (runs[0], runs[200]))
     pd.testing.assert_frame_equal(a0, a1)
@@ -63,19 +80,33 @@ def test_audit_in_a_run_changes_no_decision(tmp_path, demo_dict):
     assert runs[0].run["audit"] == {}
 
 
+@pytest.mark.e2e
 def test_report_shows_the_audit(tmp_path, demo_dict):
-    d = dict(demo_dict, output_dir=str(tmp_path / "out"), audit={"size": 150},
-             judge={"kind": "truth", "max_pairs": 200}, labels={"path": str(tmp_path / "l.jsonl")})
+    d = dict(
+        demo_dict,
+        output_dir=str(tmp_path / "out"),
+        audit={"size": 150},
+        judge={"kind": "truth", "max_pairs": 200},
+        labels={"path": str(tmp_path / "l.jsonl")},
+    )
     page = (splink_er.run(d, quiet=True).output_dir / "report.html").read_text()
-    section = page[page.index('id="accuracy"'):page.index('id="model"')]
+    section = page[page.index('id="accuracy"') : page.index('id="model"')]
     assert "Estimated from the audit sample" in section and "<svg" in section
 
 
 def test_allocation_favours_large_strata_but_keeps_the_small_ones():
     from splink_er.audit import allocate
 
-    plan = allocate(500, {"accepted_sure": 18000, "accepted_other": 400, "rejected_band": 250, "rejected_low": 10,
-                          "rejected_sure": 56000})
+    plan = allocate(
+        500,
+        {
+            "accepted_sure": 18000,
+            "accepted_other": 400,
+            "rejected_band": 250,
+            "rejected_low": 10,
+            "rejected_sure": 56000,
+        },
+    )
     assert plan["rejected_sure"] > plan["accepted_sure"] > plan["accepted_other"] >= 20
     assert plan["rejected_low"] == 10  # a stratum smaller than its share is taken whole
 
@@ -95,9 +126,21 @@ def _assisted_frame(rng, pop, n=150) -> pd.DataFrame:
     for h, final, (q, y) in (("acc", True, pop[0]), ("rej", False, pop[1])):
         take = rng.choice(len(q), n, replace=False)
         for i in take:
-            rows.append({"source_dataset_l": "a", "unique_id_l": f"{h}{i}", "source_dataset_r": "a",
-                         "unique_id_r": f"{h}{i}x", "stratum": h, "stratum_size": len(q), "final_match": final,
-                         "match": bool(y[i]), "expected": q[i], "stratum_expected": q.sum(), "blocked": False})
+            rows.append(
+                {
+                    "source_dataset_l": "a",
+                    "unique_id_l": f"{h}{i}",
+                    "source_dataset_r": "a",
+                    "unique_id_r": f"{h}{i}x",
+                    "stratum": h,
+                    "stratum_size": len(q),
+                    "final_match": final,
+                    "match": bool(y[i]),
+                    "expected": q[i],
+                    "stratum_expected": q.sum(),
+                    "blocked": False,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -124,10 +167,22 @@ def test_a_vast_stratum_without_a_sampled_match_is_not_claimed_known():
     rows = []
     for h, size, final, n, q in (("acc", 5000, True, 100, 0.99), ("rej", 1_000_000, False, 100, 0.0002)):
         for i in range(n):
-            rows.append({"source_dataset_l": "a", "unique_id_l": f"{h}{i}", "source_dataset_r": "a",
-                         "unique_id_r": f"{h}{i}x", "stratum": h, "stratum_size": size, "final_match": final,
-                         "match": final, "expected": q, "stratum_expected": q * size,
-                         "stratum_variance": q * (1 - q), "blocked": False})
+            rows.append(
+                {
+                    "source_dataset_l": "a",
+                    "unique_id_l": f"{h}{i}",
+                    "source_dataset_r": "a",
+                    "unique_id_r": f"{h}{i}x",
+                    "stratum": h,
+                    "stratum_size": size,
+                    "final_match": final,
+                    "match": final,
+                    "expected": q,
+                    "stratum_expected": q * size,
+                    "stratum_variance": q * (1 - q),
+                    "blocked": False,
+                }
+            )
     frame = pd.DataFrame(rows)
     floored = estimate(frame, reps=1000)
     bare = estimate(frame.assign(stratum_variance=0.0), reps=1000)

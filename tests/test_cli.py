@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from splink_er.cli import app
@@ -13,6 +14,7 @@ def test_help_shows_examples():
     assert r.exit_code == 0 and "splink-er run settings/febrl4.yaml" in r.output
 
 
+@pytest.mark.e2e
 def test_bad_settings_exit_code_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nlink_type: dedupe_everything\n")
@@ -20,9 +22,12 @@ def test_bad_settings_exit_code_2(tmp_path):
     assert r.exit_code == 2 and "link_type" in r.output
 
 
+@pytest.mark.e2e
 def test_demo_run_label_retrain_explain(tmp_path):
     out = tmp_path / "demo"
-    r = subprocess.run([sys.executable, "-m", "splink_er.cli", "demo", "--out", str(out)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "splink_er.cli", "demo", "--out", str(out)], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert "F1" in r.stderr and "calls" in r.stderr and "SIMULATED" in r.stderr
     from splink_er import demo_settings_path
@@ -45,6 +50,7 @@ def test_demo_run_label_retrain_explain(tmp_path):
     assert batch.count("<svg") == 3 and batch.count('class="pair"') == 3
 
 
+@pytest.mark.e2e
 def test_explain_before_run_exit_code_4(tmp_path):
     from splink_er import demo_settings_path
 
@@ -52,10 +58,12 @@ def test_explain_before_run_exit_code_4(tmp_path):
     assert r.exit_code == 4 and "run" in r.output
 
 
+@pytest.mark.e2e
 def test_input_error_exit_code_3_keeps_bracketed_paths(tmp_path):
     """Messages name `sources[demo].derive`; the console must not eat the brackets as markup."""
     from splink_er import demo_settings_path
 
-    r = runner.invoke(app, ["run", str(demo_settings_path()), "--set", "sources.0.derive.x=1 +* 2",
-                            "--out", str(tmp_path), "-q"])
+    r = runner.invoke(
+        app, ["run", str(demo_settings_path()), "--set", "sources.0.derive.x=1 +* 2", "--out", str(tmp_path), "-q"]
+    )
     assert r.exit_code == 3 and "sources[fake_1000].derive" in " ".join(r.output.split())

@@ -6,8 +6,17 @@ from splink_er import InputError
 
 
 def _frame():
-    return pd.DataFrame({"unique_id": ["1", "2", "3"], "first_name": ["a", "b", "c"], "surname": ["x", "y", "z"],
-                         "dob": ["2000-01-01"] * 3, "city": ["c"] * 3, "email": ["e"] * 3, "cluster": ["1", "1", "2"]})
+    return pd.DataFrame(
+        {
+            "unique_id": ["1", "2", "3"],
+            "first_name": ["a", "b", "c"],
+            "surname": ["x", "y", "z"],
+            "dob": ["2000-01-01"] * 3,
+            "city": ["c"] * 3,
+            "email": ["e"] * 3,
+            "cluster": ["1", "1", "2"],
+        }
+    )
 
 
 def _prepare(demo_dict, df):
@@ -56,6 +65,7 @@ def test_truth_used_in_custom_sql(demo_dict):
         _prepare(demo_dict, _frame())
 
 
+@pytest.mark.e2e
 def test_missing_file(demo_dict):
     demo_dict["sources"][0]["path"] = "/nonexistent/file.csv"
     with pytest.raises(InputError, match="file not found"):

@@ -52,6 +52,7 @@ def all_written_text(root: Path) -> str:
     return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file())
 
 
+@pytest.mark.e2e
 def test_cli_run_against_loopback_gemini_logs_every_decision_and_writes_no_key(demo_dict, tmp_path, keyed, capfd):
     with FakeLLMServer() as srv:
         path = settings_file(demo_dict, tmp_path, srv)
@@ -79,6 +80,7 @@ def test_cli_run_against_loopback_gemini_logs_every_decision_and_writes_no_key(d
     assert SECRET not in all_written_text(tmp_path) + res.output + captured.out + captured.err
 
 
+@pytest.mark.e2e
 def test_answers_are_cached_across_runs_and_replay_reproduces_the_run_with_no_server(demo_dict, tmp_path, keyed):
     with FakeLLMServer() as srv:
         path = settings_file(demo_dict, tmp_path, srv)
@@ -88,14 +90,24 @@ def test_answers_are_cached_across_runs_and_replay_reproduces_the_run_with_no_se
         assert srv.calls == calls  # nothing paid twice
     assert second.run["judge"]["calls"] == 0
     assert sum(second.run["judge"]["pairs_reused_by_reason"].values()) == first.run["judge"]["pairs_judged"]
-    assert len(judge_lines(tmp_path / "second" / "decision_log.jsonl", cached=True)) == first.run["judge"]["pairs_judged"]
+    assert (
+        len(judge_lines(tmp_path / "second" / "decision_log.jsonl", cached=True)) == first.run["judge"]["pairs_judged"]
+    )
     # Server stopped: replay answers from the first run's log only.
-    replay = splink_er.run(path, overrides=["judge.kind=replay", f"output_dir={tmp_path / 'replay'}",
-                                            f"judge.replay_log={first.output_dir / 'decision_log.jsonl'}"], quiet=True)
+    replay = splink_er.run(
+        path,
+        overrides=[
+            "judge.kind=replay",
+            f"output_dir={tmp_path / 'replay'}",
+            f"judge.replay_log={first.output_dir / 'decision_log.jsonl'}",
+        ],
+        quiet=True,
+    )
     assert same_decisions(first.output_dir, replay.output_dir)
     assert replay.run["judge"]["calls"] == 0 and replay.run["judge"]["method"]["kind"] == "gemini"
 
 
+@pytest.mark.e2e
 def test_replay_fails_loudly_on_a_pair_missing_from_the_log(demo_dict, tmp_path, keyed):
     with FakeLLMServer() as srv:
         path = settings_file(demo_dict, tmp_path, srv)
@@ -104,12 +116,24 @@ def test_replay_fails_loudly_on_a_pair_missing_from_the_log(demo_dict, tmp_path,
     lines = log.read_text().splitlines()
     first_judge = next(i for i, line in enumerate(lines) if '"type": "judge"' in line)
     partial = tmp_path / "partial.jsonl"
-    partial.write_text("\n".join(lines[:first_judge] + lines[first_judge + 1:]) + "\n")
-    res = CliRunner().invoke(app, ["run", str(path), "--set", "judge.kind=replay", "--set",
-                                   f"judge.replay_log={partial}", "--out", str(tmp_path / "r")])
+    partial.write_text("\n".join(lines[:first_judge] + lines[first_judge + 1 :]) + "\n")
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(path),
+            "--set",
+            "judge.kind=replay",
+            "--set",
+            f"judge.replay_log={partial}",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 5 and "has no answer in run" in res.output and "never calls a model" in res.output
 
 
+@pytest.mark.e2e
 def test_kill_mid_run_then_resume_repeats_no_persisted_pair(demo_dict, tmp_path, keyed):
     def keys(lines):
         return [tuple(r[k] for k in PAIR_KEY) for r in lines]
@@ -138,13 +162,18 @@ def test_kill_mid_run_then_resume_repeats_no_persisted_pair(demo_dict, tmp_path,
     assert persisted <= set(keys(r for r in run2 if r["cached"]))  # all of them reused instead
     # Same decisions as an uninterrupted run with a fresh store.
     with FakeLLMServer() as srv2:
-        path2 = settings_file(demo_dict | {"output_dir": str(tmp_path / "clean"),
-                                           "labels": {"path": str(tmp_path / "clean.jsonl")}}, tmp_path, srv2,
-                              batch_size=10, concurrency=2)
+        path2 = settings_file(
+            demo_dict | {"output_dir": str(tmp_path / "clean"), "labels": {"path": str(tmp_path / "clean.jsonl")}},
+            tmp_path,
+            srv2,
+            batch_size=10,
+            concurrency=2,
+        )
         clean = splink_er.run(path2, quiet=True)
     pd.testing.assert_frame_equal(resumed.decisions, clean.decisions)
 
 
+@pytest.mark.e2e
 def test_auto_judge_is_gemini_with_a_key_and_none_without(demo_dict, tmp_path, monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
@@ -158,6 +187,7 @@ def test_auto_judge_is_gemini_with_a_key_and_none_without(demo_dict, tmp_path, m
         assert SECRET not in job.judge_description
 
 
+@pytest.mark.e2e
 def test_missing_key_for_gemini_is_a_clear_error(demo_dict, tmp_path, monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
@@ -167,6 +197,7 @@ def test_missing_key_for_gemini_is_a_clear_error(demo_dict, tmp_path, monkeypatc
     assert res.exit_code == 5 and "GEMINI_API_KEY" in res.output and "api_key_env" in res.output
 
 
+@pytest.mark.e2e
 def test_redacted_fields_never_reach_the_judge(demo_dict, tmp_path, keyed):
     with FakeLLMServer() as srv:
         path = settings_file(demo_dict, tmp_path, srv, max_pairs=40, redact={"drop": ["email"], "hash": ["dob"]})
@@ -176,6 +207,7 @@ def test_redacted_fields_never_reach_the_judge(demo_dict, tmp_path, keyed):
     assert all(r["dob"] is None or r["dob"].startswith("hash:") for r in records)
 
 
+@pytest.mark.e2e
 def test_decisions_diff_lists_exactly_the_pairs_a_human_changed(demo_dict, tmp_path, keyed):
     with FakeLLMServer() as srv:
         path = settings_file(demo_dict, tmp_path, srv)
@@ -186,20 +218,34 @@ def test_decisions_diff_lists_exactly_the_pairs_a_human_changed(demo_dict, tmp_p
         second = splink_er.retrain(path, quiet=True)
     log = first.output_dir / "decision_log.jsonl"
     csv = tmp_path / "changed.csv"
-    res = CliRunner().invoke(app, ["decisions", "diff", str(log), str(log), "--run-a", first.run["run_id"],
-                                   "--run-b", second.run["run_id"], "--csv", str(csv)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "decisions",
+            "diff",
+            str(log),
+            str(log),
+            "--run-a",
+            first.run["run_id"],
+            "--run-b",
+            second.run["run_id"],
+            "--csv",
+            str(csv),
+        ],
+    )
     assert res.exit_code == 0, res.output
     changed = pd.read_csv(csv, dtype=str)
-    model_changes = (first.decisions.merge(second.decisions, on=PAIR_KEY)
-                     .query("final_match_x != final_match_y"))
+    model_changes = first.decisions.merge(second.decisions, on=PAIR_KEY).query("final_match_x != final_match_y")
     assert len(changed) == len(model_changes) >= 1
     assert (flip.unique_id_l, flip.unique_id_r) in set(zip(changed.unique_id_l, changed.unique_id_r))
 
 
+@pytest.mark.e2e
 def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
     with FakeLLMServer() as srv:
-        path = settings_file(demo_dict, tmp_path, srv, max_pairs=120,
-                             escalation={"model": "gemini-2.5-pro", "threshold": 0.7})
+        path = settings_file(
+            demo_dict, tmp_path, srv, max_pairs=120, escalation={"model": "gemini-2.5-pro", "threshold": 0.7}
+        )
         # No price for the escalation model in the default table: its cost is not counted (and reported so).
         result = splink_er.run(path, quiet=True)
     models = {c["model"] for c in srv.answered}
@@ -209,10 +255,18 @@ def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
     escalated = [r for r in lines if r["escalated_from"]]
     assert escalated and all(r["escalated_from"]["confidence"] < 0.7 for r in escalated)
     assert all(r["call"]["model"] == "gemini-2.5-pro" for r in escalated)
-    assert result.run["judge"]["usage"]["escalated_pairs"] == sum(len(c["data"]["pairs"]) for c in srv.answered
-                                                                  if c["model"] == "gemini-2.5-pro")
-    replay = splink_er.run(path, overrides=["judge.kind=replay", f"output_dir={tmp_path / 'replay'}",
-                                            f"judge.replay_log={result.output_dir / 'decision_log.jsonl'}"], quiet=True)
+    assert result.run["judge"]["usage"]["escalated_pairs"] == sum(
+        len(c["data"]["pairs"]) for c in srv.answered if c["model"] == "gemini-2.5-pro"
+    )
+    replay = splink_er.run(
+        path,
+        overrides=[
+            "judge.kind=replay",
+            f"output_dir={tmp_path / 'replay'}",
+            f"judge.replay_log={result.output_dir / 'decision_log.jsonl'}",
+        ],
+        quiet=True,
+    )
     assert same_decisions(result.output_dir, replay.output_dir)
     # The explanation of an escalated pair shows both answers and the model that decided.
     from splink_er.explain import explain_pair
@@ -223,6 +277,7 @@ def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
     assert "escalated_from" in exp["html"].read_text()
 
 
+@pytest.mark.e2e
 def test_openai_compatible_server_without_json_schema(demo_dict, tmp_path, monkeypatch):
     # A local server (llama.cpp-like): no key needed when base_url is set.
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -233,6 +288,7 @@ def test_openai_compatible_server_without_json_schema(demo_dict, tmp_path, monke
     assert {c["format"] for c in srv.answered} == {"json_object"}
 
 
+@pytest.mark.e2e
 def test_simulated_judge_reports_estimated_tokens(demo_dict):
     result = splink_er.run(demo_dict, overrides=["judge.max_pairs=100"], quiet=True)
     j = result.run["judge"]

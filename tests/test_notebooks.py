@@ -15,6 +15,8 @@ def test_there_are_notebooks():
     assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "active_learning.ipynb", "election.ipynb"}
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, tmp_path):
     for folder in ("settings", "data"):  # the notebooks refer to ../settings and its ../data

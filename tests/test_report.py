@@ -13,15 +13,28 @@ import splink_er
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--enable-logging=stderr", "--v=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 def chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def console_errors(stderr: str) -> list[str]:
@@ -32,8 +45,11 @@ def console_errors(stderr: str) -> list[str]:
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    result = splink_er.run(splink_er.demo_settings_path(), quiet=True,
-                           overrides=[f"output_dir={out}", f"labels.path={out / 'labels.jsonl'}"])
+    result = splink_er.run(
+        splink_er.demo_settings_path(),
+        quiet=True,
+        overrides=[f"output_dir={out}", f"labels.path={out / 'labels.jsonl'}"],
+    )
     return result.output_dir / "report.html"
 
 
@@ -45,6 +61,7 @@ def test_report_is_self_contained(demo_report):
     assert "SIMULATED" in text and "F1 <b>0.9" in text
 
 
+@pytest.mark.e2e
 @needs_chromium
 def test_report_loads_in_headless_chromium_with_every_chart_drawn(demo_report, tmp_path):
     run = chromium(tmp_path, demo_report, "--dump-dom")
@@ -56,6 +73,7 @@ def test_report_loads_in_headless_chromium_with_every_chart_drawn(demo_report, t
     assert all(len(re.findall(r"<(path|rect|line)\b", s)) >= 5 for s in svgs)  # every chart has drawn marks
 
 
+@pytest.mark.e2e
 @needs_chromium
 def test_report_screenshot_shows_the_charts(demo_report, tmp_path):
     shot = tmp_path / "report.png"
@@ -71,6 +89,7 @@ def test_report_screenshot_shows_the_charts(demo_report, tmp_path):
     assert greens > 50  # match-weight bars are drawn
 
 
+@pytest.mark.e2e
 @needs_chromium
 def test_the_console_check_catches_a_broken_page(tmp_path):
     # The check above can fail: a page that throws is reported.

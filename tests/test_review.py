@@ -9,6 +9,7 @@ from splink_er.cli import app
 from splink_er.pairs import PAIR_KEY
 
 
+@pytest.mark.e2e
 def test_review_round_trip_changes_exactly_the_answered_pairs(demo_dict, tmp_path):
     demo_dict["judge"]["max_pairs"] = 150  # leaves band pairs for review
     splink_er.run(demo_dict, quiet=True)
@@ -51,9 +52,15 @@ def test_review_round_trip_changes_exactly_the_answered_pairs(demo_dict, tmp_pat
 
 def test_review_import_rejects_unclear_answers(demo_dict, tmp_path):
     csv = tmp_path / "answers.csv"
-    pd.DataFrame({"source_dataset_l": ["fake_1000"] * 2, "unique_id_l": ["1", "2"],
-                  "source_dataset_r": ["fake_1000"] * 2, "unique_id_r": ["3", "4"],
-                  "answer": ["match", "perhaps"]}).to_csv(csv, index=False)
+    pd.DataFrame(
+        {
+            "source_dataset_l": ["fake_1000"] * 2,
+            "unique_id_l": ["1", "2"],
+            "source_dataset_r": ["fake_1000"] * 2,
+            "unique_id_r": ["3", "4"],
+            "answer": ["match", "perhaps"],
+        }
+    ).to_csv(csv, index=False)
     from splink_er.review import ReviewFileError, import_answers
 
     with pytest.raises(ReviewFileError, match=r"row 3 \('perhaps'\)"):

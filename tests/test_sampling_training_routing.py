@@ -5,18 +5,27 @@ import pytest
 
 from splink_er import load_settings
 from splink_er.pairs import PAIR_KEY
-from splink_er.training import train_from_labels
 from splink_er.routing import decide, pairs_to_judge, route, route_counts
 from splink_er.sampling import allocate, draw_sample, inclusion_probabilities
+from splink_er.training import train_from_labels
 
 
 def _scores(n=2000, seed=0):
     rng = np.random.default_rng(seed)
-    p = np.concatenate([rng.uniform(0, 0.1, n // 2), rng.uniform(0.1, 0.95, n // 4), rng.uniform(0.95, 1, n - n // 2 - n // 4)])
-    return pd.DataFrame({"source_dataset_l": "a", "unique_id_l": [f"{i:05d}" for i in range(n)],
-                         "source_dataset_r": "b", "unique_id_r": [f"{i % 50:05d}" for i in range(n)],
-                         "match_probability": p, "match_weight": np.log2(p / (1 - p + 1e-12) + 1e-12),
-                         "gamma_x": (p > 0.5).astype(int)})
+    p = np.concatenate(
+        [rng.uniform(0, 0.1, n // 2), rng.uniform(0.1, 0.95, n // 4), rng.uniform(0.95, 1, n - n // 2 - n // 4)]
+    )
+    return pd.DataFrame(
+        {
+            "source_dataset_l": "a",
+            "unique_id_l": [f"{i:05d}" for i in range(n)],
+            "source_dataset_r": "b",
+            "unique_id_r": [f"{i % 50:05d}" for i in range(n)],
+            "match_probability": p,
+            "match_weight": np.log2(p / (1 - p + 1e-12) + 1e-12),
+            "gamma_x": (p > 0.5).astype(int),
+        }
+    )
 
 
 def test_allocation_adds_up():
@@ -53,19 +62,30 @@ def _model():
     def levels(ms):
         out = [{"sql_condition": "x_l IS NULL", "is_null_level": True}]
         for i, m in enumerate(ms):
-            out.append({"sql_condition": "ELSE" if i == len(ms) - 1 else f"lvl{i}", "m_probability": m, "u_probability": 0.1})
+            out.append(
+                {"sql_condition": "ELSE" if i == len(ms) - 1 else f"lvl{i}", "m_probability": m, "u_probability": 0.1}
+            )
         return out
-    return {"comparisons": [{"output_column_name": "x", "comparison_levels": levels([0.5, 0.3, 0.2])}],
-            "probability_two_random_records_match": 0.001}
+
+    return {
+        "comparisons": [{"output_column_name": "x", "comparison_levels": levels([0.5, 0.3, 0.2])}],
+        "probability_two_random_records_match": 0.001,
+    }
 
 
 def test_negatives_do_not_corrupt_m(demo_dict):
     s = load_settings(demo_dict, ["training.min_positive_labels=5", "training.smoothing=0"])
     con = duckdb.connect()
-    pairs = pd.DataFrame({"source_dataset_l": "a", "unique_id_l": [str(i) for i in range(60)],
-                          "source_dataset_r": "b", "unique_id_r": [str(i) for i in range(60)],
-                          # 20 positives all at the top level (cvv 2); 40 negatives all at ELSE (cvv 0)
-                          "gamma_x": [2] * 20 + [0] * 40})
+    pairs = pd.DataFrame(
+        {
+            "source_dataset_l": "a",
+            "unique_id_l": [str(i) for i in range(60)],
+            "source_dataset_r": "b",
+            "unique_id_r": [str(i) for i in range(60)],
+            # 20 positives all at the top level (cvv 2); 40 negatives all at ELSE (cvv 0)
+            "gamma_x": [2] * 20 + [0] * 40,
+        }
+    )
     con.register("sc", pairs)
     con.execute("CREATE TABLE sc_t AS SELECT * FROM sc")
     labels = pairs[PAIR_KEY].assign(match=[True] * 20 + [False] * 40)
@@ -80,8 +100,15 @@ def test_negatives_do_not_corrupt_m(demo_dict):
 def test_smoothing_keeps_unseen_levels_near_bootstrap(demo_dict):
     s = load_settings(demo_dict, ["training.min_positive_labels=5", "training.smoothing=5"])
     con = duckdb.connect()
-    pairs = pd.DataFrame({"source_dataset_l": "a", "unique_id_l": [str(i) for i in range(5)],
-                          "source_dataset_r": "b", "unique_id_r": [str(i) for i in range(5)], "gamma_x": [2] * 5})
+    pairs = pd.DataFrame(
+        {
+            "source_dataset_l": "a",
+            "unique_id_l": [str(i) for i in range(5)],
+            "source_dataset_r": "b",
+            "unique_id_r": [str(i) for i in range(5)],
+            "gamma_x": [2] * 5,
+        }
+    )
     con.register("sc", pairs)
     con.execute("CREATE TABLE sc_t AS SELECT * FROM sc")
     design = pairs[PAIR_KEY].assign(design="d1", inclusion_probability=0.5)
@@ -95,18 +122,22 @@ def test_too_few_labels_keep_bootstrap(demo_dict):
     s = load_settings(demo_dict)
     con = duckdb.connect()
     labels = pd.DataFrame({c: ["a"] for c in PAIR_KEY}).assign(match=True)
-    model, rep = train_from_labels(con, "x", labels, pd.DataFrame(columns=PAIR_KEY + ["design", "inclusion_probability"]), _model(), s, 10)
+    model, rep = train_from_labels(
+        con, "x", labels, pd.DataFrame(columns=PAIR_KEY + ["design", "inclusion_probability"]), _model(), s, 10
+    )
     assert model == _model() and not rep.used_labels and "kept the bootstrap" in rep.reason
 
 
 def _routing_scores():
     rows = [  # key, p, last name similarity proxy
-        ("a", "1", "b", "1", 0.99), ("a", "1", "b", "2", 0.97),  # a:1 has two confident candidates: conflict
-        ("a", "2", "b", "3", 0.99),                             # clean accept
-        ("a", "3", "b", "4", 0.50), ("a", "4", "b", "5", 0.30),  # band
-        ("a", "5", "b", "6", 0.02),                             # reject
-        ("a", "6", "b", "7", 0.60),                             # band, but gated
-        ("a", "7", "b", "8", 0.70),                             # band, labelled by a human
+        ("a", "1", "b", "1", 0.99),
+        ("a", "1", "b", "2", 0.97),  # a:1 has two confident candidates: conflict
+        ("a", "2", "b", "3", 0.99),  # clean accept
+        ("a", "3", "b", "4", 0.50),
+        ("a", "4", "b", "5", 0.30),  # band
+        ("a", "5", "b", "6", 0.02),  # reject
+        ("a", "6", "b", "7", 0.60),  # band, but gated
+        ("a", "7", "b", "8", 0.70),  # band, labelled by a human
     ]
     df = pd.DataFrame(rows, columns=PAIR_KEY + ["match_probability"])
     df["match_weight"] = 0.0
@@ -118,15 +149,27 @@ def _routing_scores():
 def test_routing_counts_conflicts_gates_and_labels(demo_dict):
     demo_dict["link_type"] = "link_only"
     demo_dict["sources"].append(dict(demo_dict["sources"][0], name="other"))
-    demo_dict["routing"] = {"one_to_one": True, "gates": [{"name": "surname_far", "sql": "jaro_winkler_similarity(surname_l, surname_r) < 0.5"}]}
+    demo_dict["routing"] = {
+        "one_to_one": True,
+        "gates": [{"name": "surname_far", "sql": "jaro_winkler_similarity(surname_l, surname_r) < 0.5"}],
+    }
     s = load_settings(demo_dict)
     con = duckdb.connect()
     con.register("sc", _routing_scores())
     con.execute("CREATE TABLE scores AS SELECT * FROM sc")
-    labels = pd.DataFrame([("a", "7", "b", "8", False, 1.0, "checked", "human", "human")],
-                          columns=PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"])
+    labels = pd.DataFrame(
+        [("a", "7", "b", "8", False, 1.0, "checked", "human", "human")],
+        columns=PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"],
+    )
     route(con, "scores", labels, s)
-    assert route_counts(con, "routed") == {"band": 2, "conflict": 2, "gate": 1, "human": 1, "model_accept": 1, "model_reject": 1}
+    assert route_counts(con, "routed") == {
+        "band": 2,
+        "conflict": 2,
+        "gate": 1,
+        "human": 1,
+        "model_accept": 1,
+        "model_reject": 1,
+    }
     todo = pairs_to_judge(con, "routed")
     assert list(todo["reason"]) == ["conflict", "conflict", "band", "band"]
     assert list(todo["match_probability"][2:]) == [0.5, 0.3]  # nearest 0.5 first
@@ -137,6 +180,10 @@ def test_routing_counts_conflicts_gates_and_labels(demo_dict):
     assert (d[d.unique_id_l == "1"].decided_by == "needs_review").all()  # conflicts never auto-accepted
     # Unjudged, both conflict pairs lean to a match; one-to-one keeps only the more probable one.
     decide(con, "routed", 1, one_to_one=True)
-    d = con.execute("SELECT unique_id_r, decided_by, final_match FROM decisions WHERE unique_id_l = '1' ORDER BY 2").df()
-    assert d.to_dict("records") == [{"unique_id_r": "1", "decided_by": "needs_review", "final_match": True},
-                                    {"unique_id_r": "2", "decided_by": "one_to_one", "final_match": False}]
+    d = con.execute(
+        "SELECT unique_id_r, decided_by, final_match FROM decisions WHERE unique_id_l = '1' ORDER BY 2"
+    ).df()
+    assert d.to_dict("records") == [
+        {"unique_id_r": "1", "decided_by": "needs_review", "final_match": True},
+        {"unique_id_r": "2", "decided_by": "one_to_one", "final_match": False},
+    ]

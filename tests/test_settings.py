@@ -29,6 +29,7 @@ def test_low_must_be_below_high(demo_dict):
         load_settings(demo_dict)
 
 
+@pytest.mark.e2e
 def test_strata_must_sum_to_one(demo_dict):
     demo_dict["sampling"]["strata"] = {"random": 0.5, "high": 0.6}
     with pytest.raises(SettingsError, match="sampling.strata"):
@@ -42,9 +43,18 @@ def test_truth_judge_needs_truth_column(demo_dict):
 
 
 def test_dotted_overrides_parse_yaml_values(demo_dict):
-    s = load_settings(demo_dict, ["judge.kind=none", "routing.high=0.9", "sampling.strata.random=1",
-                                  "sampling.strata.high=0", "sampling.strata.ambiguous=0", "sampling.strata.low=0",
-                                  "sources.0.id_column=unique_id"])
+    s = load_settings(
+        demo_dict,
+        [
+            "judge.kind=none",
+            "routing.high=0.9",
+            "sampling.strata.random=1",
+            "sampling.strata.high=0",
+            "sampling.strata.ambiguous=0",
+            "sampling.strata.low=0",
+            "sources.0.id_column=unique_id",
+        ],
+    )
     assert s.judge.kind == "none" and s.routing.high == 0.9 and s.sampling.strata["random"] == 1
 
 

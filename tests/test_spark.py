@@ -11,13 +11,12 @@ import shutil
 import duckdb
 import pandas as pd
 import pytest
+from conftest import REPO
 
 import splink_er
-from splink_er.engine import spark as spark_backend
 from splink_er.decision_log import compare_decisions
+from splink_er.engine import spark as spark_backend
 from splink_er.settings import load_settings
-
-from conftest import REPO
 
 pytestmark = [
     pytest.mark.spark,
@@ -54,8 +53,12 @@ def test_string_similarities_on_spark_are_duckdbs_to_the_last_bit(spark):
     values exactly: names, random strings with accents, empty strings. (Splink's jar and Spark 4's built-in
     jaro_winkler_similarity do not: Alfie/Amelia is 0.697 there and 0.739 on DuckDB.)"""
     pairs = _string_pairs()
-    exprs = {"jw": "jaro_winkler_similarity(a, b)", "j": "jaro_similarity(a, b)", "lev": "levenshtein(a, b)",
-             "dl": "damerau_levenshtein(a, b)"}
+    exprs = {
+        "jw": "jaro_winkler_similarity(a, b)",
+        "j": "jaro_similarity(a, b)",
+        "lev": "levenshtein(a, b)",
+        "dl": "damerau_levenshtein(a, b)",
+    }
     select = ", ".join(f"{sql} AS {name}" for name, sql in exprs.items())
     expected = duckdb.connect().execute(f"SELECT a, b, {select} FROM pairs").df()
     from splink.backends.spark import SparkAPI
@@ -79,17 +82,33 @@ def test_custom_sql_is_translated_for_spark():
     sql = spark_backend.to_spark_sql('jaro_winkler_similarity("first_name_l", "first_name_r") >= 0.92')
     assert sql == "splink_er_jaro_winkler(`first_name_l`, `first_name_r`) >= 0.92"
     # Splink's own Spark SQL names its jar's functions; they are pointed at DuckDB's definitions too.
-    assert spark_backend.spark_condition("jaro_winkler(a_l, a_r) > 0.9 AND jaro_sim(b_l, b_r) > 0.8") == \
-        "splink_er_jaro_winkler(a_l, a_r) > 0.9 AND splink_er_jaro(b_l, b_r) > 0.8"
+    assert (
+        spark_backend.spark_condition("jaro_winkler(a_l, a_r) > 0.9 AND jaro_sim(b_l, b_r) > 0.8")
+        == "splink_er_jaro_winkler(a_l, a_r) > 0.9 AND splink_er_jaro(b_l, b_r) > 0.8"
+    )
     with pytest.raises(splink_er.InputError, match="Cannot translate SQL to Spark"):
         spark_backend.to_spark_sql("l.x = = r.x")
 
 
 def _run_both(tmp_path, spark, settings, overrides, data=None) -> dict:
     """The same settings and data on DuckDB and on Spark (one shared local session)."""
-    return {kind: splink_er.run(settings, data=data, spark=spark, quiet=True, overrides=[
-        f"engine.kind={kind}", f"output_dir={tmp_path / kind}", f"labels.path={tmp_path / kind / 'labels.jsonl'}",
-        "judge.kind=truth", *EXACT_U, *overrides]) for kind in ("duckdb", "spark")}
+    return {
+        kind: splink_er.run(
+            settings,
+            data=data,
+            spark=spark,
+            quiet=True,
+            overrides=[
+                f"engine.kind={kind}",
+                f"output_dir={tmp_path / kind}",
+                f"labels.path={tmp_path / kind / 'labels.jsonl'}",
+                "judge.kind=truth",
+                *EXACT_U,
+                *overrides,
+            ],
+        )
+        for kind in ("duckdb", "spark")
+    }
 
 
 def _differences(runs: dict) -> dict:
@@ -97,14 +116,22 @@ def _differences(runs: dict) -> dict:
     duck, spark = runs["duckdb"], runs["spark"]
     out = compare_decisions(duck.decisions, spark.decisions)
     out["probabilities_differ"] = out.pop("max_abs_probability_difference") >= 1e-9
-    for name, value in (("final_matches", lambda r: r.run["final_matches"]),
-                        ("pairs_judged", lambda r: r.run["judge"]["pairs_judged"])):
+    for name, value in (
+        ("final_matches", lambda r: r.run["final_matches"]),
+        ("pairs_judged", lambda r: r.run["judge"]["pairs_judged"]),
+    ):
         out[f"{name}_differ"] = value(duck) != value(spark)
     return out
 
 
-SAME = {"same_pairs": True, "final_match_differs": 0, "decided_by_differs": 0, "probabilities_differ": False,
-        "final_matches_differ": False, "pairs_judged_differ": False}
+SAME = {
+    "same_pairs": True,
+    "final_match_differs": 0,
+    "decided_by_differs": 0,
+    "probabilities_differ": False,
+    "final_matches_differ": False,
+    "pairs_judged_differ": False,
+}
 
 
 def test_fake_1000_gives_the_same_decisions_on_spark_as_on_duckdb(tmp_path, spark):
@@ -136,8 +163,7 @@ def test_contacts_custom_sql_gives_the_same_decisions_on_spark(tmp_path, spark):
     persons (whole persons: a cut through households left EM levels empty)."""
     frame = pd.read_csv(REPO / "data" / "contacts" / "contacts_5k.csv", dtype=str)
     frame = frame[frame["entity"].isin(frame["entity"].drop_duplicates().head(500))].reset_index(drop=True)
-    runs = _run_both(tmp_path, spark, REPO / "settings" / "contacts.yaml", ["judge.max_pairs=100"],
-                     {"contacts": frame})
+    runs = _run_both(tmp_path, spark, REPO / "settings" / "contacts.yaml", ["judge.max_pairs=100"], {"contacts": frame})
     assert _differences(runs) == SAME
     assert runs["duckdb"].run["final_matches"] > 0 and runs["duckdb"].run["judge"]["pairs_judged"] > 0
 

@@ -20,13 +20,24 @@ import pandas as pd
 
 # NC State Board of Elections calendar 2020-2025: date -> (type, base election of a runoff).
 CALENDAR = {
-    "03/03/2020": ("primary", None), "06/23/2020": ("runoff", "03/03/2020"), "11/03/2020": ("general", None),
-    "10/05/2021": ("primary", None), "11/02/2021": ("general", None),
-    "05/17/2022": ("primary", None), "07/26/2022": ("runoff", "05/17/2022"), "11/08/2022": ("general", None),
-    "03/07/2023": ("primary", None), "09/12/2023": ("primary", None), "10/10/2023": ("primary", None),
+    "03/03/2020": ("primary", None),
+    "06/23/2020": ("runoff", "03/03/2020"),
+    "11/03/2020": ("general", None),
+    "10/05/2021": ("primary", None),
+    "11/02/2021": ("general", None),
+    "05/17/2022": ("primary", None),
+    "07/26/2022": ("runoff", "05/17/2022"),
+    "11/08/2022": ("general", None),
+    "03/07/2023": ("primary", None),
+    "09/12/2023": ("primary", None),
+    "10/10/2023": ("primary", None),
     "11/07/2023": ("general", None),
-    "03/05/2024": ("primary", None), "05/14/2024": ("runoff", "03/05/2024"), "11/05/2024": ("general", None),
-    "09/09/2025": ("primary", None), "10/07/2025": ("primary", None), "11/04/2025": ("general", None),
+    "03/05/2024": ("primary", None),
+    "05/14/2024": ("runoff", "03/05/2024"),
+    "11/05/2024": ("general", None),
+    "09/09/2025": ("primary", None),
+    "10/07/2025": ("primary", None),
+    "11/04/2025": ("general", None),
 }
 
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
@@ -39,14 +50,40 @@ d["election_type"] = d.election_dt.map(lambda x: CALENDAR[x][0])
 d["state"] = "NC"
 d["party"] = d.party_candidate
 
-crm = d[["candidacy", "election_dt", "election_type", "state", "county_name", "contest_name", "first_name",
-         "middle_name", "last_name", "name_suffix_lbl", "nick_name", "party"]].copy()
+crm = d[
+    [
+        "candidacy",
+        "election_dt",
+        "election_type",
+        "state",
+        "county_name",
+        "contest_name",
+        "first_name",
+        "middle_name",
+        "last_name",
+        "name_suffix_lbl",
+        "nick_name",
+        "party",
+    ]
+].copy()
 crm["election_dt"] = d.election_dt.map(lambda x: CALENDAR[x][1] or x)  # runoffs under their base election
 crm = crm.rename(columns={"election_dt": "election_date"}).sample(frac=1, random_state=3).reset_index(drop=True)
 crm.insert(0, "crm_id", [f"C{i:05d}" for i in range(1, len(crm) + 1)])
 
-results = d[["candidacy", "election_dt", "election_type", "state", "county_name", "contest_name",
-             "name_on_ballot", "party", "vote_for", "term"]].rename(columns={"election_dt": "election_date"})
+results = d[
+    [
+        "candidacy",
+        "election_dt",
+        "election_type",
+        "state",
+        "county_name",
+        "contest_name",
+        "name_on_ballot",
+        "party",
+        "vote_for",
+        "term",
+    ]
+].rename(columns={"election_dt": "election_date"})
 results = results.sample(frac=1, random_state=4).reset_index(drop=True)
 results.insert(0, "result_id", [f"X{i:05d}" for i in range(1, len(results) + 1)])
 

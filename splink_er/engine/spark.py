@@ -35,8 +35,13 @@ UDF_JAR = Path(__file__).parents[1] / "spark_udfs" / "splink_er_udfs.jar"
 # between engines. Every spelling, from sqlglot (DuckDB SQL) or from Splink's Spark comparisons (its jar's
 # names), is pointed at these; their own names, because Spark resolves built-in functions first.
 _UDFS = {"splink_er_jaro_winkler": "splink_er.JaroWinklerSimilarity", "splink_er_jaro": "splink_er.JaroSimilarity"}
-_RENAMES = {"JAROWINKLER_SIMILARITY": "splink_er_jaro_winkler", "JARO_WINKLER_SIMILARITY": "splink_er_jaro_winkler",
-            "JARO_WINKLER": "splink_er_jaro_winkler", "JARO_SIMILARITY": "splink_er_jaro", "JARO_SIM": "splink_er_jaro"}
+_RENAMES = {
+    "JAROWINKLER_SIMILARITY": "splink_er_jaro_winkler",
+    "JARO_WINKLER_SIMILARITY": "splink_er_jaro_winkler",
+    "JARO_WINKLER": "splink_er_jaro_winkler",
+    "JARO_SIMILARITY": "splink_er_jaro",
+    "JARO_SIM": "splink_er_jaro",
+}
 _RENAME_RE = re.compile(r"\b(" + "|".join(_RENAMES) + r")\s*\(", re.IGNORECASE)
 
 
@@ -83,21 +88,33 @@ def to_spark_sql(sql: str) -> str:
 
 
 # strftime (DuckDB) to Java DateTimeFormatter (Spark) for the date formats settings pass to Splink's comparisons.
-_DATE_CODES = {"%Y": "yyyy", "%y": "yy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss",
-               "%b": "MMM", "%B": "MMMM", "%j": "DDD", "%%": "%"}
+_DATE_CODES = {
+    "%Y": "yyyy",
+    "%y": "yy",
+    "%m": "MM",
+    "%d": "dd",
+    "%H": "HH",
+    "%M": "mm",
+    "%S": "ss",
+    "%b": "MMM",
+    "%B": "MMMM",
+    "%j": "DDD",
+    "%%": "%",
+}
 
 
 def java_date_format(strftime: str) -> str:
     """'%Y-%m-%d' -> 'yyyy-MM-dd'. Literal letters are quoted, as Java patterns need."""
     out, i = [], 0
     while i < len(strftime):
-        code = strftime[i:i + 2]
+        code = strftime[i : i + 2]
         if code in _DATE_CODES:
             out.append(_DATE_CODES[code])
             i += 2
         elif code.startswith("%"):
-            raise InputError(f"Date format {strftime!r}: {code} has no Spark equivalent here; use "
-                             f"{', '.join(sorted(_DATE_CODES))}.")
+            raise InputError(
+                f"Date format {strftime!r}: {code} has no Spark equivalent here; use {', '.join(sorted(_DATE_CODES))}."
+            )
         else:
             ch = strftime[i]
             out.append(f"'{ch}'" if ch.isalpha() else ch)
@@ -107,8 +124,10 @@ def java_date_format(strftime: str) -> str:
 
 def spark_comparison_args(args: dict) -> dict:
     """Library comparison arguments for Spark: DuckDB date formats in Java's notation."""
-    return {k: java_date_format(v) if k in ("datetime_format", "date_format") and isinstance(v, str) else v
-            for k, v in args.items()}
+    return {
+        k: java_date_format(v) if k in ("datetime_format", "date_format") and isinstance(v, str) else v
+        for k, v in args.items()
+    }
 
 
 def spark_blocking_rule(rule):
@@ -118,8 +137,7 @@ def spark_blocking_rule(rule):
 
 def spark_model(settings: Settings, duckdb_model: dict) -> dict:
     """The Spark-SQL twin of a DuckDB model: same comparisons and levels, same m/u and prior."""
-    out = splink_settings_dict(settings, dialect="spark", translate=to_spark_sql,
-                                         translate_args=spark_comparison_args)
+    out = splink_settings_dict(settings, dialect="spark", translate=to_spark_sql, translate_args=spark_comparison_args)
     for comparison in out["comparisons"]:  # Splink's own Spark SQL names its jar's functions
         for level in comparison["comparison_levels"]:
             level["sql_condition"] = spark_condition(level["sql_condition"])
@@ -145,17 +163,22 @@ def make_session(settings: Settings):
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise DependencyMissing("engine.kind is spark but pyspark is not installed: pip install 'splink-er[spark]' "
-                         "(and Java 17), or set engine.kind: duckdb.") from None
+        raise DependencyMissing(
+            "engine.kind is spark but pyspark is not installed: pip install 'splink-er[spark]' "
+            "(and Java 17), or set engine.kind: duckdb."
+        ) from None
     from splink.backends.spark import similarity_jar_location
 
     s = settings.engine.spark
-    builder = (SparkSession.builder.master(s.master).appName(f"splink_er-{settings.name}")
-               .config("spark.jars", similarity_jar_location())
-               .config("spark.driver.memory", s.driver_memory)
-               .config("spark.sql.shuffle.partitions", str(s.shuffle_partitions))
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false"))  # its stage bars would garble the run's own
+    builder = (
+        SparkSession.builder.master(s.master)
+        .appName(f"splink_er-{settings.name}")
+        .config("spark.jars", similarity_jar_location())
+        .config("spark.driver.memory", s.driver_memory)
+        .config("spark.sql.shuffle.partitions", str(s.shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+    )  # its stage bars would garble the run's own
     for k, v in s.config.items():
         builder = builder.config(k, str(v))
     session = builder.getOrCreate()
@@ -185,8 +208,11 @@ class SparkBackend(Backend):
         self.spark = spark if spark is not None else make_session(settings)
         self.spark.sparkContext.setCheckpointDir(str(self.work / "checkpoints"))
         register_udfs(self.spark)
-        self.db = SparkAPI(spark_session=self.spark, break_lineage_method="parquet",
-                           num_partitions_on_repartition=settings.engine.spark.shuffle_partitions)
+        self.db = SparkAPI(
+            spark_session=self.spark,
+            break_lineage_method="parquet",
+            num_partitions_on_repartition=settings.engine.spark.shuffle_partitions,
+        )
         self.sdfs = []
         # Inputs go over as Parquet written by DuckDB: no pandas round trip, types kept.
         for name, table in loaded.tables.items():
@@ -198,8 +224,9 @@ class SparkBackend(Backend):
 
     def bootstrap(self, untrained_duckdb_model: dict) -> dict:
         """The unsupervised recipe run by Splink on Spark; returned as a DuckDB-SQL model."""
-        trained = bootstrap(self.sdfs, self.settings, spark_model(self.settings, untrained_duckdb_model),
-                                      rule=spark_blocking_rule)
+        trained = bootstrap(
+            self.sdfs, self.settings, spark_model(self.settings, untrained_duckdb_model), rule=spark_blocking_rule
+        )
         return stable_parameters(copy_parameters(trained, untrained_duckdb_model))
 
     def predict(self, duckdb_model: dict) -> Prediction:

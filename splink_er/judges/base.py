@@ -52,7 +52,7 @@ class Judge(ABC):
         return {"kind": self.name, "simulated": self.simulated}
 
     @property
-    def parts(self) -> list["Judge"]:
+    def parts(self) -> list[Judge]:
         """The judges that actually answer (an escalating judge has two); their models, prices, cost meter."""
         return [self]
 
@@ -139,4 +139,3 @@ def run_judge(
     # thread waits, so `on_batch` never runs concurrently with the caller.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, _run()).result()
-

@@ -26,8 +26,13 @@ class EscalatingJudge(Judge):
 
     @property
     def method(self) -> dict:
-        return {"kind": "escalating", "first": self.first.method, "second": self.second.method,
-                "threshold": self.threshold, "simulated": self.first.simulated or self.second.simulated}
+        return {
+            "kind": "escalating",
+            "first": self.first.method,
+            "second": self.second.method,
+            "threshold": self.threshold,
+            "simulated": self.first.simulated or self.second.simulated,
+        }
 
     def _sum_usage(self) -> None:
         a, b = asdict(self.first.usage), asdict(self.second.usage)
@@ -48,8 +53,12 @@ class EscalatingJudge(Judge):
         for d in first:
             e = second.get(d.key)
             if e is not None and e.match is not None:
-                e.escalated_from = {"match": d.match, "confidence": d.confidence, "reasoning": d.reasoning,
-                                    "call": d.call}
+                e.escalated_from = {
+                    "match": d.match,
+                    "confidence": d.confidence,
+                    "reasoning": d.reasoning,
+                    "call": d.call,
+                }
                 out.append(e)
             else:
                 out.append(d)

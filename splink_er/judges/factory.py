@@ -36,13 +36,16 @@ def resolve_kind(settings: Settings) -> tuple[str, str]:
     return "none", f"auto: no {' or '.join(j.key_envs('gemini'))} set"
 
 
-def _llm_judge(settings: Settings, kind: str, model: str, base_url: str | None, key_envs: tuple[str, ...],
-               meter: CostMeter):
+def _llm_judge(
+    settings: Settings, kind: str, model: str, base_url: str | None, key_envs: tuple[str, ...], meter: CostMeter
+):
     key, _ = find_key(key_envs)
     if key is None and (kind == "gemini" or base_url is None):
-        raise JudgeConfigError(f"judge.kind {kind} needs an API key: set the environment variable "
-                               f"{' or '.join(key_envs)}, or point judge.api_key_env at the variable that holds "
-                               "it (the key itself never goes in settings)")
+        raise JudgeConfigError(
+            f"judge.kind {kind} needs an API key: set the environment variable "
+            f"{' or '.join(key_envs)}, or point judge.api_key_env at the variable that holds "
+            "it (the key itself never goes in settings)"
+        )
     if kind == "gemini":
         from .gemini import GeminiJudge as cls
     else:
@@ -59,8 +62,18 @@ def make_judge(settings: Settings, con=None, loaded=None) -> tuple[Judge | None,
     if kind == "truth":
         column = settings.judge_truth_column
         truth = column_lookup(con, loaded, column)
-        askers = [TruthJudge(truth, column, error_rate=j.error_rate, seed=j.seed, latency_seconds=j.latency_seconds,
-                             system=system_instruction(j.domain, j.show_score), ask=i) for i in range(j.repeats)]
+        askers = [
+            TruthJudge(
+                truth,
+                column,
+                error_rate=j.error_rate,
+                seed=j.seed,
+                latency_seconds=j.latency_seconds,
+                system=system_instruction(j.domain, j.show_score),
+                ask=i,
+            )
+            for i in range(j.repeats)
+        ]
         return (askers[0] if j.repeats == 1 else MajorityJudge(askers)), note
     if kind == "replay":
         from ..decision_log import judge_answers
@@ -68,8 +81,10 @@ def make_judge(settings: Settings, con=None, loaded=None) -> tuple[Judge | None,
 
         log = Path(j.replay_log or settings.decision_log_path)
         if not log.exists():
-            raise JudgeConfigError(f"replay: decision log {log} not found; set judge.replay_log to the "
-                                   "decision_log.jsonl of the run to replay")
+            raise JudgeConfigError(
+                f"replay: decision log {log} not found; set judge.replay_log to the "
+                "decision_log.jsonl of the run to replay"
+            )
         try:
             run_id, answers = judge_answers(log, j.replay_run)
         except ValueError as e:

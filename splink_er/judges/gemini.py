@@ -34,9 +34,12 @@ class GeminiJudge(LLMJudge):
 
             no_proxy = {"trust_env": False} if is_loopback(self.base_url) else {}
             options = types.HttpOptions(
-                base_url=self.base_url, api_version=self.settings.api_version,
+                base_url=self.base_url,
+                api_version=self.settings.api_version,
                 timeout=int(self.settings.timeout_seconds * 1000),
-                client_args=no_proxy, async_client_args=no_proxy)
+                client_args=no_proxy,
+                async_client_args=no_proxy,
+            )
             self._client = genai.Client(api_key=self._secret, vertexai=False, http_options=options)
             self._client_loop = loop
         return self._client
@@ -46,8 +49,11 @@ class GeminiJudge(LLMJudge):
 
         client = self._client_for_this_loop()
         config = types.GenerateContentConfig(
-            system_instruction=self.system, temperature=self.settings.temperature,
-            response_mime_type="application/json", response_json_schema=self.schema)
+            system_instruction=self.system,
+            temperature=self.settings.temperature,
+            response_mime_type="application/json",
+            response_json_schema=self.schema,
+        )
         resp = await client.aio.models.generate_content(model=self.model, contents=text, config=config)
         usage = resp.usage_metadata
         finish = None
@@ -57,5 +63,9 @@ class GeminiJudge(LLMJudge):
             out = resp.text
         except ValueError:  # no text part (e.g. blocked): validation reports it as an empty answer
             out = None
-        return CallResult(out, (usage.prompt_token_count or 0) if usage else 0,
-                          (usage.candidates_token_count or 0) if usage else 0, finish)
+        return CallResult(
+            out,
+            (usage.prompt_token_count or 0) if usage else 0,
+            (usage.candidates_token_count or 0) if usage else 0,
+            finish,
+        )

@@ -134,8 +134,16 @@ class LLMJudge(Judge):
 
     name = "llm"
 
-    def __init__(self, settings: JudgeSettings, *, model: str, api_key: str, base_url: str | None,
-                 cost_meter: CostMeter | None = None, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        settings: JudgeSettings,
+        *,
+        model: str,
+        api_key: str,
+        base_url: str | None,
+        cost_meter: CostMeter | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.model = model
@@ -147,16 +155,23 @@ class LLMJudge(Judge):
         self.cost_meter = cost_meter or CostMeter(settings.max_cost)
         self.limiter = limiter or RateLimiter(settings.rpm)
         if self.cost_meter.max_cost is not None and self.price is None:
-            raise ValueError(f"judge.max_cost needs a price for model {model!r}: add judge.prices.{model} "
-                             "(input_per_million, output_per_million)")
+            raise ValueError(
+                f"judge.max_cost needs a price for model {model!r}: add judge.prices.{model} "
+                "(input_per_million, output_per_million)"
+            )
 
     # ---- identity ------------------------------------------------------------------------------------
     @property
     def method(self) -> dict:
-        return {"kind": self.name, "model": self.model, "endpoint": self.base_url or "default",
-                "prompt_version": PROMPT_VERSION,
-                "prompt_sha": hashlib.sha256(self.system.encode()).hexdigest()[:12],
-                "temperature": self.settings.temperature, "simulated": False}
+        return {
+            "kind": self.name,
+            "model": self.model,
+            "endpoint": self.base_url or "default",
+            "prompt_version": PROMPT_VERSION,
+            "prompt_sha": hashlib.sha256(self.system.encode()).hexdigest()[:12],
+            "temperature": self.settings.temperature,
+            "simulated": False,
+        }
 
     def scrub(self, text: str) -> str:
         """Remove the API key from any text that may be shown or written."""
@@ -187,8 +202,10 @@ class LLMJudge(Judge):
                 if status is None and not transport:
                     raise  # not an HTTP or network failure: a bug, which must surface, not become needs_review
                 if status in FATAL_STATUS:
-                    raise JudgeFatalError(f"{self.name} judge: HTTP {status}, {FATAL_STATUS[status]} "
-                                          f"(model {self.model!r}): {self.scrub(str(exc))[:300]}") from None
+                    raise JudgeFatalError(
+                        f"{self.name} judge: HTTP {status}, {FATAL_STATUS[status]} "
+                        f"(model {self.model!r}): {self.scrub(str(exc))[:300]}"
+                    ) from None
                 retryable = transport or status in (408, 429) or (status or 0) >= 500
                 what = f"HTTP {status}" if status else type(exc).__name__
                 if not retryable or attempt == s.max_retries:
@@ -229,10 +246,16 @@ class LLMJudge(Judge):
         verdicts, problems = validate(result.text, prompt)
         if problems and result.finish_reason not in (None, "STOP", "stop"):
             problems = {q: f"{why} (finish reason {result.finish_reason})" for q, why in problems.items()}
-        call = {"call_id": uuid.uuid4().hex[:16], "model": self.model, "pairs_in_call": n_pairs,
-                "input_tokens": round(result.input_tokens / n_pairs, 1),
-                "output_tokens": round(result.output_tokens / n_pairs, 1),
-                "cost_usd": cost / n_pairs, "latency_seconds": round(latency, 3), "attempts": attempts}
+        call = {
+            "call_id": uuid.uuid4().hex[:16],
+            "model": self.model,
+            "pairs_in_call": n_pairs,
+            "input_tokens": round(result.input_tokens / n_pairs, 1),
+            "output_tokens": round(result.output_tokens / n_pairs, 1),
+            "cost_usd": cost / n_pairs,
+            "latency_seconds": round(latency, 3),
+            "attempts": attempts,
+        }
         return verdicts, problems, call, True
 
     async def judge_batch(self, pairs: Sequence[PairContext]) -> list[JudgeDecision]:
@@ -267,4 +290,3 @@ class LLMJudge(Judge):
                 why = problem.get(p.key, "no valid answer")
                 out.append(JudgeDecision(p.key, None, 0.0, f"needs review: {why}", needs_review=True))
         return out
-

@@ -31,8 +31,12 @@ class MajorityJudge(Judge):
 
     @property
     def method(self) -> dict:
-        return {"kind": "majority", "repeats": len(self.askers), "judge": self.askers[0].method,
-                "simulated": self.simulated}
+        return {
+            "kind": "majority",
+            "repeats": len(self.askers),
+            "judge": self.askers[0].method,
+            "simulated": self.simulated,
+        }
 
     def _sum_usage(self) -> None:
         parts = [asdict(j.usage) for j in self.parts]
@@ -54,14 +58,26 @@ class MajorityJudge(Judge):
             if yes and no:
                 self.split_votes += 1
             if len(yes) == len(no):  # a tie (some asks undecided): nobody's answer, so it goes to review
-                out.append(JudgeDecision(p.key, None, 0.0, f"asks tied {len(yes)}-{len(no)}", True,
-                                         answers[0].call, votes=votes))
+                out.append(
+                    JudgeDecision(
+                        p.key, None, 0.0, f"asks tied {len(yes)}-{len(no)}", True, answers[0].call, votes=votes
+                    )
+                )
                 continue
             won = yes if len(yes) > len(no) else no
             best = max(won, key=lambda d: d.confidence)
             share = len(won) / len(answers)
-            out.append(JudgeDecision(p.key, best.match, round(best.confidence * share, 4),
-                                     f"{best.reasoning} [{len(won)} of {len(answers)} asks agreed]", False,
-                                     best.call, best.escalated_from, votes=votes))
+            out.append(
+                JudgeDecision(
+                    p.key,
+                    best.match,
+                    round(best.confidence * share, 4),
+                    f"{best.reasoning} [{len(won)} of {len(answers)} asks agreed]",
+                    False,
+                    best.call,
+                    best.escalated_from,
+                    votes=votes,
+                )
+            )
         self._sum_usage()
         return out

@@ -44,9 +44,13 @@ class OpenAIJudge(LLMJudge):
             import openai
 
             http = httpx2.AsyncClient(trust_env=not is_loopback(self._url), timeout=self.settings.timeout_seconds)
-            self._client = openai.AsyncOpenAI(api_key=self._secret or "no-key", base_url=self._url,
-                                              max_retries=0, timeout=self.settings.timeout_seconds,
-                                              http_client=http)
+            self._client = openai.AsyncOpenAI(
+                api_key=self._secret or "no-key",
+                base_url=self._url,
+                max_retries=0,
+                timeout=self.settings.timeout_seconds,
+                http_client=http,
+            )
             self._client_loop = loop
         return self._client
 
@@ -58,8 +62,11 @@ class OpenAIJudge(LLMJudge):
 
     async def _create(self, mode: str, text: str) -> object:
         return await self._client_for_this_loop().chat.completions.create(
-            model=self.model, temperature=self.settings.temperature, response_format=self._response_format(mode),
-            messages=[{"role": "system", "content": self.system}, {"role": "user", "content": text}])
+            model=self.model,
+            temperature=self.settings.temperature,
+            response_format=self._response_format(mode),
+            messages=[{"role": "system", "content": self.system}, {"role": "user", "content": text}],
+        )
 
     async def _call(self, text: str) -> CallResult:
         if self.mode == "json_schema":
@@ -81,6 +88,9 @@ class OpenAIJudge(LLMJudge):
             resp = await self._create("json_object", text)
         choice = resp.choices[0] if resp.choices else None
         usage = resp.usage
-        return CallResult(choice.message.content if choice else None,
-                          (usage.prompt_tokens or 0) if usage else 0, (usage.completion_tokens or 0) if usage else 0,
-                          choice.finish_reason if choice else None)
+        return CallResult(
+            choice.message.content if choice else None,
+            (usage.prompt_tokens or 0) if usage else 0,
+            (usage.completion_tokens or 0) if usage else 0,
+            choice.finish_reason if choice else None,
+        )

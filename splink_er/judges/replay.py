@@ -36,15 +36,26 @@ class ReplayJudge(Judge):
         for p in pairs:
             rec = self.answers.get(p.key)
             if rec is None:
-                raise JudgeFatalError(f"replay: pair {p.pair_id} has no answer in run {self.run_id} of "
-                                      f"{self.log_path}; replay never calls a model (use judge.kind gemini or "
-                                      "openai to answer new pairs)")
+                raise JudgeFatalError(
+                    f"replay: pair {p.pair_id} has no answer in run {self.run_id} of "
+                    f"{self.log_path}; replay never calls a model (use judge.kind gemini or "
+                    "openai to answer new pairs)"
+                )
             if rec["input_hash"] != p.input_hash:
-                raise JudgeFatalError(f"replay: the records of pair {p.pair_id} differ from what run {self.run_id} "
-                                      "showed its judge (input data or judge.redact/show_score changed)")
+                raise JudgeFatalError(
+                    f"replay: the records of pair {p.pair_id} differ from what run {self.run_id} "
+                    "showed its judge (input data or judge.redact/show_score changed)"
+                )
             self.usage.pairs += 1
-            out.append(JudgeDecision(p.key, rec["match"], rec["confidence"], rec["reasoning"],
-                                     needs_review=rec["needs_review"],
-                                     call={**(rec.get("call") or {}), "replayed_from_run": self.run_id},
-                                     escalated_from=rec.get("escalated_from")))
+            out.append(
+                JudgeDecision(
+                    p.key,
+                    rec["match"],
+                    rec["confidence"],
+                    rec["reasoning"],
+                    needs_review=rec["needs_review"],
+                    call={**(rec.get("call") or {}), "replayed_from_run": self.run_id},
+                    escalated_from=rec.get("escalated_from"),
+                )
+            )
         return out

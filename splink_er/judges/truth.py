@@ -23,8 +23,16 @@ class TruthJudge(Judge):
     name = "simulated-truth"
     simulated = True
 
-    def __init__(self, truth: dict[tuple[str, str], object], truth_column: str, error_rate: float = 0.0,
-                 seed: int = 42, latency_seconds: float = 0.0, system: str = "", ask: int = 0) -> None:
+    def __init__(
+        self,
+        truth: dict[tuple[str, str], object],
+        truth_column: str,
+        error_rate: float = 0.0,
+        seed: int = 42,
+        latency_seconds: float = 0.0,
+        system: str = "",
+        ask: int = 0,
+    ) -> None:
         super().__init__()
         self.usage.tokens_estimated = True
         self.system = system
@@ -60,7 +68,9 @@ class TruthJudge(Judge):
         for p in pairs:
             t_l, t_r = self.truth.get(p.key[:2]), self.truth.get(p.key[2:])
             if t_l is None or t_r is None:
-                out.append(JudgeDecision(p.key, None, 0.0, f"simulated: no {self.truth_column} value for a record", True))
+                out.append(
+                    JudgeDecision(p.key, None, 0.0, f"simulated: no {self.truth_column} value for a record", True)
+                )
                 continue
             same = t_l == t_r
             flipped = self._flipped(p.key)

@@ -17,21 +17,75 @@ import phonenumbers
 import us
 
 STATE_VARIANTS = {
-    "calif": "CA", "cal": "CA", "n carolina": "NC", "no carolina": "NC", "s carolina": "SC", "so carolina": "SC",
-    "n dakota": "ND", "s dakota": "SD", "w virginia": "WV", "w va": "WV", "wash": "WA", "washington dc": "DC",
-    "washington d c": "DC", "dc": "DC", "d c": "DC", "district of columbia": "DC", "penn": "PA", "penna": "PA",
-    "mass": "MA", "mich": "MI", "minn": "MN", "miss": "MS", "tenn": "TN", "tex": "TX", "fla": "FL", "ariz": "AZ",
-    "colo": "CO", "conn": "CT", "del": "DE", "ill": "IL", "ind": "IN", "kans": "KS", "kan": "KS", "ky": "KY",
-    "la": "LA", "md": "MD", "mont": "MT", "nebr": "NE", "neb": "NE", "nev": "NV", "n mex": "NM", "n j": "NJ",
-    "n y": "NY", "n h": "NH", "okla": "OK", "ore": "OR", "oreg": "OR", "r i": "RI", "vt": "VT", "va": "VA",
-    "wis": "WI", "wisc": "WI", "wyo": "WY", "ala": "AL", "ark": "AR", "ga": "GA",
+    "calif": "CA",
+    "cal": "CA",
+    "n carolina": "NC",
+    "no carolina": "NC",
+    "s carolina": "SC",
+    "so carolina": "SC",
+    "n dakota": "ND",
+    "s dakota": "SD",
+    "w virginia": "WV",
+    "w va": "WV",
+    "wash": "WA",
+    "washington dc": "DC",
+    "washington d c": "DC",
+    "dc": "DC",
+    "d c": "DC",
+    "district of columbia": "DC",
+    "penn": "PA",
+    "penna": "PA",
+    "mass": "MA",
+    "mich": "MI",
+    "minn": "MN",
+    "miss": "MS",
+    "tenn": "TN",
+    "tex": "TX",
+    "fla": "FL",
+    "ariz": "AZ",
+    "colo": "CO",
+    "conn": "CT",
+    "del": "DE",
+    "ill": "IL",
+    "ind": "IN",
+    "kans": "KS",
+    "kan": "KS",
+    "ky": "KY",
+    "la": "LA",
+    "md": "MD",
+    "mont": "MT",
+    "nebr": "NE",
+    "neb": "NE",
+    "nev": "NV",
+    "n mex": "NM",
+    "n j": "NJ",
+    "n y": "NY",
+    "n h": "NH",
+    "okla": "OK",
+    "ore": "OR",
+    "oreg": "OR",
+    "r i": "RI",
+    "vt": "VT",
+    "va": "VA",
+    "wis": "WI",
+    "wisc": "WI",
+    "wyo": "WY",
+    "ala": "AL",
+    "ark": "AR",
+    "ga": "GA",
 }
 # First ZIP digit -> states of that national area (USPS).
 ZIP_AREAS = {
-    "0": {"CT", "MA", "ME", "NH", "NJ", "PR", "RI", "VT", "VI", "NY"}, "1": {"DE", "NY", "PA"},
-    "2": {"DC", "MD", "NC", "SC", "VA", "WV"}, "3": {"AL", "FL", "GA", "MS", "TN"}, "4": {"IN", "KY", "MI", "OH"},
-    "5": {"IA", "MN", "MT", "ND", "SD", "WI"}, "6": {"IL", "KS", "MO", "NE"}, "7": {"AR", "LA", "OK", "TX"},
-    "8": {"AZ", "CO", "ID", "NM", "NV", "UT", "WY"}, "9": {"AK", "CA", "HI", "OR", "WA", "GU", "AS", "MP"},
+    "0": {"CT", "MA", "ME", "NH", "NJ", "PR", "RI", "VT", "VI", "NY"},
+    "1": {"DE", "NY", "PA"},
+    "2": {"DC", "MD", "NC", "SC", "VA", "WV"},
+    "3": {"AL", "FL", "GA", "MS", "TN"},
+    "4": {"IN", "KY", "MI", "OH"},
+    "5": {"IA", "MN", "MT", "ND", "SD", "WI"},
+    "6": {"IL", "KS", "MO", "NE"},
+    "7": {"AR", "LA", "OK", "TX"},
+    "8": {"AZ", "CO", "ID", "NM", "NV", "UT", "WY"},
+    "9": {"AK", "CA", "HI", "OR", "WA", "GU", "AS", "MP"},
 }
 
 
@@ -77,14 +131,24 @@ def phone_e164(value, region: str = "US") -> str | None:
         n = phonenumbers.parse(str(value), region)
     except phonenumbers.NumberParseException:
         return None
-    return phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164) if phonenumbers.is_valid_number(n) else None
+    return (
+        phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164) if phonenumbers.is_valid_number(n) else None
+    )
 
 
 GMAIL = {"gmail.com", "googlemail.com"}
 # Providers that deliver local+tag@ to local@ (documented subaddressing). Only Gmail also ignores dots; Yahoo uses
 # '-' for disposable addresses tied to a base name, not the same inbox rule, so it is left alone.
-PLUS_TAGS = GMAIL | {"outlook.com", "hotmail.com", "live.com", "icloud.com", "me.com", "fastmail.com",
-                     "proton.me", "protonmail.com"}
+PLUS_TAGS = GMAIL | {
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "icloud.com",
+    "me.com",
+    "fastmail.com",
+    "proton.me",
+    "protonmail.com",
+}
 
 
 def email_norm(value, provider_rules: bool = True) -> str | None:
@@ -121,6 +185,8 @@ def email_norm_sql(expr: str, provider_rules: bool = True, text_ready: bool = Fa
         local = f"CASE WHEN {domain} IN ({plus}) THEN split_part({local}, '+', 1) ELSE {local} END"
         local = f"CASE WHEN {domain} IN ({gmail}) THEN replace({local}, '.', '') ELSE {local} END"
         domain = f"CASE WHEN {domain} IN ({gmail}) THEN 'gmail.com' ELSE {domain} END"
-    valid = (f"length({t}) - length(replace({t}, '@', '')) = 1 AND split_part({t}, '@', 1) <> '' "
-             f"AND contains(split_part({t}, '@', 2), '.')")
+    valid = (
+        f"length({t}) - length(replace({t}, '@', '')) = 1 AND split_part({t}, '@', 1) <> '' "
+        f"AND contains(split_part({t}, '@', 2), '.')"
+    )
     return f"CASE WHEN {valid} THEN {local} || '@' || {domain} END"

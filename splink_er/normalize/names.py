@@ -22,19 +22,56 @@ import jellyfish
 from nameparser import HumanName
 from nameparser.config import Constants
 
-FIELDS = ["first_name", "middle_name", "last_name", "name_suffix", "nickname", "first_name_canonical",
-          "party_tag", "running_mate", "name_title"]
+FIELDS = [
+    "first_name",
+    "middle_name",
+    "last_name",
+    "name_suffix",
+    "nickname",
+    "first_name_canonical",
+    "party_tag",
+    "running_mate",
+    "name_title",
+]
 
 _PARTIES = r"R|D|I|L|G|C|U|REP|DEM|IND|LIB|GRN|GRE|CON|WF|WFP|NPA|UNA|UNAF|NP|NPP|NL|REF|SOC|SWP|PSL|GOP"
 PARTY_TAG = re.compile(rf"\s*[\(\[]\s*({_PARTIES})\s*[\)\]]\s*", re.I)
 RUNNING_MATE = re.compile(r"\s+(?:/|&|\band\b)\s+(?=\S)", re.I)
 # "Bob", “Bob”, 'Bob' (single quotes only between spaces: O'Brien and D'Angelo are names) or (Bob).
 QUOTED_NICK = re.compile(r"\s*[\"“”]([^\"“”]+)[\"“”]\s*|(?:^|\s)'([^']+)'(?=\s|$)\s*|\s*\(([^()]+)\)\s*")
-SUFFIXES = {"JR": "JR", "JNR": "JR", "SR": "SR", "SNR": "SR", "II": "II", "III": "III", "IV": "IV", "V": "V",
-            "2ND": "II", "3RD": "III", "4TH": "IV"}
+SUFFIXES = {
+    "JR": "JR",
+    "JNR": "JR",
+    "SR": "SR",
+    "SNR": "SR",
+    "II": "II",
+    "III": "III",
+    "IV": "IV",
+    "V": "V",
+    "2ND": "II",
+    "3RD": "III",
+    "4TH": "IV",
+}
 # First names nameparser takes for titles; they are read as first names when nothing else is.
-TITLE_TRAPS = {"judge", "prince", "king", "duke", "earl", "major", "bishop", "dean", "pastor", "sister", "royal",
-               "justice", "chancellor", "marshal", "president", "governor", "colonel"}
+TITLE_TRAPS = {
+    "judge",
+    "prince",
+    "king",
+    "duke",
+    "earl",
+    "major",
+    "bishop",
+    "dean",
+    "pastor",
+    "sister",
+    "royal",
+    "justice",
+    "chancellor",
+    "marshal",
+    "president",
+    "governor",
+    "colonel",
+}
 DEGREE_TRAPS = {"jd"}
 
 
@@ -93,13 +130,21 @@ SIMPLE_WORD = re.compile(r"^[A-Za-z][A-Za-z'\-]*$")
 def _special_words() -> frozenset[str]:
     """Words nameparser treats specially (titles, suffixes, particles, conjunctions): not for the fast path."""
     c = _constants()
-    sets = (c.titles, c.suffix_acronyms, c.suffix_not_acronyms, c.prefixes, c.conjunctions, c.bound_first_names,
-            c.first_name_titles, c.non_first_name_prefixes)
+    sets = (
+        c.titles,
+        c.suffix_acronyms,
+        c.suffix_not_acronyms,
+        c.prefixes,
+        c.conjunctions,
+        c.bound_first_names,
+        c.first_name_titles,
+        c.non_first_name_prefixes,
+    )
     return frozenset(w.lower() for s in sets for w in s) | frozenset(w.lower() for w in SUFFIXES) | TITLE_TRAPS
 
 
 def _fast(text: str) -> dict | None:
-    """"First Last" and "LAST, FIRST [M]" of plain words (most names): the same result as nameparser, ~10x
+    """ "First Last" and "LAST, FIRST [M]" of plain words (most names): the same result as nameparser, ~10x
     faster. None when the name needs the full parser."""
     special = _special_words()
     if "," in text:
@@ -117,8 +162,13 @@ def _fast(text: str) -> dict | None:
     tokens = [first, last] + ([middle.rstrip(".")] if middle else [])
     if not all(SIMPLE_WORD.match(t) and t.lower() not in special for t in tokens):
         return None
-    return {"first_name": first.upper(), "middle_name": middle.upper() if middle else None,
-            "last_name": last.upper(), "name_suffix": None, "name_title": None}
+    return {
+        "first_name": first.upper(),
+        "middle_name": middle.upper() if middle else None,
+        "last_name": last.upper(),
+        "name_suffix": None,
+        "name_title": None,
+    }
 
 
 def parse_name(raw: str | None, fmt: str = "auto") -> dict:
@@ -143,8 +193,12 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
         suffix = SUFFIXES.get(tokens[-1].upper().strip(".")) if len(tokens) > 1 else None
         if suffix:
             tokens = tokens[:-1]
-        out |= {"last_name": tokens[0] if tokens else None, "first_name": tokens[1] if len(tokens) > 1 else None,
-                "middle_name": " ".join(tokens[2:]) or None, "name_suffix": suffix}
+        out |= {
+            "last_name": tokens[0] if tokens else None,
+            "first_name": tokens[1] if len(tokens) > 1 else None,
+            "middle_name": " ".join(tokens[2:]) or None,
+            "name_suffix": suffix,
+        }
     elif (fast := _fast(text)) is not None:
         out |= fast
     else:
@@ -155,8 +209,13 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
             # "Prince Fielder" (parsed title + first, no last) -> first Prince, last Fielder.
             first, last = (title, last) if last else (title, first)
             title = ""
-        out |= {"first_name": first or None, "middle_name": middle or None, "last_name": last or None,
-                "name_suffix": _suffix(n.suffix) if n.suffix else None, "name_title": title or None}
+        out |= {
+            "first_name": first or None,
+            "middle_name": middle or None,
+            "last_name": last or None,
+            "name_suffix": _suffix(n.suffix) if n.suffix else None,
+            "name_title": title or None,
+        }
         if n.nickname and not out["nickname"]:
             out["nickname"] = n.nickname.upper()
     for k in ("first_name", "middle_name", "last_name"):
@@ -181,7 +240,7 @@ def parse_names(values, fmt: str = "auto", processes: int | None = None) -> dict
     if workers < 2 or len(distinct) < 50_000:
         return {v: parse_name(v, fmt) for v in distinct}
     size = -(-len(distinct) // (workers * 4))
-    chunks = [(distinct[i:i + size], fmt) for i in range(0, len(distinct), size)]
+    chunks = [(distinct[i : i + size], fmt) for i in range(0, len(distinct), size)]
     with ProcessPoolExecutor(workers) as pool:
         parsed = [row for part in pool.map(_parse_chunk, chunks) for row in part]
     return dict(zip(distinct, parsed))

@@ -25,15 +25,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jellyfish
 
 DATA_BLOCK = re.compile(r"<<<DATA (\w+)>>>\n(.*)\n<<<END DATA \1>>>", re.S)
-FAULTS = {"429", "500", "503", "401", "timeout", "malformed", "fenced", "drop", "duplicate", "unknown",
-          "bad_confidence", "bad_choice", "empty"}
+FAULTS = {
+    "429",
+    "500",
+    "503",
+    "401",
+    "timeout",
+    "malformed",
+    "fenced",
+    "drop",
+    "duplicate",
+    "unknown",
+    "bad_confidence",
+    "bad_choice",
+    "empty",
+}
 
 Brain = Callable[[dict, str], dict]
 
 
 def _similarity(a: dict, b: dict) -> float:
-    scores = [jellyfish.jaro_winkler_similarity(str(a[k]).lower(), str(b[k]).lower())
-              for k in a if k in b and a[k] not in (None, "") and b[k] not in (None, "")]
+    scores = [
+        jellyfish.jaro_winkler_similarity(str(a[k]).lower(), str(b[k]).lower())
+        for k in a
+        if k in b and a[k] not in (None, "") and b[k] not in (None, "")
+    ]
     return sum(scores) / len(scores) if scores else 0.0
 
 
@@ -42,15 +58,25 @@ def similarity_brain(data: dict, model: str, threshold: float = 0.9) -> dict:
     decisions, selections = [], []
     for q in data.get("pairs", []):
         s = _similarity(q["record_a"], q["record_b"])
-        decisions.append({"pair_id": q["pair_id"], "match": s >= threshold,
-                          "confidence": round(min(0.99, 0.55 + 4 * abs(s - threshold)), 3),
-                          "reasoning": f"simulated: mean field similarity {s:.2f}"})
+        decisions.append(
+            {
+                "pair_id": q["pair_id"],
+                "match": s >= threshold,
+                "confidence": round(min(0.99, 0.55 + 4 * abs(s - threshold)), 3),
+                "reasoning": f"simulated: mean field similarity {s:.2f}",
+            }
+        )
     for g in data.get("groups", []):
         scored = sorted(((_similarity(g["record"], c["record"]), c["pair_id"]) for c in g["candidates"]), reverse=True)
         best, pid = scored[0]
-        selections.append({"group_id": g["group_id"], "chosen_pair_id": pid if best >= threshold else "none",
-                           "confidence": round(min(0.99, 0.55 + 4 * abs(best - threshold)), 3),
-                           "reasoning": f"simulated: best candidate similarity {best:.2f}"})
+        selections.append(
+            {
+                "group_id": g["group_id"],
+                "chosen_pair_id": pid if best >= threshold else "none",
+                "confidence": round(min(0.99, 0.55 + 4 * abs(best - threshold)), 3),
+                "reasoning": f"simulated: best candidate similarity {best:.2f}",
+            }
+        )
     return {"decisions": decisions, "selections": selections}
 
 
@@ -92,9 +118,18 @@ class FakeLLMServer:
     """Loopback server; see the module docstring. `faults`: a list consumed one per request (None = no fault),
     or a callable(request_number, model) -> fault name or None."""
 
-    def __init__(self, brain: Brain | None = None, *, latency: float = 0.0, rpm: int = 0,
-                 faults: list | Callable | None = None, reject_json_schema: bool = False,
-                 timeout_sleep: float = 3.0, echo_key_in_errors: bool = False, port: int = 0) -> None:
+    def __init__(
+        self,
+        brain: Brain | None = None,
+        *,
+        latency: float = 0.0,
+        rpm: int = 0,
+        faults: list | Callable | None = None,
+        reject_json_schema: bool = False,
+        timeout_sleep: float = 3.0,
+        echo_key_in_errors: bool = False,
+        port: int = 0,
+    ) -> None:
         self.brain = brain or similarity_brain
         self.latency = latency
         self.bucket = _Bucket(rpm) if rpm else None
@@ -116,7 +151,7 @@ class FakeLLMServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> "FakeLLMServer":
+    def start(self) -> FakeLLMServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -125,7 +160,7 @@ class FakeLLMServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeLLMServer":
+    def __enter__(self) -> FakeLLMServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -138,8 +173,10 @@ class FakeLLMServer:
 
     @property
     def pairs_answered(self) -> int:
-        return sum(len(c["data"].get("pairs", [])) + sum(len(g["candidates"]) for g in c["data"].get("groups", []))
-                   for c in self.answered)
+        return sum(
+            len(c["data"].get("pairs", [])) + sum(len(g["candidates"]) for g in c["data"].get("groups", []))
+            for c in self.answered
+        )
 
     def _next_fault(self, n: int, model: str):
         if callable(self.faults):
@@ -190,9 +227,16 @@ class FakeLLMServer:
                     user = " ".join(m["content"] for m in msgs if m["role"] == "user")
                     fmt = (body.get("response_format") or {}).get("type", "none")
                     if fmt == "json_schema" and server.reject_json_schema:
-                        return self._send(500, {"error": {"message": 'response_format type must be one of "text" or '
-                                                          '"json_object", but got: json_schema',
-                                                          "type": "server_error"}})
+                        return self._send(
+                            500,
+                            {
+                                "error": {
+                                    "message": 'response_format type must be one of "text" or '
+                                    '"json_object", but got: json_schema',
+                                    "type": "server_error",
+                                }
+                            },
+                        )
                 else:
                     return self._send(404, {"error": {"message": f"no route {self.path}", "code": 404}})
                 fault = server._next_fault(n, model)
@@ -201,14 +245,19 @@ class FakeLLMServer:
                 if server.bucket is not None:
                     wait = server.bucket.take()
                     if wait:
-                        return self._send(429, {"error": {"code": 429, "message": "rate limit", "status":
-                                                          "RESOURCE_EXHAUSTED"}}, {"Retry-After": f"{wait:.3f}"})
+                        return self._send(
+                            429,
+                            {"error": {"code": 429, "message": "rate limit", "status": "RESOURCE_EXHAUSTED"}},
+                            {"Retry-After": f"{wait:.3f}"},
+                        )
                 if fault in ("429", "500", "503", "401"):
                     key = self.headers.get("x-goog-api-key") or self.headers.get("Authorization", "")
                     quoted = f" (key {key})" if server.echo_key_in_errors else ""
-                    return self._send(int(fault), {"error": {"code": int(fault), "message": f"injected {fault}{quoted}",
-                                                             "status": "INJECTED"}},
-                                      {"Retry-After": "0.05"} if fault == "429" else None)
+                    return self._send(
+                        int(fault),
+                        {"error": {"code": int(fault), "message": f"injected {fault}{quoted}", "status": "INJECTED"}},
+                        {"Retry-After": "0.05"} if fault == "429" else None,
+                    )
                 if fault == "timeout":
                     time.sleep(server.timeout_sleep)
                 match = DATA_BLOCK.search(user)
@@ -224,18 +273,42 @@ class FakeLLMServer:
                 elif fault in ("drop", "duplicate", "unknown", "bad_confidence", "bad_choice"):
                     text = json.dumps(_corrupt(answer, fault))
                 with server.lock:
-                    server.answered.append({"model": model, "data": data, "format": fmt, "fault": fault,
-                                            "system": system})
+                    server.answered.append(
+                        {"model": model, "data": data, "format": fmt, "fault": fault, "system": system}
+                    )
                 in_tok, out_tok = (len(system) + len(user)) // 4, len(text) // 4
                 if gemini:
-                    return self._send(200, {
-                        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
-                        "usageMetadata": {"promptTokenCount": in_tok, "candidatesTokenCount": out_tok,
-                                          "totalTokenCount": in_tok + out_tok}, "modelVersion": model})
-                return self._send(200, {
-                    "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": in_tok, "completion_tokens": out_tok, "total_tokens": in_tok + out_tok}})
+                    return self._send(
+                        200,
+                        {
+                            "candidates": [
+                                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+                            ],
+                            "usageMetadata": {
+                                "promptTokenCount": in_tok,
+                                "candidatesTokenCount": out_tok,
+                                "totalTokenCount": in_tok + out_tok,
+                            },
+                            "modelVersion": model,
+                        },
+                    )
+                return self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{n}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                        ],
+                        "usage": {
+                            "prompt_tokens": in_tok,
+                            "completion_tokens": out_tok,
+                            "total_tokens": in_tok + out_tok,
+                        },
+                    },
+                )
 
         return Handler
 
