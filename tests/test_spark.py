@@ -179,5 +179,5 @@ def test_engine_spark_without_pyspark_says_how_to_install(monkeypatch, tmp_path)
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pyspark)
-    with pytest.raises(splink_er.InputError, match=r"pip install 'splink-er\[spark\]'"):
+    with pytest.raises(splink_er.DependencyMissing, match=r"pip install 'splink-er\[spark\]'"):
         spark_backend.make_session(load_settings(splink_er.demo_settings_path(), [f"output_dir={tmp_path}"]))

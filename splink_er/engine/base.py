@@ -35,23 +35,3 @@ class Backend(ABC):
 
     def cleanup(self) -> None:
         """Remove scratch files (Splink's materialised tables, spill, Spark's Parquet)."""
-
-
-def make_backend(settings, db, sdfs: list, con, loaded, spark=None) -> Backend:
-    """The backend `engine.kind` names. `spark`: a running SparkSession to use instead of starting one."""
-    if settings.engine.kind == "spark":
-        try:
-            import pyspark  # noqa: F401  (loaded only for Spark jobs)
-        except ImportError:
-            from ..errors import DependencyMissing
-
-            raise DependencyMissing(
-                "engine.kind is spark but pyspark is not installed: pip install "
-                "'splink_er[spark]' (and Java 17), or set engine.kind: duckdb."
-            ) from None
-        from .spark import SparkBackend
-
-        return SparkBackend(settings, con, loaded, spark)
-    from .duckdb_engine import DuckDBBackend
-
-    return DuckDBBackend(settings, db, sdfs)
