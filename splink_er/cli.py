@@ -57,7 +57,7 @@ def _overrides(sets: list[str] | None, out: Path | None) -> list[str]:
     return list(sets or []) + ([f"output_dir={out}"] if out else [])
 
 
-# Error class -> exit code: the one place a code is given (the classes carry it; this table is what docs show).
+# Error class -> exit code, as the classes carry it (errors.py): the table the README and the tests show.
 EXIT_CODES = {
     cls: cls.exit_code
     for cls in (SettingsError, InputError, PreviousRunMissing, JudgeError, DependencyMissing, SplinkERError)
@@ -68,14 +68,11 @@ def _guard(fn, *args, **kwargs):
     """Run a command body, turning splink_er's errors into a message and the class's exit code."""
     try:
         return fn(*args, **kwargs)
-    except typer.BadParameter:
-        raise
     except SplinkERError as e:
-        code = next(c for cls, c in EXIT_CODES.items() if isinstance(e, cls))
         sep = "\n" if isinstance(e, SettingsError) else ": "
         tail = "\nAnswers received before this are kept; run again to continue." if isinstance(e, JudgeError) else ""
         err.print(f"[red]{e.title}[/]{sep}{escape(str(e))}{tail}")
-        raise typer.Exit(code) from None
+        raise typer.Exit(e.exit_code) from None
 
 
 @app.command()

@@ -73,9 +73,9 @@ def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides:
     least confident judge answers) or the needs_review pairs: `<out>/explain/<which>.html`."""
     if which not in ("uncertain", "needs_review"):
         raise InputError(f"which must be 'uncertain' or 'needs_review', not {which!r}")
-    job = prepare_for_outputs(settings, overrides)
-    model = load_model(job.outputs.require(RunDirectory.model))
-    decisions = job.outputs.require(RunDirectory.decisions)
+    job = prepare_for_outputs(settings, overrides, needs=(RunDirectory.model, RunDirectory.decisions))
+    model = load_model(job.outputs / RunDirectory.model)
+    decisions = job.outputs / RunDirectory.decisions
     where = "needs_review" if which == "needs_review" else "needs_review OR decided_by = 'judge'"
     d = job.con.execute(f"""SELECT * FROM read_parquet({sql_literal(decisions)}) WHERE {where}
         ORDER BY abs(match_probability - 0.5) + coalesce(judge_confidence, 0), {", ".join(PAIR_KEY)} LIMIT {int(n)}""").df()
@@ -113,8 +113,8 @@ def explain_pair(
         >>> res["png"].exists() and 0 <= res["match_probability"] <= 1
         True
     """
-    job = prepare_for_outputs(settings, overrides)
-    model_path = job.outputs.require(RunDirectory.model)
+    job = prepare_for_outputs(settings, overrides, needs=(RunDirectory.model,))
+    model_path = job.outputs / RunDirectory.model
     names = [s.name for s in job.settings.sources]
     sl, sr = source_l or names[0], source_r or names[-1]
     key = canonical_key(sl, id_l, sr, id_r)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from . import clusters as clusters_mod
-from .model import save_model
 from .outputs import (
     DecisionCounts,
     RunDirectory,
@@ -35,8 +34,8 @@ def finish_run(job) -> RunResult:
         out.copy_query(
             s.con, matches_sql(kept, clusters, s.loaded.tables, s.settings.columns_to_keep), RunDirectory.matches
         )
-        save_model(job.model, out / RunDirectory.model)
-        save_model(job.bootstrap_model, out / RunDirectory.bootstrap_model)
+        out.write_json(RunDirectory.model, job.model)
+        out.write_json(RunDirectory.bootstrap_model, job.bootstrap_model)
         job.designs.frame.to_parquet(out / RunDirectory.samples, index=False)
         job.store.snapshot(out / RunDirectory.labels_snapshot)
         # One pass over every decision for every count the run reports, and the weight histogram.
@@ -47,9 +46,8 @@ def finish_run(job) -> RunResult:
     out.write_json(RunDirectory.run_record, run)
     with clock.stage("report"), s.reporter.status("writing report.html"):
         try:
-            from .report import (
-                write_report,  # altair and vl-convert load only when a report is written
-            )
+            # altair and vl-convert load only when a report is written
+            from .report import write_report
 
             write_report(s, job.model, run, out / RunDirectory.report)
         except Exception as e:  # the decisions are written; a chart failure must not lose the run

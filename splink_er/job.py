@@ -17,12 +17,13 @@ import pandas as pd
 
 from . import blocking as blocking_mod
 from .decision_log import DecisionLog
+from .errors import SettingsError
 from .evaluate import Evaluation
 from .finish import finish_run
 from .inference import Inference
 from .judges import Judge
 from .judges.factory import make_judge
-from .judging import Judging
+from .judging import JudgeStats, Judging
 from .labels import LabelStore
 from .loop import ActiveLearningLoop
 from .model import load_model
@@ -70,12 +71,11 @@ class Job:
         with_judge: bool = True,
     ) -> None:
         self.session = s = Session(settings, reporter or make_reporter(quiet), data, spark)
+        note = "" if with_judge else "reading a finished run: no judge"
         if judge is not None and not isinstance(judge, Judge):
             judge = judge(s)  # a function of the loaded session (e.g. a judge that looks up a truth column)
-        if judge is None and with_judge:
+        elif judge is None and with_judge:
             judge, note = make_judge(s.settings, s.con, s.loaded)
-        else:
-            judge, note = judge, ("" if with_judge else "reading a finished run: no judge")
         self.judging = Judging(
             s, judge, note, LabelStore(s.settings.label_store_path), DecisionLog(s.settings.decision_log_path, s.run_id)
         )
@@ -192,7 +192,7 @@ class Job:
         then re-route so their answers count."""
         left = self.budget_left
         if self.judge is None or left <= 0:  # nothing can be asked: skip the scan of every pair
-            return {"pairs": 0, "reused": 0, "asked": 0, "undecided": 0}
+            return JudgeStats(0).as_dict()
         stats = self.judge_pairs(self.inference.judge_queue(min(left, limit or left)))
         if stats["asked"] or stats["reused"]:
             self.route()
@@ -203,8 +203,6 @@ class Job:
         DuckDB only: it scores a few thousand to a few million added pairs per candidate."""
         s = self.session
         if s.backend.name != "duckdb":
-            from .errors import SettingsError
-
             raise SettingsError(
                 "blocking suggest runs on DuckDB: run it with engine.kind=duckdb (the rules it "
                 "prints work on either engine)"
@@ -302,11 +300,14 @@ def prepare(
     return Job(load_settings(settings, overrides), data=data, judge=judge, quiet=quiet, spark=spark)
 
 
-def prepare_for_outputs(settings, overrides: list[str] | None = None) -> Job:
+def prepare_for_outputs(settings, overrides: list[str] | None = None, needs: tuple[str, ...] = ()) -> Job:
     """A quiet Job with no judge for commands that read a finished run's outputs (explain, review): no API key
-    needed. DuckDB whatever engine.kind says: they score a handful of pairs, and Spark's numbers are DuckDB's
-    (tests/test_spark.py)."""
-    return Job(load_settings(settings, [*(overrides or []), "engine.kind=duckdb"]), quiet=True, with_judge=False)
+    needed. The run's files in `needs` are checked before any input is loaded. DuckDB whatever engine.kind
+    says: they score a handful of pairs, and Spark's numbers are DuckDB's (tests/test_spark.py)."""
+    s = load_settings(settings, [*(overrides or []), "engine.kind=duckdb"])
+    for name in needs:
+        RunDirectory(s.output_path).require(name)
+    return Job(s, quiet=True, with_judge=False)
 
 
 def run(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
+from .judging import JudgeStats
+
 
 @dataclass
 class RoundRecord:
@@ -99,7 +101,7 @@ class ActiveLearningLoop:
             )
         counts = job.route()
         rec.band, rec.conflicts, rec.routes_before_judge = counts.get("band", 0), counts.get("conflict", 0), counts
-        st = job.judge_band(limit=s.loop.band_per_round) if judge else {"asked": 0, "reused": 0, "undecided": 0}
+        st = job.judge_band(limit=s.loop.band_per_round) if judge else JudgeStats(0).as_dict()
         rec.band_asked, rec.band_reused, rec.undecided = st["asked"], st["reused"], st["undecided"]
         if st["asked"] or st["reused"]:  # answers re-routed some pairs
             counts = job.inference.route_counts()

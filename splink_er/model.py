@@ -92,12 +92,5 @@ def make_linker(sdfs: list, model: dict) -> Linker:
     return Linker(sdfs, copy.deepcopy(model), log_level=None)
 
 
-def save_model(model: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(model, indent=2))
-    tmp.replace(path)  # atomic: a killed run never leaves half a model
-
-
 def load_model(path: Path) -> dict:
     return json.loads(Path(path).read_text())

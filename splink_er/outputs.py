@@ -39,14 +39,11 @@ class RunDirectory:
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
-    def __str__(self) -> str:
-        return str(self.path)
-
-    def require(self, name: str, what: str = "") -> Path:
+    def require(self, name: str) -> Path:
         """The path of a file a finished run wrote; PreviousRunMissing, saying what to run, if it is absent."""
         p = self.path / name
         if not p.exists():
-            raise PreviousRunMissing(f"{p} not found{what}: run `splink-er run` with these settings (and --out) first.")
+            raise PreviousRunMissing(f"{p} not found: run `splink-er run` with these settings (and --out) first.")
         return p
 
     def read_run_record(self) -> dict:
@@ -54,7 +51,7 @@ class RunDirectory:
         return json.loads(p.read_text()) if p.exists() else {}
 
     def write_json(self, name: str, data: dict) -> None:
-        """Written beside and renamed into place: a killed run never leaves half a file."""
+        """run.json and the models; written beside and renamed into place: a killed run never leaves half a file."""
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".{name}.part"
         tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -178,15 +175,18 @@ class RunResult:
     def metrics(self) -> dict:
         return self.run.get("metrics", {})
 
+    def _read(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(Path(self.output_dir) / name)
+
     @cached_property
     def decisions(self) -> pd.DataFrame:
-        return pd.read_parquet(Path(self.output_dir) / RunDirectory.decisions)
+        return self._read(RunDirectory.decisions)
 
     @cached_property
     def clusters(self) -> pd.DataFrame:
-        return pd.read_parquet(Path(self.output_dir) / RunDirectory.clusters)
+        return self._read(RunDirectory.clusters)
 
     @cached_property
     def matches(self) -> pd.DataFrame:
         """Final matches with entity ids and the kept columns of both records."""
-        return pd.read_parquet(Path(self.output_dir) / RunDirectory.matches)
+        return self._read(RunDirectory.matches)

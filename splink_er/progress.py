@@ -22,14 +22,14 @@ class Reporter:
     quiet = True
 
     def info(self, message: str) -> None:
-        log.info(_plain(message))
+        _log(logging.INFO, message)
 
     def warn(self, message: str) -> None:
-        log.warning(_plain(message))
+        _log(logging.WARNING, message)
 
     @contextmanager
     def status(self, message: str) -> Iterator[None]:
-        log.info(_plain(message))
+        _log(logging.INFO, message)
         yield
 
     @contextmanager
@@ -59,7 +59,7 @@ class RichReporter(Reporter):
 
     @contextmanager
     def status(self, message: str) -> Iterator[None]:
-        log.info(_plain(message))
+        _log(logging.INFO, message)
         with self.console.status(message):
             yield
 
@@ -106,11 +106,12 @@ def show_splink_messages(show: bool) -> None:
     enable(logging.WARNING if show else logging.ERROR)
 
 
-def _plain(message: str) -> str:
-    """A rich-markup message as plain text for the log."""
-    from rich.text import Text
+def _log(level: int, message: str) -> None:
+    """A rich-markup message as plain text in the log; not rendered at all when nobody listens."""
+    if log.isEnabledFor(level):
+        from rich.text import Text
 
-    return Text.from_markup(message).plain
+        log.log(level, Text.from_markup(message).plain)
 
 
 class Stopwatch:

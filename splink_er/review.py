@@ -32,8 +32,8 @@ class ReviewFileError(InputError):
 
 def export(settings, *, overrides: list[str] | None = None, limit: int | None = None) -> dict:
     """Write `<out>/review/review_queue.csv` and `.html`; returns their paths and the number of pairs."""
-    job = prepare_for_outputs(settings, overrides)
-    path = job.outputs.require(RunDirectory.decisions)
+    job = prepare_for_outputs(settings, overrides, needs=(RunDirectory.decisions,))
+    path = job.outputs / RunDirectory.decisions
     # Nearest the decision boundary first: where a person's answer changes the most. Filtered in DuckDB, so
     # only the queue (not every blocked pair) reaches pandas.
     queue = job.con.execute(f"""SELECT * FROM read_parquet({sql_literal(path)})

@@ -8,6 +8,7 @@ linker components keep one to the linker. The session's settings are frozen; rul
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from .engine import make_backend
@@ -37,23 +38,21 @@ class Session:
         with self.clock.stage("load"):
             self.loaded = load_sources(self.con, settings, required, data)
         self.sdfs = [self.db.register(t, dataset_display_name=n) for n, t in self.loaded.tables.items()]
-        if settings.engine.kind == "spark":
-            with self.clock.stage("spark_setup"), reporter.status("starting Spark"):
-                self.backend = make_backend(settings, self.db, self.sdfs, self.con, self.loaded, spark)
-        else:
-            self.backend = make_backend(settings, self.db, self.sdfs, self.con, self.loaded)
+        spark_job = settings.engine.kind == "spark"
+        with self.clock.stage("spark_setup") if spark_job else nullcontext():
+            with reporter.status("starting Spark") if spark_job else nullcontext():
+                self.backend = make_backend(self, spark)
         truth_cols = {settings.truth_column, settings.judge_truth_column} - {None}
         # What a judge and a reader see: the matched and kept columns, never the truth.
         self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
         self.n_possible = possible_pairs(settings.link_type, list(self.loaded.row_counts.values()))
 
     def with_blocking_rules(self, rules: list) -> list:
-        """Add blocking rules to this job (its settings copy and the backend's); returns the rules now in force."""
+        """Add blocking rules to this job's settings (a copy); returns the rules now in force."""
         current = self.settings.blocking_rules
         added = [r for r in rules if r not in current]
         if added:
             self.settings = self.settings.model_copy(update={"blocking_rules": current + added})
-            self.backend.settings = self.settings
         return self.settings.blocking_rules
 
     def blocking_rules_sql(self) -> list:

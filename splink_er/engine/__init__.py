@@ -7,24 +7,16 @@ over a view of the backend's prediction, so both engines share every step after 
 from .base import Backend, Prediction
 
 
-def make_backend(settings, db, sdfs: list, con, loaded, spark=None) -> Backend:
-    """The backend `engine.kind` names. `spark`: a running SparkSession to use instead of starting one."""
-    if settings.engine.kind == "spark":
-        try:
-            import pyspark  # noqa: F401  (loaded only for Spark jobs)
-        except ImportError:
-            from ..errors import DependencyMissing
-
-            raise DependencyMissing(
-                "engine.kind is spark but pyspark is not installed: pip install "
-                "'splink-er[spark]' (and Java 17), or set engine.kind: duckdb."
-            ) from None
+def make_backend(session, spark=None) -> Backend:
+    """The backend `engine.kind` names, for a session whose sources are loaded. `spark`: a running SparkSession
+    to use instead of starting one. Each backend's module loads only when its engine is used."""
+    if session.settings.engine.kind == "spark":
         from .spark import SparkBackend
 
-        return SparkBackend(settings, con, loaded, spark)
+        return SparkBackend(session, spark)
     from .duckdb_engine import DuckDBBackend
 
-    return DuckDBBackend(settings, db, sdfs)
+    return DuckDBBackend(session)
 
 
 __all__ = ["Backend", "Prediction", "make_backend"]

@@ -17,9 +17,17 @@ class Prediction:
 
 
 class Backend(ABC):
-    """One job's engine. Subclasses implement the four steps whose cost grows with the number of pairs."""
+    """One job's engine. Subclasses implement the four steps whose cost grows with the number of pairs. A backend
+    keeps the session, not a copy of its settings, so rules a run adopts reach it."""
 
     name: str = "backend"
+
+    def __init__(self, session) -> None:
+        self.session = session
+
+    @property
+    def settings(self):
+        return self.session.settings
 
     @abstractmethod
     def bootstrap(self, untrained_model: dict) -> dict:

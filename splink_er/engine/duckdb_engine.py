@@ -32,14 +32,11 @@ def make_db(settings):
 class DuckDBBackend(Backend):
     name = "duckdb"
 
-    def __init__(self, settings, db, sdfs: list) -> None:
-        self.settings, self.db, self.sdfs = settings, db, sdfs
-
     def bootstrap(self, untrained_model: dict) -> dict:
-        return bootstrap(self.sdfs, self.settings, untrained_model)
+        return bootstrap(self.session.sdfs, self.settings, untrained_model)
 
     def predict(self, model: dict) -> Prediction:
-        pred = make_linker(self.sdfs, model).inference.predict()
+        pred = make_linker(self.session.sdfs, model).inference.predict()
         return Prediction(pred.physical_name, pred)
 
     def drop(self, prediction: Prediction) -> None:

@@ -24,7 +24,6 @@ from sqlglot import exp
 from ..errors import DependencyMissing, InputError
 from ..model import blocking_rule, make_linker, splink_settings_dict
 from ..settings import Settings
-from ..sources import LoadedSources
 from ..sql import sql_literal
 from ..training import bootstrap, stable_parameters
 from .base import Backend, Prediction
@@ -158,15 +157,21 @@ def copy_parameters(source: dict, target: dict) -> dict:
     return out
 
 
-def make_session(settings: Settings):
-    """A local SparkSession as `engine.spark` configures it, with Splink's similarity jar (jaro_winkler etc.)."""
+def require_pyspark() -> None:
+    """DependencyMissing, saying how to install it, when pyspark is not there."""
     try:
-        from pyspark.sql import SparkSession
+        import pyspark  # noqa: F401
     except ImportError:
         raise DependencyMissing(
             "engine.kind is spark but pyspark is not installed: pip install 'splink-er[spark]' "
             "(and Java 17), or set engine.kind: duckdb."
         ) from None
+
+
+def make_session(settings: Settings):
+    """A local SparkSession as `engine.spark` configures it, with Splink's similarity jar (jaro_winkler etc.)."""
+    require_pyspark()
+    from pyspark.sql import SparkSession
     from splink.backends.spark import similarity_jar_location
 
     s = settings.engine.spark
@@ -177,8 +182,8 @@ def make_session(settings: Settings):
         .config("spark.driver.memory", s.driver_memory)
         .config("spark.sql.shuffle.partitions", str(s.shuffle_partitions))
         .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-    )  # its stage bars would garble the run's own
+        .config("spark.ui.showConsoleProgress", "false")  # its stage bars would garble the run's own
+    )
     for k, v in s.config.items():
         builder = builder.config(k, str(v))
     session = builder.getOrCreate()
@@ -200,10 +205,12 @@ class SparkBackend(Backend):
 
     name = "spark"
 
-    def __init__(self, settings: Settings, con, loaded: LoadedSources, spark=None) -> None:
+    def __init__(self, session, spark=None) -> None:
+        require_pyspark()
         from splink.backends.spark import SparkAPI
 
-        self.settings = settings
+        super().__init__(session)
+        settings, con = session.settings, session.con
         self.work = settings.materialisation_path / "spark"
         self.spark = spark if spark is not None else make_session(settings)
         self.spark.sparkContext.setCheckpointDir(str(self.work / "checkpoints"))
@@ -215,7 +222,7 @@ class SparkBackend(Backend):
         )
         self.sdfs = []
         # Inputs go over as Parquet written by DuckDB: no pandas round trip, types kept.
-        for name, table in loaded.tables.items():
+        for name, table in session.loaded.tables.items():
             path = self.work / "inputs" / f"{name}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"COPY {table} TO {sql_literal(path)} (FORMAT parquet)")
