@@ -47,7 +47,11 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a settings key: dotted.key=value (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a settings key: dotted.key=value (repeatable); judge.kind=K also drops the judge keys K does not take.",
+    ),
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Output directory (default: settings output_dir).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]

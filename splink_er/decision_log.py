@@ -159,7 +159,7 @@ def judge_answers(path: str | Path, run_id: str | None = None) -> tuple[str, dic
 
 def final_table(path: str | Path, run_id: str | None = None) -> pd.DataFrame:
     """Every final decision of one run (default: the latest run with final decisions), as logged."""
-    rid, lines = _one_run(path, "final", "final decisions (was judge.log_final_decisions off?)", run_id)
+    rid, lines = _one_run(path, "final", "final decisions (was decision_log.final_decisions off?)", run_id)
     df = pd.read_parquet(Path(path).parent / lines[-1]["file"])
     df.attrs["run_id"] = rid
     # Older logs have no flag: they always wrote every pair.

@@ -40,7 +40,7 @@ def finish_run(job) -> RunResult:
         job.store.snapshot(out / RunDirectory.labels_snapshot)
         # One pass over every decision for every count the run reports, and the weight histogram.
         counts = DecisionCounts.of(inference.decisions)
-        if s.settings.judge.log_final_decisions:
+        if s.settings.decision_log.final_decisions:
             job.judging.log.append_final(out / RunDirectory.decisions, sum(counts.decided_by.values()), rejects_written)
     run = run_record(job, metrics, counts, rejects_written, clusters).as_dict()
     out.write_json(RunDirectory.run_record, run)

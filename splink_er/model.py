@@ -14,7 +14,7 @@ import splink.comparison_library as cl
 from splink import Linker, SettingsCreator, block_on
 
 from . import comparisons as comparison_blocks
-from .normalize import output_columns
+from .normalize import normalizer_for
 from .settings import BlockingRule, ComparisonSettings, Settings
 from .sql import columns_in_sql
 
@@ -81,7 +81,10 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
     for gate in settings.routing.gates:
         cols |= columns_in_sql(gate.sql)
     # Columns every source prepares or derives are kept too: learned blocking builds candidate rules from them.
-    declared = [set(src.derive) | {c for step in src.prepare for c in output_columns(step)} for src in settings.sources]
+    declared = [
+        set(src.derive) | {c for step in src.prepare for c in normalizer_for(step).output_columns()}
+        for src in settings.sources
+    ]
     truth = {settings.truth_column, settings.judge_truth_column} - {None}
     cols |= (set.intersection(*declared) - truth) if declared else set()
     return cols | set(settings.blocking.candidate_columns or [])

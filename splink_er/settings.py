@@ -12,13 +12,15 @@ import hashlib
 import inspect
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -36,44 +38,124 @@ BlockingRule = list[str] | str
 """A blocking rule: a list of columns (records agree on all of them) or a SQL condition over l. and r."""
 
 
-class PrepareStep(_Strict):
+class _Prepare(_Strict):
     """A normalizer applied to one column of a source, once per distinct value, before `derive`."""
 
     column: str = Field(description="Input column.")
-    kind: Literal[
-        "person_name", "first_name_canonical", "state", "zip", "phone", "email", "date", "office", "phonetic"
-    ] = Field(
-        description="person_name: split a full name into first_name, middle_name, last_name, name_suffix, "
-        "nickname, first_name_canonical, party_tag, running_mate, name_title; first_name_canonical: Bob -> ROBERT; "
-        "state: postal code; zip: 5 digits; phone: E.164; email: lower case (+tags removed where the provider ignores them; Gmail dots too); "
-        "date: ISO date from the declared `formats`; office: office_level, office_role, office_district; "
-        "phonetic: a sound-alike code (Smith, Smyth -> SM0) for blocking on misspelt names."
-    )
-    algorithm: Literal["metaphone", "nysiis", "soundex"] = Field(
-        "metaphone", description="phonetic: jellyfish's algorithm (metaphone keeps the most letters)."
-    )
+
+
+class _PrepareInto(_Prepare):
+    into: str | None = Field(None, description="Output column (default <column>_norm).")
+
+
+class PersonNamePrepare(_Prepare):
+    """Split a full name into first_name, middle_name, last_name, name_suffix, nickname, first_name_canonical,
+    party_tag, running_mate, name_title."""
+
+    kind: Literal["person_name"]
     format: Literal["auto", "last_first_middle"] = Field(
         "auto",
-        description="person_name: 'auto' reads any common format; 'last_first_middle' is the comma-less "
+        description="'auto' reads any common format; 'last_first_middle' is the comma-less "
         "voter-file format (declared, never guessed).",
     )
-    prefix: str = Field("", description="person_name, office: prefix of the output column names.")
-    into: str | None = Field(
-        None,
-        description="Output column of the other kinds (default <column>_norm; "
-        "first_name_canonical: <column>_canonical; phonetic: <column>_phonetic).",
+    prefix: str = Field("", description="Prefix of the output column names.")
+
+
+class OfficePrepare(_Prepare):
+    """An office title as office_level, office_role, office_district."""
+
+    kind: Literal["office"]
+    prefix: str = Field("", description="Prefix of the output column names.")
+
+
+class FirstNameCanonicalPrepare(_Prepare):
+    """A first name as its canonical form (Bob -> ROBERT)."""
+
+    kind: Literal["first_name_canonical"]
+    into: str | None = Field(None, description="Output column (default <column>_canonical).")
+
+
+class PhoneticPrepare(_Prepare):
+    """A sound-alike code (Smith, Smyth -> SM0) for blocking on misspelt names."""
+
+    kind: Literal["phonetic"]
+    into: str | None = Field(None, description="Output column (default <column>_phonetic).")
+    algorithm: Literal["metaphone", "nysiis", "soundex"] = Field(
+        "metaphone", description="jellyfish's algorithm (metaphone keeps the most letters)."
     )
-    region: str = Field("US", description="phone: region for numbers without a country code.")
+
+
+class StatePrepare(_PrepareInto):
+    """A US state name or code as its postal code."""
+
+    kind: Literal["state"]
+
+
+class ZipPrepare(_PrepareInto):
+    """A US ZIP code as 5 digits."""
+
+    kind: Literal["zip"]
+
+
+class PhonePrepare(_PrepareInto):
+    """A phone number in E.164."""
+
+    kind: Literal["phone"]
+    region: str = Field("US", description="Region for numbers without a country code.")
+
+
+class EmailPrepare(_PrepareInto):
+    """An e-mail address in lower case (+tags removed where the provider ignores them; Gmail dots too)."""
+
+    kind: Literal["email"]
     provider_rules: bool = Field(
-        True, description="email: apply provider rules (+tags at Gmail, Outlook, iCloud, Fastmail, Proton; Gmail dots)."
+        True, description="Apply provider rules (+tags at Gmail, Outlook, iCloud, Fastmail, Proton; Gmail dots)."
     )
+
+
+class DatePrepare(_PrepareInto):
+    """An ISO date read with the declared formats."""
+
+    kind: Literal["date"]
     formats: list[str] = Field(
         default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y"],
-        description="date: strptime formats tried in order (e.g. '%d/%m/%Y'); a value none of them reads becomes null.",
+        description="strptime formats tried in order (e.g. '%d/%m/%Y'); a value none of them reads becomes null.",
     )
+
+
+PrepareStep = Annotated[
+    PersonNamePrepare
+    | OfficePrepare
+    | FirstNameCanonicalPrepare
+    | PhoneticPrepare
+    | StatePrepare
+    | ZipPrepare
+    | PhonePrepare
+    | EmailPrepare
+    | DatePrepare,
+    Field(discriminator="kind"),
+]
+"""One `sources[].prepare` step: a model per `kind`, so each kind takes only its own keys."""
+
+PREPARE_STEPS: dict[str, type[_Prepare]] = {
+    m.model_fields["kind"].annotation.__args__[0]: m
+    for m in (
+        PersonNamePrepare,
+        OfficePrepare,
+        FirstNameCanonicalPrepare,
+        PhoneticPrepare,
+        StatePrepare,
+        ZipPrepare,
+        PhonePrepare,
+        EmailPrepare,
+        DatePrepare,
+    )
+}
 
 
 class SourceSettings(_Strict):
+    """One input table."""
+
     name: str = Field(description="Source name; becomes the source_dataset value in pair keys.")
     path: str | None = Field(None, description="CSV or Parquet file. Omit when passing a DataFrame from Python.")
     format: Literal["csv", "parquet"] | None = Field(None, description="Inferred from the file suffix if omitted.")
@@ -93,17 +175,28 @@ class SourceSettings(_Strict):
 
 
 class LevelSettings(_Strict):
+    """One level of a custom comparison."""
+
     sql: str = Field(description="SQL condition over <col>_l and <col>_r, or ELSE.")
-    label: str | None = None
-    null_level: bool = False
-    tf_adjustment_column: str | None = None
+    label: str | None = Field(None, description="Label in charts and explanations (default: the SQL).")
+    null_level: bool = Field(False, description="The level says 'unknown' (no evidence either way), e.g. a null.")
+    tf_adjustment_column: str | None = Field(
+        None, description="Adjust the level's weight by how common the value of this column is."
+    )
 
 
 class ComparisonSettings(_Strict):
-    kind: str = Field(description="A splink.comparison_library name (e.g. NameComparison, ExactMatch) or 'custom'.")
+    """One comparison: a Splink comparison library name, a named block of this library, or custom levels."""
+
+    kind: str = Field(
+        description="A splink.comparison_library name (e.g. NameComparison, ExactMatch), a building block of "
+        "this library (PersonName, Office, Party; README 'Comparison building blocks') or 'custom'."
+    )
     column: str | None = Field(None, description="Input column for library comparisons.")
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the library comparison.")
-    term_frequency_adjustments: bool = False
+    term_frequency_adjustments: bool = Field(
+        False, description="Library comparisons: exact matches on rare values weigh more than on common ones."
+    )
     output_column_name: str | None = Field(None, description="Name of a custom comparison.")
     levels: list[LevelSettings] | None = Field(None, description="Levels of a custom comparison, strongest first.")
 
@@ -144,6 +237,8 @@ class ComparisonSettings(_Strict):
 
 
 class BootstrapSettings(_Strict):
+    """The first model, before any label: the prior from deterministic rules, u from random pairs, m by EM."""
+
     deterministic_rules: list[BlockingRule] = Field(
         default_factory=list, description="Rules that almost only true matches pass; give the prior."
     )
@@ -159,10 +254,12 @@ class BootstrapSettings(_Strict):
     em_blocking_rules: list[BlockingRule] = Field(
         default_factory=list, description="Blocking rules for EM training sessions (one session each)."
     )
-    seed: int = 42
+    seed: int = Field(42, description="Seed of the random pairs sampled for u.")
 
 
 class TrainingSettings(_Strict):
+    """How labels retrain the model."""
+
     method: Literal["m_from_labels", "logistic"] = Field(
         "logistic",
         description="m_from_labels: m per level from the labelled matches, smoothed towards "
@@ -230,6 +327,8 @@ class BlockingSettings(_Strict):
 
 
 class SamplingSettings(_Strict):
+    """Which pairs the judge labels to train the model (the band is routed, not sampled)."""
+
     strategy: Literal["stratified", "uncertainty", "disagreement", "diversity"] = Field(
         "stratified",
         description="Query strategy: stratified (by match probability; see strata), uncertainty "
@@ -244,7 +343,7 @@ class SamplingSettings(_Strict):
         description="Share of the budget per stratum; strata by match probability (high >= routing.high, "
         "low <= routing.low, ambiguous between), random is uniform over all blocked pairs.",
     )
-    seed: int = 42
+    seed: int = Field(42, description="Seed of the sample.")
 
     @field_validator("strata")
     @classmethod
@@ -255,14 +354,18 @@ class SamplingSettings(_Strict):
 
 
 class GateSettings(_Strict):
-    name: str
+    """A hard rule: pairs where `sql` is true are rejected whatever the score."""
+
+    name: str = Field(description="Name shown in decisions.parquet (decided_by = gate:<name>).")
     sql: str = Field(description="SQL predicate over <col>_l/<col>_r; pairs where it is true are rejected.")
 
 
 class RoutingSettings(_Strict):
+    """Where each scored pair goes: accepted, rejected, or to the judge."""
+
     low: float = Field(0.10, ge=0, le=1, description="At or below: rejected by the model.")
     high: float = Field(0.95, ge=0, le=1, description="At or above: accepted by the model.")
-    gates: list[GateSettings] = Field(default_factory=list)
+    gates: list[GateSettings] = Field(default_factory=list, description="Rejection rules applied before the scores.")
     one_to_one: bool = Field(
         False,
         description="Link jobs: a record matches at most one record of another source. Records with "
@@ -277,13 +380,13 @@ class RoutingSettings(_Strict):
         return self
 
 
-JudgeKind = Literal["auto", "gemini", "openai", "replay", "truth", "none"]
-
 DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "openai": "gpt-4o-mini"}
 DEFAULT_KEY_ENVS = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
 
 class PriceSettings(_Strict):
+    """List price of one model."""
+
     input_per_million: float = Field(ge=0, description="USD per 1M input (prompt) tokens.")
     output_per_million: float = Field(ge=0, description="USD per 1M output tokens.")
 
@@ -297,6 +400,8 @@ def _default_prices() -> dict[str, PriceSettings]:
 
 
 class DomainSettings(_Strict):
+    """What the judge is told about the task."""
+
     preset: Literal["person", "election_candidate", "generic"] = Field(
         "person", description="Starting matching rules: person, election_candidate or generic."
     )
@@ -309,6 +414,8 @@ class DomainSettings(_Strict):
 
 
 class EscalationSettings(_Strict):
+    """A second, stronger LLM asked when the first answer's confidence is below `threshold`."""
+
     kind: Literal["gemini", "openai"] | None = Field(None, description="Default: the primary judge's kind.")
     model: str = Field(description="The stronger model asked when the first answer is unsure.")
     base_url: str | None = Field(None, description="Default: the primary judge's base_url.")
@@ -317,6 +424,8 @@ class EscalationSettings(_Strict):
 
 
 class RedactSettings(_Strict):
+    """What never leaves the machine in a judge's prompt."""
+
     drop: list[str] = Field(default_factory=list, description="Fields never sent to a judge.")
     hash: list[str] = Field(
         default_factory=list,
@@ -325,12 +434,56 @@ class RedactSettings(_Strict):
     salt: str = Field("splink_er", description="Salt of the hash (change it per project).")
 
 
-class JudgeSettings(_Strict):
-    kind: JudgeKind = Field(
-        "auto",
-        description="gemini | openai (any OpenAI-compatible server) | replay (answers only from a decision "
-        "log) | truth (SIMULATED from a ground-truth column) | none (band goes to needs_review) | auto (gemini when "
-        "an API key variable is set, else none).",
+class _JudgeCommon(_Strict):
+    """How pairs are put to a judge, whoever answers: the budget, batching, what the judge is shown."""
+
+    max_pairs: int = Field(
+        1000, ge=0, description="Most pairs sent to the judge in one run (all rounds); the rest goes to needs_review."
+    )
+    batch_size: int = Field(20, ge=1, le=500, description="Pairs per call (accuracy holds to ~64, collapses by 512).")
+    concurrency: int = Field(16, ge=1, description="Calls in flight at once.")
+    show_score: bool = Field(
+        False, description="Show the model's match probability to the judge (it anchors the answer, so off by default)."
+    )
+    domain: DomainSettings = Field(default_factory=DomainSettings)
+    redact: RedactSettings = Field(default_factory=RedactSettings)
+
+
+class NoJudgeSettings(_JudgeCommon):
+    """No judge: the band goes to needs_review."""
+
+    kind: Literal["none"]
+
+
+class ReplayJudgeSettings(_JudgeCommon):
+    """Answers only from a decision log; never calls a model."""
+
+    kind: Literal["replay"]
+    log: str | None = Field(None, description="The decision log to answer from (default: decision_log.path).")
+    run: str | None = Field(
+        None, description="The run_id to replay (default: the log's latest run with judge answers)."
+    )
+
+
+class TruthJudgeSettings(_JudgeCommon):
+    """SIMULATED: answers from a ground-truth column, for benchmarks and tests."""
+
+    kind: Literal["truth"]
+    truth_column: str | None = Field(None, description="Ground truth to answer from (default: truth_column).")
+    error_rate: float = Field(0.0, ge=0, le=1, description="Share of answers flipped (seeded).")
+    repeats: int = Field(
+        1, ge=1, description="Ask each pair this many times and keep the majority answer (see the LLM judges)."
+    )
+    seed: int = Field(42, description="Seed of the flipped answers.")
+    latency_seconds: float = Field(0.0, ge=0, description="Simulated seconds per call.")
+
+
+class LLMJudgeSettings(_JudgeCommon):
+    """An LLM judge: Gemini (google-genai), any OpenAI-compatible server, or `auto` (Gemini when an API key
+    variable is set, else none)."""
+
+    kind: Literal["auto", "gemini", "openai"] = Field(
+        "auto", description="auto: gemini when an API key variable is set, else none."
     )
     model: str | None = Field(None, description="Model name (default gemini-2.5-flash; gpt-4o-mini for openai).")
     base_url: str | None = Field(None, description="Endpoint override, e.g. http://127.0.0.1:8080 or an Ollama URL.")
@@ -348,46 +501,18 @@ class JudgeSettings(_Strict):
         description="First retry delay; doubles per retry (with jitter, capped at 60 s); a Retry-After header wins.",
     )
     rpm: int = Field(1000, ge=0, description="Requests per minute at most (0: no limit).")
-    batch_size: int = Field(20, ge=1, le=500, description="Pairs per call (accuracy holds to ~64, collapses by 512).")
-    concurrency: int = Field(16, ge=1, description="Calls in flight at once.")
     reasks: int = Field(
         1,
         ge=0,
         description="Times an invalid or missing answer is asked again in a smaller batch "
         "before the pair goes to needs_review.",
     )
-    temperature: float = Field(0.0, ge=0, le=2)
-    max_pairs: int = Field(
-        1000, ge=0, description="Most pairs sent to the judge in one run (all rounds); the rest goes to needs_review."
-    )
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0: the most repeatable answers).")
     max_cost: float | None = Field(
         None, ge=0, description="USD; stop calling once spent and send the rest to needs_review."
     )
-    show_score: bool = Field(
-        False, description="Show the model's match probability to the judge (it anchors the answer, so off by default)."
-    )
-    domain: DomainSettings = Field(default_factory=DomainSettings)
-    redact: RedactSettings = Field(default_factory=RedactSettings)
     prices: dict[str, PriceSettings] = Field(default_factory=_default_prices, description="USD per 1M tokens by model.")
     escalation: EscalationSettings | None = Field(None, description="A second, stronger judge for unsure answers.")
-    log_path: str = Field(
-        "{output_dir}/decision_log.jsonl",
-        description="Append-only decision log "
-        "(JSONL): every decision of every run, with the judge's inputs and outputs.",
-    )
-    log_final_decisions: bool = Field(
-        True,
-        description="Also log every blocked pair's final decision (model "
-        "accepts, rejects, gates too): a Parquet file per run beside the log.",
-    )
-    replay_log: str | None = Field(
-        None, description="Replay judge: the decision log to answer from (default: log_path)."
-    )
-    replay_run: str | None = Field(
-        None, description="Replay judge: the run_id to replay (default: the log's latest run with judge answers)."
-    )
-    truth_column: str | None = Field(None, description="Ground truth for the truth judge (default: truth_column).")
-    error_rate: float = Field(0.0, ge=0, le=1, description="Truth judge: share of answers flipped (seeded).")
     repeats: int = Field(
         1,
         ge=1,
@@ -395,16 +520,62 @@ class JudgeSettings(_Strict):
         "numbers avoid ties; a tie goes to review). Pays for every ask. Helps against random "
         "errors (an LLM at temperature > 0), not against the same mistake made every time.",
     )
-    seed: int = 42
-    latency_seconds: float = Field(0.0, ge=0, description="Truth judge: simulated seconds per call.")
 
     def key_envs(self, kind: str) -> tuple[str, ...]:
         """Environment variables to read the key of a `kind` judge from, in order."""
         return (self.api_key_env,) if self.api_key_env else DEFAULT_KEY_ENVS.get(kind, ())
 
 
+JUDGE_SETTINGS: dict[str, type[_JudgeCommon]] = {
+    "auto": LLMJudgeSettings,
+    "gemini": LLMJudgeSettings,
+    "openai": LLMJudgeSettings,
+    "replay": ReplayJudgeSettings,
+    "truth": TruthJudgeSettings,
+    "none": NoJudgeSettings,
+}
+
+
+def _judge_tag(value: Any) -> str | None:
+    # `kind` may be left out (it defaults to auto), which a plain discriminator does not allow.
+    kind = value.get("kind", "auto") if isinstance(value, dict) else getattr(value, "kind", None)
+    if kind not in JUDGE_SETTINGS:
+        return None
+    return "llm" if JUDGE_SETTINGS[kind] is LLMJudgeSettings else kind
+
+
+JudgeSettings = Annotated[
+    Annotated[LLMJudgeSettings, Tag("llm")]
+    | Annotated[ReplayJudgeSettings, Tag("replay")]
+    | Annotated[TruthJudgeSettings, Tag("truth")]
+    | Annotated[NoJudgeSettings, Tag("none")],
+    Discriminator(
+        _judge_tag,
+        custom_error_type="judge_kind",
+        custom_error_message=f"kind must be one of: {', '.join(JUDGE_SETTINGS)}",
+    ),
+]
+"""The `judge` section: a model per `kind`, so each judge takes only the keys it uses."""
+
+
+class DecisionLogSettings(_Strict):
+    """The append-only record of every decision, for audits, replay and diffs."""
+
+    path: str = Field(
+        "{output_dir}/decision_log.jsonl",
+        description="Append-only decision log (JSONL): every decision of every run, with the judge's inputs and outputs.",
+    )
+    final_decisions: bool = Field(
+        True,
+        description="Also log every blocked pair's final decision (model accepts, rejects, gates too): a Parquet "
+        "file per run beside the log.",
+    )
+
+
 class LoopSettings(_Strict):
-    max_rounds: int = Field(3, ge=1)
+    """The active-learning rounds: judge, retrain, re-route."""
+
+    max_rounds: int = Field(3, ge=1, description="Most rounds of judging and retraining.")
     min_new_labels: int = Field(1, ge=0, description="Stop when a round adds fewer labels than this.")
     band_per_round: int | None = Field(
         None,
@@ -426,12 +597,14 @@ class LoopSettings(_Strict):
 
 
 class SparkSettings(_Strict):
+    """The Spark session splink_er starts for `engine.kind: spark`."""
+
     master: str = Field(
         "local[*]",
         description="Spark master for a session splink_er starts (a session passed "
         "from Python, e.g. on Databricks, is used as it is).",
     )
-    driver_memory: str = "4g"
+    driver_memory: str = Field("4g", description="spark.driver.memory.")
     shuffle_partitions: int = Field(
         8,
         ge=1,
@@ -444,6 +617,8 @@ class SparkSettings(_Strict):
 
 
 class EngineSettings(_Strict):
+    """Where the pairs are compared and how memory is used."""
+
     kind: Literal["duckdb", "spark"] = Field(
         "duckdb",
         description="Where Splink compares pairs (u sampling, EM, prediction): 'duckdb' (one machine; the "
@@ -471,6 +646,8 @@ class EngineSettings(_Strict):
 
 
 class OutputSettings(_Strict):
+    """What the output directory holds."""
+
     model_rejects: Literal["auto", "rows", "counts"] = Field(
         "auto",
         description="Model rejects (no label or gate, p <= routing.low) in decisions.parquet: 'rows' writes "
@@ -482,6 +659,8 @@ class OutputSettings(_Strict):
 
 
 class AuditSettings(_Strict):
+    """An estimate of precision and recall without ground truth, from a judged sample of the final decisions."""
+
     size: int = Field(
         0,
         ge=0,
@@ -489,31 +668,52 @@ class AuditSettings(_Strict):
         "precision / recall / F1 estimates with 95% intervals without ground truth (0: no audit). "
         "Never used for training or routing; paid for like any judge answer.",
     )
-    seed: int = 42
+    seed: int = Field(42, description="Seed of the audit sample.")
 
 
 class LabelStoreSettings(_Strict):
+    """Where labels (judge answers, human labels) are kept across runs."""
+
     path: str = Field("labels/{name}.jsonl", description="JSONL label store; {name} is the settings name.")
+
+
+MOVED_JUDGE_KEYS = {
+    "log_path": "decision_log.path",
+    "log_final_decisions": "decision_log.final_decisions",
+    "replay_log": "judge.log (with judge.kind: replay)",
+    "replay_run": "judge.run (with judge.kind: replay)",
+}
+"""Keys of the one flat judge section of earlier versions, and where they live now."""
 
 
 class Settings(_Strict):
     name: str = Field(description="Name of the job; used in output and label-store paths.")
-    link_type: Literal["link_only", "dedupe_only", "link_and_dedupe"]
-    sources: list[SourceSettings] = Field(min_length=1)
+    link_type: Literal["link_only", "dedupe_only", "link_and_dedupe"] = Field(
+        description="Pairs across sources only, within one source, or both."
+    )
+    sources: list[SourceSettings] = Field(min_length=1, description="The input tables.")
     columns_to_keep: list[str] = Field(
         default_factory=list, description="Extra columns carried to the judge and outputs (not matched on)."
     )
     truth_column: str | None = Field(
         None, description="Ground-truth entity column, never a matching feature: metrics and the truth judge."
     )
-    comparisons: list[ComparisonSettings] = Field(min_length=1)
-    blocking_rules: list[BlockingRule] = Field(min_length=1)
+    comparisons: list[ComparisonSettings] = Field(min_length=1, description="How two records are compared.")
+    blocking_rules: list[BlockingRule] = Field(
+        min_length=1,
+        description="Which pairs are compared: each rule a list of columns that agree ([surname, dob]) or a SQL "
+        "condition over l. and r.; a pair passing any rule is compared.",
+    )
     blocking: BlockingSettings = Field(default_factory=BlockingSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
-    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    judge: JudgeSettings = Field(
+        default_factory=lambda: LLMJudgeSettings(kind="auto"),
+        description="Who answers the questions; which keys apply depends on `kind`.",
+    )
+    decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
     labels: LabelStoreSettings = Field(default_factory=LabelStoreSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
@@ -521,6 +721,16 @@ class Settings(_Strict):
     outputs: OutputSettings = Field(default_factory=OutputSettings)
     output_dir: str = Field("runs/{name}", description="Where outputs go; {name} is the settings name.")
     base_dir: str = Field(".", description="Set by the loader: the settings file's folder (input paths).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        judge = data.get("judge") if isinstance(data, dict) else None
+        if isinstance(judge, dict):
+            moved = [f"judge.{old} is now {new}" for old, new in MOVED_JUDGE_KEYS.items() if old in judge]
+            if moved:
+                raise ValueError("; ".join(moved) + " (settings sections were split by concern)")
+        return data
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -533,11 +743,6 @@ class Settings(_Strict):
             raise ValueError("dedupe_only takes exactly one source; use link_and_dedupe for several")
         if self.judge.kind == "truth" and not (self.judge.truth_column or self.truth_column):
             raise ValueError("judge.kind 'truth' needs judge.truth_column or truth_column")
-        if self.judge.escalation and self.judge.kind in ("truth", "none"):
-            raise ValueError(
-                "judge.escalation needs an LLM judge (judge.kind gemini or openai); "
-                "replay uses the escalated answers in its log"
-            )
         if self.routing.one_to_one and self.link_type == "dedupe_only":
             raise ValueError("routing.one_to_one applies to link jobs only")
         return self
@@ -545,7 +750,8 @@ class Settings(_Strict):
     # Derived values: one place, so paths mean the same thing everywhere.
     @property
     def judge_truth_column(self) -> str | None:
-        return self.judge.truth_column or self.truth_column
+        """The column the SIMULATED truth judge answers from (None for every other judge)."""
+        return (self.judge.truth_column or self.truth_column) if self.judge.kind == "truth" else None
 
     def input_path(self, source: SourceSettings) -> Path | None:
         if source.path is None:
@@ -563,7 +769,7 @@ class Settings(_Strict):
 
     @property
     def decision_log_path(self) -> Path:
-        return Path(self.judge.log_path.format(name=self.name, output_dir=self.output_path))
+        return Path(self.decision_log.path.format(name=self.name, output_dir=self.output_path))
 
     @property
     def materialisation_path(self) -> Path:
@@ -575,18 +781,48 @@ class Settings(_Strict):
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _kinds_taking(models: dict[str, type[BaseModel]], key: str) -> list[str]:
+    return sorted(kind for kind, model in models.items() if key in model.model_fields)
+
+
+def _readable(loc: tuple) -> tuple[str, str | None]:
+    """A dotted key without pydantic's union tags, and the `kind` the error belongs to (None outside unions)."""
+    parts, kind = [], None
+    for i, p in enumerate(loc):
+        prev = loc[i - 1] if i else None
+        if prev == "judge" and p in ("llm", "replay", "truth", "none"):
+            kind = p
+            continue
+        if i >= 2 and loc[i - 2] == "prepare" and isinstance(prev, int) and p in PREPARE_STEPS:
+            kind = p
+            continue
+        parts.append(str(p))
+    return ".".join(parts), kind
+
+
 def _format_validation_error(err: ValidationError, origin: str) -> str:
     lines = [f"Invalid settings in {origin}:"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        key, kind = _readable(e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see the settings reference in README.md)"
+            field = str(e["loc"][-1])
+            models = JUDGE_SETTINGS if key.startswith("judge.") else PREPARE_STEPS
+            others = _kinds_taking(models, field) if kind else []
+            if others:
+                this = "an LLM judge" if kind == "llm" else f"kind {kind!r}"
+                msg = f"not a setting of {this}; it belongs to kind {' / '.join(others)}"
         elif e["type"] == "missing":
             msg = "required key is missing"
+        elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            given = e.get("ctx", {}).get("tag")
+            msg = (
+                f"kind {given!r} is not known" if given else "kind is missing"
+            ) + f"; use one of: {', '.join(PREPARE_STEPS)}"
         got = e.get("input")
         shown = "" if e["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  - {key}: {msg}{shown}")
+        lines.append(f"  - {key}: {msg}{shown}" if e["loc"] else f"  - {msg}")
     return "\n".join(lines)
 
 
@@ -621,6 +857,18 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def switched_judge(judge: dict) -> dict:
+    """The judge section after `--set judge.kind=K`: keys K does not take are dropped, so a Gemini settings file
+    can be replayed or run with the simulated truth judge without editing it.
+
+    Example:
+        >>> switched_judge({"kind": "replay", "model": "gemini-2.5-pro", "max_pairs": 300})
+        {'kind': 'replay', 'max_pairs': 300}
+    """
+    model = JUDGE_SETTINGS.get(judge.get("kind", "auto"))
+    return judge if model is None else {k: v for k, v in judge.items() if k in model.model_fields}
+
+
 def load_settings(source: str | Path | dict | Settings, overrides: list[str] | None = None) -> Settings:
     """Load and validate settings from a YAML path, a dict or a Settings object.
 
@@ -650,6 +898,8 @@ def load_settings(source: str | Path | dict | Settings, overrides: list[str] | N
             raise SettingsError(f"{path}: the top level must be a mapping of keys (name, link_type, sources, ...)")
         origin, base = str(path), str(path.parent)
     data = apply_overrides(data, overrides or [])
+    if any(o.split("=", 1)[0].strip() == "judge.kind" for o in overrides or []):
+        data["judge"] = switched_judge(data["judge"])
     data["base_dir"] = base
     try:
         return Settings.model_validate(data)

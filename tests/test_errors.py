@@ -67,10 +67,10 @@ def test_a_missing_replay_log_is_a_judge_error(tmp_path):
             "--set",
             "judge.kind=replay",
             "--set",
-            f"judge.replay_log={tmp_path / 'nothing.jsonl'}",
+            f"judge.log={tmp_path / 'nothing.jsonl'}",
         ],
     )
-    assert r.exit_code == 5 and "judge.replay_log" in said(r), r.output
+    assert r.exit_code == 5 and "judge.log" in said(r), r.output
 
 
 @pytest.mark.e2e

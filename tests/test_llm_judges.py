@@ -12,7 +12,7 @@ from splink_er.judges.llm import CostMeter
 from splink_er.judges.openai_compat import OpenAIJudge
 from splink_er.judges.prompt import DATA_BLOCK_END, make_questions, render, system_instruction
 from splink_er.pairs import PairContext
-from splink_er.settings import DomainSettings, JudgeSettings
+from splink_er.settings import DomainSettings, LLMJudgeSettings
 from splink_er.testing import FakeLLMServer
 from splink_er.testing.fake_llm import DATA_BLOCK
 
@@ -31,7 +31,7 @@ def people(n, start=0):
 
 def judge(kind, server, **settings):
     cls = GeminiJudge if kind == "gemini" else OpenAIJudge
-    s = JudgeSettings(kind=kind, base_url=server.url, backoff_seconds=0.01, **settings)
+    s = LLMJudgeSettings(kind=kind, base_url=server.url, backoff_seconds=0.01, **settings)
     return cls(s, model=settings.pop("model", "gemini-2.5-flash"), api_key=KEY, base_url=server.url)
 
 
@@ -211,7 +211,7 @@ def test_max_cost_stops_calling_and_sends_the_rest_to_review():
 
 def test_max_cost_needs_a_price():
     with FakeLLMServer() as srv, pytest.raises(ValueError, match="judge.prices.my-model"):
-        GeminiJudge(JudgeSettings(kind="gemini", max_cost=1.0), model="my-model", api_key=KEY, base_url=srv.url)
+        GeminiJudge(LLMJudgeSettings(kind="gemini", max_cost=1.0), model="my-model", api_key=KEY, base_url=srv.url)
 
 
 def test_escalation_asks_the_second_model_only_for_unsure_answers():

@@ -99,7 +99,7 @@ def test_answers_are_cached_across_runs_and_replay_reproduces_the_run_with_no_se
         overrides=[
             "judge.kind=replay",
             f"output_dir={tmp_path / 'replay'}",
-            f"judge.replay_log={first.output_dir / 'decision_log.jsonl'}",
+            f"judge.log={first.output_dir / 'decision_log.jsonl'}",
         ],
         quiet=True,
     )
@@ -125,7 +125,7 @@ def test_replay_fails_loudly_on_a_pair_missing_from_the_log(demo_dict, tmp_path,
             "--set",
             "judge.kind=replay",
             "--set",
-            f"judge.replay_log={partial}",
+            f"judge.log={partial}",
             "--out",
             str(tmp_path / "r"),
         ],
@@ -263,7 +263,7 @@ def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
         overrides=[
             "judge.kind=replay",
             f"output_dir={tmp_path / 'replay'}",
-            f"judge.replay_log={result.output_dir / 'decision_log.jsonl'}",
+            f"judge.log={result.output_dir / 'decision_log.jsonl'}",
         ],
         quiet=True,
     )

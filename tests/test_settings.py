@@ -76,3 +76,37 @@ def test_presets_load():
     for p in sorted((REPO / "settings").glob("*.yaml")):
         s = load_settings(p)
         assert s.sources and all(s.input_path(src).exists() for src in s.sources), p
+
+
+def test_a_key_of_another_judge_kind_names_the_kinds_that_take_it(demo_dict):
+    demo_dict["judge"] = {"kind": "truth", "model": "gemini-2.5-pro"}
+    with pytest.raises(SettingsError, match=r"judge\.model: not a setting of kind 'truth'; it belongs to kind auto"):
+        load_settings(demo_dict)
+
+
+def test_a_key_of_another_prepare_kind_is_refused(demo_dict):
+    demo_dict["sources"][0]["prepare"] = [{"column": "city", "kind": "state", "region": "GB"}]
+    with pytest.raises(
+        SettingsError, match=r"prepare\.0\.region: not a setting of kind 'state'; it belongs to kind phone"
+    ):
+        load_settings(demo_dict)
+
+
+def test_an_unknown_prepare_kind_lists_the_normalizers(demo_dict):
+    demo_dict["sources"][0]["prepare"] = [{"column": "city", "kind": "town"}]
+    with pytest.raises(SettingsError, match=r"kind 'town' is not known; use one of: person_name, office"):
+        load_settings(demo_dict)
+
+
+def test_keys_of_the_old_flat_judge_section_say_where_they_moved(demo_dict):
+    demo_dict["judge"]["log_path"] = "x.jsonl"
+    with pytest.raises(SettingsError, match=r"judge\.log_path is now decision_log\.path"):
+        load_settings(demo_dict)
+
+
+def test_switching_the_judge_kind_drops_the_keys_the_new_kind_does_not_take(demo_dict):
+    demo_dict["judge"] = {"kind": "gemini", "model": "gemini-2.5-pro", "max_pairs": 30, "base_url": "http://x"}
+    s = load_settings(demo_dict, overrides=["judge.kind=truth"])
+    assert s.judge.kind == "truth" and s.judge.max_pairs == 30
+    with pytest.raises(SettingsError, match="not a setting of kind 'truth'"):  # only --set judge.kind drops keys
+        load_settings(demo_dict | {"judge": demo_dict["judge"] | {"kind": "truth"}})

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import JudgeConfigError
-from ..settings import DEFAULT_MODELS, Settings
+from ..settings import DEFAULT_MODELS, LLMJudgeSettings, Settings
 from ..sources import column_lookup
 from .base import Judge
 from .escalation import EscalatingJudge
@@ -37,7 +37,12 @@ def resolve_kind(settings: Settings) -> tuple[str, str]:
 
 
 def _llm_judge(
-    settings: Settings, kind: str, model: str, base_url: str | None, key_envs: tuple[str, ...], meter: CostMeter
+    judge_settings: LLMJudgeSettings,
+    kind: str,
+    model: str,
+    base_url: str | None,
+    key_envs: tuple[str, ...],
+    meter: CostMeter,
 ):
     key, _ = find_key(key_envs)
     if key is None and (kind == "gemini" or base_url is None):
@@ -50,7 +55,7 @@ def _llm_judge(
         from .gemini import GeminiJudge as cls
     else:
         from .openai_compat import OpenAIJudge as cls
-    return cls(settings.judge, model=model, api_key=key or "", base_url=base_url, cost_meter=meter)
+    return cls(judge_settings, model=model, api_key=key or "", base_url=base_url, cost_meter=meter)
 
 
 def make_judge(settings: Settings, con=None, loaded=None) -> tuple[Judge | None, str]:
@@ -79,25 +84,24 @@ def make_judge(settings: Settings, con=None, loaded=None) -> tuple[Judge | None,
         from ..decision_log import judge_answers
         from .replay import ReplayJudge
 
-        log = Path(j.replay_log or settings.decision_log_path)
+        log = Path(j.log or settings.decision_log_path)
         if not log.exists():
             raise JudgeConfigError(
-                f"replay: decision log {log} not found; set judge.replay_log to the "
-                "decision_log.jsonl of the run to replay"
+                f"replay: decision log {log} not found; set judge.log to the decision_log.jsonl of the run to replay"
             )
         try:
-            run_id, answers = judge_answers(log, j.replay_run)
+            run_id, answers = judge_answers(log, j.run)
         except ValueError as e:
             raise JudgeConfigError(f"replay: {e}") from None
         return ReplayJudge(answers, run_id, log), note
     meter = CostMeter(j.max_cost)
     try:
-        judge = _llm_judge(settings, kind, j.model or DEFAULT_MODELS[kind], j.base_url, j.key_envs(kind), meter)
+        judge = _llm_judge(j, kind, j.model or DEFAULT_MODELS[kind], j.base_url, j.key_envs(kind), meter)
         e = j.escalation
         if e is not None:
             e_kind = e.kind or kind
             envs = (e.api_key_env,) if e.api_key_env else j.key_envs(e_kind)
-            second = _llm_judge(settings, e_kind, e.model, e.base_url or j.base_url, envs, meter)
+            second = _llm_judge(j, e_kind, e.model, e.base_url or j.base_url, envs, meter)
             judge = EscalatingJudge(judge, second, e.threshold)
     except ValueError as err:
         raise JudgeConfigError(str(err)) from None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..errors import JudgeFatalError
 from ..pairs import JudgeDecision, PairContext
-from ..settings import JudgeSettings, PriceSettings
+from ..settings import LLMJudgeSettings, PriceSettings
 from .base import Judge, pack
 from .prompt import (
     PROMPT_VERSION,
@@ -136,7 +136,7 @@ class LLMJudge(Judge):
 
     def __init__(
         self,
-        settings: JudgeSettings,
+        settings: LLMJudgeSettings,
         *,
         model: str,
         api_key: str,

@@ -1,11 +1,19 @@
-"""Normalizers for `sources[].prepare`: each maps the distinct values of one column to canonical columns.
+"""Normalizers for `sources[].prepare`: one small class per `kind`, each mapping one column to canonical columns.
 
 names: person names (first, middle, last, suffix, nickname, canonical first name, phonetic codes). contacts: US states, ZIP
 codes, phones, e-mails. offices: office level, role and district. Dates and e-mails are simple enough for DuckDB to
-compute itself over every row (`sql_expression`); the rest run in Python once per distinct value.
+compute itself over every row (`sql_expression`); the rest run in Python once per distinct value (`normalize`).
+
+Example:
+    >>> from splink_er.settings import StatePrepare
+    >>> n = normalizer_for(StatePrepare(column="st", kind="state"))
+    >>> n.output_columns(), n.normalize_values(["North Carolina", "nc", "Narnia"])
+    (['st_norm'], [['North Carolina', 'NC'], ['nc', 'NC'], ['Narnia', None]])
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from ..sql import sql_literal
 from .contacts import email_norm_sql, email_text_sql, phone_e164, state_code, zip5
@@ -13,46 +21,117 @@ from .names import FIELDS, canonical_first, parse_names, phonetic_code
 from .offices import OFFICE_FIELDS, parse_office
 
 
-def output_columns(step) -> list[str]:
-    if step.kind == "person_name":
-        return [step.prefix + f for f in FIELDS]
-    if step.kind == "first_name_canonical":
-        return [step.into or f"{step.column}_canonical"]
-    if step.kind == "phonetic":
-        return [step.into or f"{step.column}_phonetic"]
-    if step.kind == "office":
-        return [step.prefix + f for f in OFFICE_FIELDS]
-    return [step.into or f"{step.column}_norm"]
+class Normalizer:
+    """Template for one `prepare` kind (the settings model of the step is `self.step`).
+
+    A Python normalizer fills in `normalize` (one value -> one output) or `normalize_values` (many outputs);
+    a SQL normalizer fills in `sql_expression` instead and DuckDB computes it over every row.
+    """
+
+    kind: ClassVar[str]
+    suffix: ClassVar[str] = "_norm"
+
+    def __init__(self, step) -> None:
+        self.step = step
+
+    def output_columns(self) -> list[str]:
+        return [self.step.into or f"{self.step.column}{self.suffix}"]
+
+    def sql_input(self, column_sql: str) -> str:
+        """What a SQL normalizer reads, computed once per row in an inner query (see `sql_expression`)."""
+        return f"CAST({column_sql} AS VARCHAR)"
+
+    def sql_expression(self, input_sql: str) -> str | None:
+        """The DuckDB expression over `input_sql` (the step's `sql_input`); None for a Python normalizer."""
+        return None
+
+    def normalize_values(self, values: list[str]) -> list[list]:
+        """Rows of [raw value, output columns...] for the distinct `values`."""
+        return [[v, self.normalize(v)] for v in values]
+
+    def normalize(self, value: str):
+        raise NotImplementedError(f"{type(self).__name__} normalizes in SQL or many values at once")
 
 
-def sql_input(step, column_sql: str) -> str:
-    """What a SQL step reads, computed once per row in an inner query (see `sql_expression`)."""
-    return email_text_sql(column_sql) if step.kind == "email" else f"CAST({column_sql} AS VARCHAR)"
+class PersonName(Normalizer):
+    kind = "person_name"
 
+    def output_columns(self) -> list[str]:
+        return [self.step.prefix + f for f in FIELDS]
 
-def sql_expression(step, input_sql: str) -> str | None:
-    """The DuckDB expression of a step computed in SQL (date, email) over `input_sql`, the step's `sql_input`;
-    None for the Python normalizers."""
-    if step.kind == "date":
-        fmts = "[" + ", ".join(sql_literal(f) for f in step.formats) + "]"
-        return f"CAST(try_strptime({input_sql}, {fmts}) AS DATE)"
-    if step.kind == "email":
-        return email_norm_sql(input_sql, step.provider_rules, text_ready=True)
-    return None
-
-
-def normalize_values(step, values: list[str]) -> list[list]:
-    """Rows of [raw value, output columns...] for the distinct `values`."""
-    if step.kind == "person_name":
-        parsed = parse_names(values, step.format)
+    def normalize_values(self, values: list[str]) -> list[list]:
+        parsed = parse_names(values, self.step.format)
         return [[raw] + [fields[f] for f in FIELDS] for raw, fields in parsed.items()]
-    if step.kind == "office":
+
+
+class Office(Normalizer):
+    kind = "office"
+
+    def output_columns(self) -> list[str]:
+        return [self.step.prefix + f for f in OFFICE_FIELDS]
+
+    def normalize_values(self, values: list[str]) -> list[list]:
         return [[v] + list(parse_office(v).values()) for v in values]
-    one = {
-        "first_name_canonical": canonical_first,
-        "state": state_code,
-        "zip": zip5,
-        "phone": lambda v: phone_e164(v, step.region),
-        "phonetic": lambda v: phonetic_code(v, step.algorithm),
-    }[step.kind]
-    return [[v, one(v)] for v in values]
+
+
+class FirstNameCanonical(Normalizer):
+    kind, suffix = "first_name_canonical", "_canonical"
+
+    def normalize(self, value: str):
+        return canonical_first(value)
+
+
+class Phonetic(Normalizer):
+    kind, suffix = "phonetic", "_phonetic"
+
+    def normalize(self, value: str):
+        return phonetic_code(value, self.step.algorithm)
+
+
+class State(Normalizer):
+    kind = "state"
+
+    def normalize(self, value: str):
+        return state_code(value)
+
+
+class Zip(Normalizer):
+    kind = "zip"
+
+    def normalize(self, value: str):
+        return zip5(value)
+
+
+class Phone(Normalizer):
+    kind = "phone"
+
+    def normalize(self, value: str):
+        return phone_e164(value, self.step.region)
+
+
+class Email(Normalizer):
+    kind = "email"
+
+    def sql_input(self, column_sql: str) -> str:
+        return email_text_sql(column_sql)
+
+    def sql_expression(self, input_sql: str) -> str:
+        return email_norm_sql(input_sql, self.step.provider_rules, text_ready=True)
+
+
+class Date(Normalizer):
+    kind = "date"
+
+    def sql_expression(self, input_sql: str) -> str:
+        fmts = "[" + ", ".join(sql_literal(f) for f in self.step.formats) + "]"
+        return f"CAST(try_strptime({input_sql}, {fmts}) AS DATE)"
+
+
+NORMALIZERS: dict[str, type[Normalizer]] = {
+    cls.kind: cls for cls in (PersonName, Office, FirstNameCanonical, Phonetic, State, Zip, Phone, Email, Date)
+}
+
+
+def normalizer_for(step) -> Normalizer:
+    """The normalizer of one `prepare` step."""
+    return NORMALIZERS[step.kind](step)
