@@ -12,16 +12,15 @@ the `judge` lines; `splink-er decisions diff` compares the final decisions of tw
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from . import jsonl
 from .errors import InputError
 from .pairs import PAIR_KEY, JudgeDecision, PairContext
 
@@ -36,13 +35,7 @@ class DecisionLog:
         self.run_id = run_id
 
     def append(self, records: list[dict]) -> None:
-        if not records:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in records))
-            f.flush()
-            os.fsync(f.fileno())
+        jsonl.append(self.path, records)
 
     def judge_record(
         self,
@@ -116,20 +109,7 @@ class DecisionLog:
 
 def read_log(path: str | Path, types: tuple[str, ...] = ("judge", "final")) -> Iterator[dict]:
     """Lines of a decision log of the given types; a torn last line (killed mid-write) is skipped."""
-    bad = 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if rec.get("type") in types:
-                yield rec
-    if bad:
-        warnings.warn(f"{path}: skipped {bad} unreadable line(s)", stacklevel=2)
+    return (rec for rec in jsonl.read(path) if rec.get("type") in types)
 
 
 def lines_by_run(path: str | Path, types: tuple[str, ...]) -> dict[str, list[dict]]:

@@ -8,15 +8,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from . import jsonl
 from .pairs import PAIR_KEY, canonical_key
 
 LABEL_COLUMNS = PAIR_KEY + [
@@ -111,30 +109,11 @@ class LabelStore:
         return (st.st_size, st.st_mtime_ns)
 
     def append(self, labels: list[dict]) -> None:
-        if not labels:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(label, default=str) + "\n" for label in labels))
-            f.flush()
-            os.fsync(f.fileno())
+        jsonl.append(self.path, labels)
 
     def read_all(self) -> pd.DataFrame:
         """Every label line ever written (torn lines skipped)."""
-        rows, bad = [], 0
-        if self.path.exists():
-            with open(self.path, encoding="utf-8") as f:
-                for line in f:
-                    if not line.strip():
-                        continue
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        bad += 1
-        if bad:
-            warnings.warn(
-                f"{self.path}: skipped {bad} unreadable line(s) (a run was probably killed mid-write)", stacklevel=2
-            )
+        rows = list(jsonl.read(self.path)) if self.path.exists() else []
         df = pd.DataFrame(rows, columns=LABEL_COLUMNS) if rows else pd.DataFrame(columns=LABEL_COLUMNS)
         for c in PAIR_KEY:
             df[c] = df[c].astype(str)

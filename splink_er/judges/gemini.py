@@ -7,47 +7,30 @@ variables are ignored for loopback endpoints (tests and local gateways).
 
 from __future__ import annotations
 
-import asyncio
-from urllib.parse import urlparse
-
-from .llm import CallResult, LLMJudge
-
-
-def is_loopback(url: str | None) -> bool:
-    return bool(url) and urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
+from .llm import CallResult, LLMJudge, is_loopback
 
 
 class GeminiJudge(LLMJudge):
     name = "gemini"
 
-    def __init__(self, settings, **kwargs) -> None:
-        super().__init__(settings, **kwargs)
-        self._client = None
-        self._client_loop = None
+    def _new_client(self):
+        from google import genai
+        from google.genai import types
 
-    def _client_for_this_loop(self):
-        # One client per event loop: every run_judge call runs its own loop.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            from google import genai
-            from google.genai import types
-
-            no_proxy = {"trust_env": False} if is_loopback(self.base_url) else {}
-            options = types.HttpOptions(
-                base_url=self.base_url,
-                api_version=self.settings.api_version,
-                timeout=int(self.settings.timeout_seconds * 1000),
-                client_args=no_proxy,
-                async_client_args=no_proxy,
-            )
-            self._client = genai.Client(api_key=self._secret, vertexai=False, http_options=options)
-            self._client_loop = loop
-        return self._client
+        no_proxy = {"trust_env": False} if is_loopback(self.base_url) else {}
+        options = types.HttpOptions(
+            base_url=self.base_url,
+            api_version=self.settings.api_version,
+            timeout=int(self.settings.timeout_seconds * 1000),
+            client_args=no_proxy,
+            async_client_args=no_proxy,
+        )
+        return genai.Client(api_key=self._secret, vertexai=False, http_options=options)
 
     async def _call(self, text: str) -> CallResult:
         from google.genai import types
 
-        client = self._client_for_this_loop()
+        client = self.client()
         config = types.GenerateContentConfig(
             system_instruction=self.system,
             temperature=self.settings.temperature,

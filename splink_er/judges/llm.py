@@ -22,6 +22,7 @@ import uuid
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from ..errors import JudgeFatalError
 from ..pairs import JudgeDecision, PairContext
@@ -129,8 +130,14 @@ def retry_after_of(exc: BaseException) -> float | None:
         return None
 
 
+def is_loopback(url: str | None) -> bool:
+    """A local endpoint (tests, local gateways): proxy variables are ignored for it."""
+    return bool(url) and urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
 class LLMJudge(Judge):
-    """Base of LLM judges; see the module docstring. Subclasses set `name` and implement `_call`."""
+    """Base of LLM judges; see the module docstring. Subclasses set `name` and implement `_new_client` and
+    `_call`."""
 
     name = "llm"
 
@@ -154,6 +161,7 @@ class LLMJudge(Judge):
         self.price: PriceSettings | None = settings.prices.get(model)
         self.cost_meter = cost_meter or CostMeter(settings.max_cost)
         self.limiter = limiter or RateLimiter(settings.rpm)
+        self._client, self._client_loop = None, None
         if self.cost_meter.max_cost is not None and self.price is None:
             raise ValueError(
                 f"judge.max_cost needs a price for model {model!r}: add judge.prices.{model} "
@@ -182,7 +190,19 @@ class LLMJudge(Judge):
             return 0.0
         return (input_tokens * self.price.input_per_million + output_tokens * self.price.output_per_million) / 1e6
 
-    # ---- provider hook -------------------------------------------------------------------------------
+    # ---- provider hooks ------------------------------------------------------------------------------
+    @abstractmethod
+    def _new_client(self):
+        """The provider SDK's async client (built lazily: the SDKs are imported on first use)."""
+
+    def client(self):
+        """The provider client of the running event loop: every run_judge call runs its own loop, and an async
+        client must not outlive the loop it was made in."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client, self._client_loop = self._new_client(), loop
+        return self._client
+
     @abstractmethod
     async def _call(self, text: str) -> CallResult:
         """One request to the provider, no retries."""

@@ -7,12 +7,10 @@ off so that llm.py's policy applies to every provider alike.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from urllib.parse import urlparse
 
-from .gemini import is_loopback
-from .llm import CallResult, LLMJudge, status_of
+from .llm import CallResult, LLMJudge, is_loopback, status_of
 
 
 def _without_bounds(schema: dict) -> dict:
@@ -34,25 +32,19 @@ class OpenAIJudge(LLMJudge):
         self._url = url
         self.mode = "json_schema"
         self._schema_accepted = False
-        self._client = None
-        self._client_loop = None
 
-    def _client_for_this_loop(self):
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            import httpx2  # the openai package's HTTP library (a fork of httpx)
-            import openai
+    def _new_client(self):
+        import httpx2  # the openai package's HTTP library (a fork of httpx)
+        import openai
 
-            http = httpx2.AsyncClient(trust_env=not is_loopback(self._url), timeout=self.settings.timeout_seconds)
-            self._client = openai.AsyncOpenAI(
-                api_key=self._secret or "no-key",
-                base_url=self._url,
-                max_retries=0,
-                timeout=self.settings.timeout_seconds,
-                http_client=http,
-            )
-            self._client_loop = loop
-        return self._client
+        http = httpx2.AsyncClient(trust_env=not is_loopback(self._url), timeout=self.settings.timeout_seconds)
+        return openai.AsyncOpenAI(
+            api_key=self._secret or "no-key",
+            base_url=self._url,
+            max_retries=0,
+            timeout=self.settings.timeout_seconds,
+            http_client=http,
+        )
 
     def _response_format(self, mode: str) -> dict:
         schema = _without_bounds(self.schema)
@@ -61,7 +53,7 @@ class OpenAIJudge(LLMJudge):
         return {"type": "json_object", "schema": schema}
 
     async def _create(self, mode: str, text: str) -> object:
-        return await self._client_for_this_loop().chat.completions.create(
+        return await self.client().chat.completions.create(
             model=self.model,
             temperature=self.settings.temperature,
             response_format=self._response_format(mode),
