@@ -12,7 +12,7 @@ from .judging import Answers, Budget
 from .pairs import PAIR_KEY, pair_keys
 from .settings import Settings
 from .sources import LoadedSources
-from .sql import quote_ident
+from .sql import pairs_in_groups, quote_ident
 
 
 def _truth_union(loaded: LoadedSources, truth: str) -> str:
@@ -27,13 +27,9 @@ def true_pair_count(con, loaded: LoadedSources, settings: Settings, truth: str) 
     counts = (
         f"SELECT t, source_dataset, count(*) AS n FROM ({_truth_union(loaded, truth)}) WHERE t IS NOT NULL GROUP BY ALL"
     )
-    if settings.link_type == "dedupe_only":
-        sql = f"SELECT sum(n * (n - 1) / 2) FROM ({counts})"
-    elif settings.link_type == "link_only":
-        sql = f"SELECT sum((tot * tot - sq) / 2) FROM (SELECT t, sum(n) AS tot, sum(n * n) AS sq FROM ({counts}) GROUP BY t)"
-    else:
-        sql = f"SELECT sum(tot * (tot - 1) / 2) FROM (SELECT t, sum(n) AS tot FROM ({counts}) GROUP BY t)"
-    return int(con.execute(sql).fetchall()[0][0] or 0)
+    per_entity = f"SELECT sum(n) AS tot, sum(n * n) AS sq FROM ({counts}) GROUP BY t"
+    squares, parts, total = con.execute(f"SELECT sum(tot * tot), sum(sq), sum(tot) FROM ({per_entity})").fetchall()[0]
+    return pairs_in_groups(settings.link_type, squares or 0, parts or 0, total or 0)
 
 
 def pairwise_metrics(

@@ -81,6 +81,15 @@ def drop_relation(con, name: str) -> None:
         con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {quote_ident(name)}")
 
 
+def pairs_in_groups(link_type: str, sum_of_squared_totals: int, sum_of_squared_parts: int, total: int) -> int:
+    """Pairs a job could compare within groups of records (the whole input, or the records of one entity), from
+    each group's size T and the sizes n of its parts per source: sum over groups of (T^2 - T) / 2, or of
+    (T^2 - sum n^2) / 2 for link_only (no pair inside one source). The one pair-count formula of the library.
+    """
+    within_sources = sum_of_squared_parts if link_type == "link_only" else total
+    return int(sum_of_squared_totals - within_sources) // 2
+
+
 def possible_pairs(link_type: str, row_counts: list[int]) -> int:
     """Record pairs a job could compare without blocking: the prior's denominator.
 
@@ -90,11 +99,7 @@ def possible_pairs(link_type: str, row_counts: list[int]) -> int:
     """
     n = list(row_counts)
     total = sum(n)
-    if link_type == "dedupe_only":
-        return n[0] * (n[0] - 1) // 2
-    if link_type == "link_only":
-        return (total * total - sum(x * x for x in n)) // 2
-    return total * (total - 1) // 2
+    return pairs_in_groups(link_type, total * total, sum(x * x for x in n), total)
 
 
 class Relation:
