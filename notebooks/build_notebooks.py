@@ -30,10 +30,8 @@ NOTEBOOKS = {
         "                               'judge_confidence', 'judge_reasoning']].head()",
         "## Explain a pair\nSplink's waterfall chart for the pair (why the model scores it so), beside how it was "
         "decided. The HTML page works offline.",
-        "from splink_er.explain import explain_pair\n"
         "pair = d[d['decided_by'] == 'judge'].iloc[0]\n"
-        f"exp = explain_pair(splink_er.demo_settings_path(), pair.unique_id_l, pair.unique_id_r,\n"
-        f"                   overrides=['output_dir={OUT}/quickstart', 'labels.path={OUT}/quickstart/labels.jsonl'])\n"
+        "exp = result.explain(pair.unique_id_l, pair.unique_id_r)  # scored on the inputs already loaded\n"
         "from IPython.display import Image\nImage(filename=str(exp['png']))",
         "## The run report\n`report.html` beside the outputs: summary, model charts, rounds, the distribution of "
         "match weights, uncertain pairs with their waterfalls, the largest entities.",

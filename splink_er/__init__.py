@@ -10,7 +10,8 @@ Quick start:
 
 The public surface on one screen:
     entry points   run, retrain, prepare -> Job (steps: bootstrap, score, sample, judge_pairs, train, route, ...)
-    result         RunResult (metrics, decisions, clusters, matches)
+    result         RunResult (metrics, decisions, clusters, matches; explain, explain_pairs, review, diff);
+                   open_run -> the RunResult of a finished run on disk
     settings       Settings, load_settings, demo_settings_path
     judges         Judge, TruthJudge, PairContext, JudgeDecision
     labels, logs   LabelStore, make_label, DecisionLog
@@ -40,7 +41,8 @@ _LAZY = {
     "prepare": "job",
     "run": "job",
     "retrain": "job",
-    "RunResult": "outputs",
+    "open_run": "job",
+    "RunResult": "result",
     "Settings": "settings",
     "load_settings": "settings",
     "Judge": "judges",
@@ -91,6 +93,7 @@ __all__ = [
     "demo_settings_path",
     "load_settings",
     "make_label",
+    "open_run",
     "prepare",
     "retrain",
     "run",

@@ -166,19 +166,17 @@ def explain(
     Examples: `splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0`,
     `splink-er explain settings/febrl4.yaml --out runs/febrl4 --uncertain 10`
     """
-    from .explain import explain_batch, explain_pair
+    from .job import open_run
 
     def body():
         if sum(x is not None for x in (pair, uncertain, needs_review)) != 1:
             raise typer.BadParameter("give exactly one of --pair ID_L ID_R, --uncertain N, --needs-review N")
+        result = open_run(settings, overrides=_overrides(set_, out))
         if pair is None:
             which, n = ("uncertain", uncertain) if uncertain is not None else ("needs_review", needs_review)
-            page = explain_batch(settings, which=which, n=n, overrides=_overrides(set_, out))
-            err.print(f"page: {page}")
+            err.print(f"page: {result.explain_pairs(which, n)}")
             return
-        res = explain_pair(
-            settings, pair[0], pair[1], source_l=source_l, source_r=source_r, overrides=_overrides(set_, out)
-        )
+        res = result.explain(pair[0], pair[1], source_l=source_l, source_r=source_r)
         d = res["decision"]
         err.print(f"match probability {res['match_probability']:.4f} (weight {res['match_weight']:.2f})")
         if d:
@@ -230,10 +228,10 @@ def review_export(
 
     Example: `splink-er review export settings/febrl4.yaml --out runs/febrl4`
     """
-    from .review import export
+    from .job import open_run
 
     def body():
-        res = export(settings, overrides=_overrides(set_, out), limit=limit)
+        res = open_run(settings, overrides=_overrides(set_, out)).review(limit=limit)
         err.print(
             f"{res['pairs']} pairs to review: {res['csv']} (fill the `answer` column with match / non-match) "
             f"and {res['html']}"

@@ -14,7 +14,6 @@ import pandas as pd
 
 from .decision_log import read_log
 from .errors import InputError
-from .job import prepare_for_outputs
 from .model import load_model, make_linker
 from .outputs import RunDirectory
 from .pairs import PAIR_KEY, canonical_key
@@ -68,12 +67,12 @@ def decision_record(job, key: tuple) -> dict | None:
     return rec
 
 
-def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides: list[str] | None = None) -> Path:
+def explain_batch(job, *, which: str = "uncertain", n: int = 10) -> Path:
     """One page explaining the `n` most uncertain pairs (nearest p = 0.5 among needs_review and judged pairs,
-    least confident judge answers) or the needs_review pairs: `<out>/explain/<which>.html`."""
+    least confident judge answers) or the needs_review pairs: `<out>/explain/<which>.html`. `job`: a job whose
+    run is finished (see `RunResult.explain_pairs`)."""
     if which not in ("uncertain", "needs_review"):
         raise InputError(f"which must be 'uncertain' or 'needs_review', not {which!r}")
-    job = prepare_for_outputs(settings, overrides, needs=(RunDirectory.model, RunDirectory.decisions))
     model = load_model(job.outputs / RunDirectory.model)
     decisions = job.outputs / RunDirectory.decisions
     where = "needs_review" if which == "needs_review" else "needs_review OR decided_by = 'judge'"
@@ -93,27 +92,9 @@ def explain_batch(settings, *, which: str = "uncertain", n: int = 10, overrides:
     return page
 
 
-def explain_pair(
-    settings,
-    id_l: str,
-    id_r: str,
-    *,
-    source_l: str | None = None,
-    source_r: str | None = None,
-    overrides: list[str] | None = None,
-) -> dict:
-    """Score one pair with the run's final model and write its explanation files.
-
-    Example:
-        >>> import splink_er
-        >>> from splink_er.explain import explain_pair
-        >>> o = ["output_dir=/tmp/se_explain", "labels.path=/tmp/se_explain/labels.jsonl"]
-        >>> _ = splink_er.run(splink_er.demo_settings_path(), overrides=o, quiet=True)
-        >>> res = explain_pair(splink_er.demo_settings_path(), "0", "1", overrides=o)
-        >>> res["png"].exists() and 0 <= res["match_probability"] <= 1
-        True
-    """
-    job = prepare_for_outputs(settings, overrides, needs=(RunDirectory.model,))
+def explain_pair(job, id_l: str, id_r: str, *, source_l: str | None = None, source_r: str | None = None) -> dict:
+    """Score one pair with the run's final model and write its explanation files. `job`: a job whose run is
+    finished (see `RunResult.explain`)."""
     model_path = job.outputs / RunDirectory.model
     names = [s.name for s in job.settings.sources]
     sl, sr = source_l or names[0], source_r or names[-1]

@@ -9,15 +9,14 @@ from .outputs import (
     DecisionCounts,
     RunDirectory,
     RunRecord,
-    RunResult,
     matches_sql,
     write_decisions,
 )
 from .sql import Relation
 
 
-def finish_run(job) -> RunResult:
-    """Write the outputs of a job whose decisions are made (see `Job.finish`)."""
+def finish_run(job) -> dict:
+    """Write the outputs of a job whose decisions are made (see `Job.finish`); returns the run record."""
     s, out = job.session, job.outputs
     clock, inference = s.clock, job.inference
     out.path.mkdir(parents=True, exist_ok=True)
@@ -54,7 +53,7 @@ def finish_run(job) -> RunResult:
             s.reporter.warn(f"report.html not written ({type(e).__name__}: {e})")
     print_summary(job, run)
     s.backend.cleanup()
-    return RunResult(out.path, run)
+    return run
 
 
 def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool, clusters) -> RunRecord:

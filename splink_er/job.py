@@ -11,6 +11,7 @@ decisions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pandas as pd
@@ -27,8 +28,9 @@ from .judging import JudgeStats, Judging
 from .labels import LabelStore
 from .loop import ActiveLearningLoop
 from .model import load_model
-from .outputs import RunDirectory, RunResult
+from .outputs import RunDirectory
 from .progress import Reporter, make_reporter
+from .result import RunResult
 from .sampling import Designs
 from .session import Session
 from .settings import Settings, load_settings
@@ -70,6 +72,7 @@ class Job:
         reporter: Reporter | None = None,
         with_judge: bool = True,
     ) -> None:
+        self.data = data  # kept (a reference) so a finished run can be explained again after Spark
         self.session = s = Session(settings, reporter or make_reporter(quiet), data, spark)
         note = "" if with_judge else "reading a finished run: no judge"
         if judge is not None and not isinstance(judge, Judge):
@@ -253,7 +256,10 @@ class Job:
         """Decide, cluster, evaluate and write every output; return the result."""
         if not self.loop.rounds:  # steps were run by hand without run_rounds
             self.inference.decide(self.round)
-        return finish_run(self)
+        run = finish_run(self)
+        return RunResult(
+            self.outputs.path, run, job=self, reopen=lambda: prepare_for_outputs(self.settings, data=self.data)
+        )
 
     def run(self) -> RunResult:
         """The whole loop: bootstrap, rounds, outputs."""
@@ -300,14 +306,30 @@ def prepare(
     return Job(load_settings(settings, overrides), data=data, judge=judge, quiet=quiet, spark=spark)
 
 
-def prepare_for_outputs(settings, overrides: list[str] | None = None, needs: tuple[str, ...] = ()) -> Job:
-    """A quiet Job with no judge for commands that read a finished run's outputs (explain, review): no API key
-    needed. The run's files in `needs` are checked before any input is loaded. DuckDB whatever engine.kind
-    says: they score a handful of pairs, and Spark's numbers are DuckDB's (tests/test_spark.py)."""
-    s = load_settings(settings, [*(overrides or []), "engine.kind=duckdb"])
-    for name in needs:
-        RunDirectory(s.output_path).require(name)
-    return Job(s, quiet=True, with_judge=False)
+def prepare_for_outputs(settings, overrides: list[str] | None = None, data: dict | None = None) -> Job:
+    """A quiet Job with no judge for questions to a finished run's outputs (explain, review): no API key needed.
+    DuckDB whatever engine.kind says: they score a handful of pairs, and Spark's numbers are DuckDB's
+    (tests/test_spark.py). Table materialisation: nothing is written beside the outputs."""
+    s = load_settings(settings, [*(overrides or []), "engine.kind=duckdb", "engine.materialisation=table"])
+    return Job(s, data=data, quiet=True, with_judge=False)
+
+
+def open_run(settings, *, overrides: list[str] | None = None) -> RunResult:
+    """The result of a finished run, from its output directory (the settings name it; `overrides` as for
+    `run`). Its inputs are loaded only when a question needs them (explain, review).
+
+    Example:
+        >>> import splink_er
+        >>> o = ["output_dir=/tmp/se_open", "labels.path=/tmp/se_open/labels.jsonl"]
+        >>> done = splink_er.run(splink_er.demo_settings_path(), overrides=o, quiet=True)
+        >>> again = splink_er.open_run(splink_er.demo_settings_path(), overrides=o)
+        >>> again.run["run_id"] == done.run["run_id"], len(again.diff(done))
+        (True, 0)
+    """
+    s = load_settings(settings, overrides)
+    out = RunDirectory(s.output_path)
+    record = json.loads(out.require(RunDirectory.run_record).read_text())
+    return RunResult(out.path, record, reopen=lambda: prepare_for_outputs(s))
 
 
 def run(

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
-
-import pandas as pd
 
 from .errors import PreviousRunMissing
 from .pairs import PAIR_KEY
@@ -154,39 +151,3 @@ class RunRecord:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class RunResult:
-    """What a run produced: its run record, and its output files read on first use.
-
-    Example:
-        >>> import splink_er
-        >>> r = splink_er.run(splink_er.demo_settings_path(), quiet=True, overrides=[
-        ...     "output_dir=/tmp/se_result", "labels.path=/tmp/se_result/labels.jsonl"])
-        >>> r.decisions is r.decisions   # read once, then kept
-        True
-    """
-
-    output_dir: Path
-    run: dict
-
-    @property
-    def metrics(self) -> dict:
-        return self.run.get("metrics", {})
-
-    def _read(self, name: str) -> pd.DataFrame:
-        return pd.read_parquet(Path(self.output_dir) / name)
-
-    @cached_property
-    def decisions(self) -> pd.DataFrame:
-        return self._read(RunDirectory.decisions)
-
-    @cached_property
-    def clusters(self) -> pd.DataFrame:
-        return self._read(RunDirectory.clusters)
-
-    @cached_property
-    def matches(self) -> pd.DataFrame:
-        """Final matches with entity ids and the kept columns of both records."""
-        return self._read(RunDirectory.matches)

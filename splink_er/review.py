@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
-from .job import prepare_for_outputs
 from .labels import LabelStore, make_label
 from .outputs import RunDirectory
 from .pairs import PAIR_KEY
@@ -30,9 +29,9 @@ class ReviewFileError(InputError):
     """The answered review file cannot be read; the message names the rows and what to write."""
 
 
-def export(settings, *, overrides: list[str] | None = None, limit: int | None = None) -> dict:
-    """Write `<out>/review/review_queue.csv` and `.html`; returns their paths and the number of pairs."""
-    job = prepare_for_outputs(settings, overrides, needs=(RunDirectory.decisions,))
+def export(job, *, limit: int | None = None) -> dict:
+    """Write `<out>/review/review_queue.csv` and `.html`; returns their paths and the number of pairs. `job`: a
+    job whose run is finished (see `RunResult.review`)."""
     path = job.outputs / RunDirectory.decisions
     # Nearest the decision boundary first: where a person's answer changes the most. Filtered in DuckDB, so
     # only the queue (not every blocked pair) reaches pandas.

@@ -269,10 +269,8 @@ def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
     )
     assert same_decisions(result.output_dir, replay.output_dir)
     # The explanation of an escalated pair shows both answers and the model that decided.
-    from splink_er.explain import explain_pair
-
     e = escalated[0]
-    exp = explain_pair(path, e["unique_id_l"], e["unique_id_r"])
+    exp = result.explain(e["unique_id_l"], e["unique_id_r"])
     assert exp["decision"]["judge_model"] == "gemini-2.5-pro" and exp["decision"]["escalated_from"]
     assert "escalated_from" in exp["html"].read_text()
 
