@@ -26,7 +26,8 @@ def blocking_rule(rule: BlockingRule):
 
 def _comparison(c: ComparisonSettings, translate=None, translate_args=None):
     """A settings comparison as Splink takes it. `translate` rewrites custom SQL and `translate_args` library
-    comparison arguments (date formats) for another engine; Splink writes library comparisons in each dialect."""
+    comparison arguments (date formats) for another engine; Splink writes library comparisons and this library's
+    building blocks in each dialect."""
     if c.kind == "custom":
         levels = []
         for lv in c.levels or []:
@@ -37,8 +38,8 @@ def _comparison(c: ComparisonSettings, translate=None, translate_args=None):
                 level |= {"tf_adjustment_column": lv.tf_adjustment_column, "tf_adjustment_weight": 1.0}
             levels.append(level)
         comp = {"output_column_name": c.output_column_name, "comparison_levels": levels}
-    elif c.kind in comparison_blocks.BUILDERS:
-        comp = comparison_blocks.build(c.kind, c.args)
+    elif c.kind in comparison_blocks.BUILDERS:  # Splink writes these in each dialect itself
+        return comparison_blocks.build(c.kind, c.args)
     else:
         comp = getattr(cl, c.kind)(c.column, **(translate_args(c.args) if translate_args else c.args))
         return comp.configure(term_frequency_adjustments=True) if c.term_frequency_adjustments else comp

@@ -7,6 +7,11 @@ import splink_er
 from splink_er.comparisons import build
 
 
+def rendered(kind: str, args: dict) -> dict:
+    """The block as Splink writes it for DuckDB."""
+    return build(kind, args).get_comparison("duckdb").as_dict()
+
+
 def level_of(comparison: dict, left: dict, right: dict) -> str:
     """The label of the first level whose SQL is true for this pair (Splink's CASE order)."""
     row = {f"{k}_l": v for k, v in left.items()} | {f"{k}_r": v for k, v in right.items()}
@@ -31,7 +36,7 @@ def person(first, last, middle=None, suffix=None, nickname=None):
     }
 
 
-NAME = build("PersonName", {})
+NAME = rendered("PersonName", {})
 
 
 @pytest.mark.parametrize(
@@ -62,7 +67,7 @@ def test_person_name_levels(left, right, label):
 
 
 def test_office_and_party_levels():
-    office = build("Office", {})
+    office = rendered("Office", {})
 
     def o(level, role, district):
         return {"office_level": level, "office_role": role, "office_district": district}
@@ -79,7 +84,7 @@ def test_office_and_party_levels():
         level_of(office, o("state", "lower_chamber", "15"), o("state", "upper_chamber", "15"))
         == "same level, different role"
     )
-    party = build("Party", {"fusion": [["DEM", "WFP"]]})
+    party = rendered("Party", {"fusion": [["DEM", "WFP"]]})
     assert level_of(party, {"party": "WFP"}, {"party": "DEM"}).startswith("fusion lines")
     assert level_of(party, {"party": "REP"}, {"party": "DEM"}) == "different party"
 
