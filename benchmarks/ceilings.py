@@ -23,6 +23,7 @@ import pandas as pd
 
 import splink_er
 from benchmarks.common import machine, write_results
+from splink_er.evaluate import true_pair_count
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,22 +50,15 @@ def main() -> None:
     if s.link_type != "dedupe_only" or not s.truth_column:
         raise SystemExit("ceilings.py takes dedupe presets with a truth_column")
     job.bootstrap()
-    job.score()
+    scores = job.score()
     table, truth = next(iter(job.loaded.tables.values())), s.truth_column
-    gammas = [
-        c
-        for (c,) in job.con.execute("SELECT column_name FROM (DESCRIBE scores)").fetchall()
-        if c.startswith("gamma_") or c.startswith("tf_")
-    ]
-    d = job.con.execute(f"""
+    gammas = [c for c in scores.df("SELECT * FROM {this} LIMIT 0").columns if c.startswith(("gamma_", "tf_"))]
+    d = scores.df(f"""
         SELECT s.match_probability, s.match_weight, {", ".join("s." + g for g in gammas)},
                (a.{truth} = b.{truth}) AS y
-        FROM scores s JOIN {table} a ON a.unique_id = s.unique_id_l JOIN {table} b ON b.unique_id = s.unique_id_r
-    """).df()
-    (n_true,) = job.con.execute(
-        f"SELECT sum(n * (n - 1) / 2) FROM (SELECT count(*) n FROM {table} WHERE {truth} IS NOT NULL GROUP BY {truth})"
-    ).fetchall()[0]
-    n_true = int(n_true)
+        FROM {{this}} s JOIN {table} a ON a.unique_id = s.unique_id_l JOIN {table} b ON b.unique_id = s.unique_id_r
+    """)
+    n_true = true_pair_count(job.con, job.loaded, s, truth)
     y, p = d["y"].fillna(False).to_numpy(bool), d["match_probability"].to_numpy()
     band = (p > s.routing.low) & (p < s.routing.high)
     levels = [g for g in gammas if g.startswith("gamma_")]

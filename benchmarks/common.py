@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-REPO = RESULTS.parents[1]
+REPO = Path(__file__).resolve().parents[1]
+# SPLINK_ER_BENCH_RESULTS: where results go instead (the smoke runs in CI write to a scratch directory).
+RESULTS = Path(os.environ.get("SPLINK_ER_BENCH_RESULTS") or REPO / "benchmarks" / "results")
 PACKAGES = ("splink_er", "splink", "duckdb", "pandas", "pyarrow", "scikit-learn")
 
 

@@ -12,6 +12,7 @@ Writes benchmarks/results/judge_throughput.{json,md,png}.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import time
@@ -21,14 +22,13 @@ from pathlib import Path
 import pandas as pd
 
 import splink_er
-from benchmarks.common import machine
+from benchmarks.common import RESULTS, machine
 from splink_er.judges.base import run_judge
 from splink_er.judges.gemini import GeminiJudge
 from splink_er.pairs import PairContext
-from splink_er.settings import JudgeSettings
+from splink_er.settings import LLMJudgeSettings
 from splink_er.testing import FakeLLMServer
 
-RESULTS = Path(__file__).resolve().parent / "results"
 LATENCY, RPM = 0.8, 1000
 BATCHES, CONCURRENCY = [1, 10, 20, 50], [1, 2, 4, 8, 16, 32]
 
@@ -49,7 +49,7 @@ def measure(batch: int, concurrency: int, seconds: float = 4.0) -> dict:
     n = int(max(batch * concurrency, min(ceiling * seconds, 3000)))
     pairs = make_pairs(n)
     with FakeLLMServer(latency=LATENCY, rpm=RPM) as srv:
-        s = JudgeSettings(kind="gemini", base_url=srv.url, batch_size=batch, concurrency=concurrency, rpm=RPM)
+        s = LLMJudgeSettings(kind="gemini", base_url=srv.url, batch_size=batch, concurrency=concurrency, rpm=RPM)
         judge = GeminiJudge(s, model="gemini-2.5-flash", api_key="benchmark-key", base_url=srv.url)
         t0 = time.perf_counter()
         out = run_judge(judge, pairs, batch, concurrency, lambda d: None)
@@ -83,7 +83,7 @@ def fault_run(n: int = 2000) -> dict:
     pairs = make_pairs(n)
     stored: list = []
     with FakeLLMServer(latency=LATENCY, rpm=RPM, faults=faults, timeout_sleep=3.0) as srv:
-        s = JudgeSettings(kind="gemini", base_url=srv.url, rpm=RPM, timeout_seconds=2.0, backoff_seconds=0.2)
+        s = LLMJudgeSettings(kind="gemini", base_url=srv.url, rpm=RPM, timeout_seconds=2.0, backoff_seconds=0.2)
         judge = GeminiJudge(s, model="gemini-2.5-flash", api_key="benchmark-key", base_url=srv.url)
         t0 = time.perf_counter()
         out = run_judge(judge, pairs, s.batch_size, s.concurrency, stored.extend)
@@ -123,16 +123,21 @@ def chart(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    RESULTS.mkdir(exist_ok=True)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", nargs="+", type=int, default=BATCHES)
+    ap.add_argument("--concurrency", nargs="+", type=int, default=CONCURRENCY)
+    ap.add_argument("--fault-pairs", type=int, default=2000, help="pairs of the fault run")
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
     rows = []
-    for batch in BATCHES:
-        for conc in CONCURRENCY:
+    for batch in args.batches:
+        for conc in args.concurrency:
             row = measure(batch, conc)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    faults = fault_run()
+    faults = fault_run(args.fault_pairs)
     print(json.dumps(faults, default=str), flush=True)
-    default = next(r for r in rows if r["batch_size"] == 20 and r["concurrency"] == 16)
+    default = next((r for r in rows if r["batch_size"] == 20 and r["concurrency"] == 16), rows[0])
     mach = machine()
     (RESULTS / "judge_throughput.json").write_text(
         json.dumps(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import machine
+from benchmarks.common import RESULTS, machine
 from splink_er.normalize.names import parse_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def main() -> None:
         print(label, runs[label], flush=True)
     assert len(parsed) == distinct
     result = {"names": n, "distinct": distinct, "runs": runs, "target_seconds": 60, "machine": machine()}
-    out = REPO / "benchmarks" / "results" / "normalize_names.json"
+    out = RESULTS / "normalize_names.json"
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

@@ -60,10 +60,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="+", choices=["fake_1000", "febrl4", "persons_100k"])
     a = ap.parse_args()
-    from scale import prepare_data, settings_dict
-    from splink_er.spark_backend import make_session
-
     import splink_er
+    from benchmarks.scale import prepare_data, settings_dict
+    from splink_er.engine.spark import make_session
     from splink_er.settings import load_settings
 
     wanted = a.only or ["fake_1000", "febrl4", "persons_100k"]

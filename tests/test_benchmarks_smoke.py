@@ -1,0 +1,90 @@
+"""Every benchmark runs at a smoke size, so none of them can rot between the (long) real runs.
+
+Each runs as its README command does (`python -m benchmarks.NAME`), with tiny inputs and its results written to a
+scratch directory (SPLINK_ER_BENCH_RESULTS), never over benchmarks/results. The numbers are not checked here:
+only that each script still runs end to end on the current code and writes its stamped result.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMOKE = {
+    "run_benchmarks": (["--presets", "fake_1000"], "loop_vs_plain.json"),
+    "active_learning": (
+        ["--datasets", "fake_1000", "--strategies", "stratified", "--error-rates", "0.1", "--audit-size", "100"],
+        "active_learning.json",
+    ),
+    "audit_coverage": (["fake_1000", "--sizes", "100", "--repeats", "2"], "audit_coverage_fake_1000.json"),
+    "ceilings": (["fake_1000"], "ceilings_fake_1000.json"),
+    "judge_throughput": (["--batches", "20", "--concurrency", "16", "--fault-pairs", "100"], "judge_throughput.json"),
+    "normalize_names": (["2000"], "normalize_names.json"),
+    "scale": (["--sizes", "2000"], "scale.json"),
+    "spark_vs_duckdb": (["--only", "fake_1000"], "spark_vs_duckdb.json"),
+}
+
+
+def run_module(name: str, args: list[str], results: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SPLINK_ER_BENCH_RESULTS=str(results))
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.spark) if n == "spark_vs_duckdb" else n for n in SMOKE]
+)
+def test_benchmark_runs_at_smoke_size(name, tmp_path):
+    if name == "spark_vs_duckdb":
+        pytest.importorskip("pyspark")
+    args, result_file = SMOKE[name]
+    done = run_module(name, args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / result_file).read_text())
+    assert result, f"{result_file} is empty"
+    assert not (REPO / "benchmarks" / "results" / "tmp").exists()
+
+
+def test_every_benchmark_module_has_a_smoke_run():
+    modules = {p.stem for p in (REPO / "benchmarks").glob("*.py")} - {"__init__", "common", "synthetic_persons"}
+    assert modules - {"compare_runs"} == set(SMOKE), "add the new benchmark to SMOKE"
+
+
+@pytest.mark.e2e
+def test_compare_runs_finds_a_run_equal_to_itself_and_a_changed_one_different(finished_demo, tmp_path):
+    import pandas as pd
+
+    result, _ = finished_demo
+    out = Path(result.output_dir)
+    same = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare_runs", str(out.parent), str(out.parent), out.name],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert same.returncode == 0 and "same" in same.stdout, same.stdout + same.stderr
+    changed = tmp_path / out.name
+    changed.mkdir()
+    (changed / "run.json").write_text((out / "run.json").read_text())
+    d = pd.read_parquet(out / "decisions.parquet")
+    d.loc[d.index[0], "final_match"] = not d.loc[d.index[0], "final_match"]
+    d.to_parquet(changed / "decisions.parquet")
+    differ = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare_runs", str(out.parent), str(tmp_path), out.name],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert differ.returncode == 1, differ.stdout + differ.stderr
