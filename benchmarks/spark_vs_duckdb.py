@@ -25,21 +25,34 @@ REPO = Path(__file__).resolve().parent.parent
 EXACT_U = ["bootstrap.u_max_pairs=100000000", "bootstrap.u_min_count_per_level=null"]
 
 
-def compare(name: str, settings, overrides: list[str], tmp: Path, spark) -> dict:
+def run_both(settings, overrides: list[str], out: Path, spark, data: dict | None = None) -> tuple[dict, dict]:
+    """The same job on DuckDB and on Spark (outputs in out/duckdb and out/spark): (results, seconds) by engine.
+    tests/test_spark.py runs its equality checks through this function too."""
     import splink_er
-    from splink_er.decision_log import compare_decisions
 
     runs, seconds = {}, {}
     for kind in ("duckdb", "spark"):
-        out = tmp / f"{name}_{kind}"
         t0 = time.perf_counter()
         runs[kind] = splink_er.run(
             settings,
+            data=data,
             spark=spark,
             quiet=True,
-            overrides=[f"engine.kind={kind}", f"output_dir={out}", f"labels.path={out}/labels.jsonl", *overrides],
+            overrides=[
+                f"engine.kind={kind}",
+                f"output_dir={out / kind}",
+                f"labels.path={out / kind / 'labels.jsonl'}",
+                *overrides,
+            ],
         )
         seconds[kind] = time.perf_counter() - t0
+    return runs, seconds
+
+
+def compare(name: str, settings, overrides: list[str], tmp: Path, spark) -> dict:
+    from splink_er.decision_log import compare_decisions
+
+    runs, seconds = run_both(settings, overrides, tmp / name, spark)
     row = {
         "dataset": name,
         "blocked_pairs": runs["duckdb"].run["blocked_pairs"],

@@ -14,6 +14,7 @@ import pytest
 from conftest import REPO
 
 import splink_er
+from benchmarks.spark_vs_duckdb import EXACT_U, run_both
 from splink_er.decision_log import compare_decisions
 from splink_er.engine import spark as spark_backend
 from splink_er.settings import load_settings
@@ -23,15 +24,16 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java"),
 ]
 pyspark = pytest.importorskip("pyspark")
+# Test-sized jobs on 2 cores: 2 shuffle partitions instead of 8 (each partition is a task per stage).
+SMALL = ["engine.spark.shuffle_partitions=2"]
 
 # Every pair is used for u on both engines (see the module docstring), so the models are the same.
-EXACT_U = ["bootstrap.u_max_pairs=100000000", "bootstrap.u_min_count_per_level=null"]
 
 
 @pytest.fixture(scope="module")
 def spark():
     """One local session for the module, started as splink_er starts one (Splink's jar, few partitions)."""
-    session = spark_backend.make_session(load_settings(splink_er.demo_settings_path()))
+    session = spark_backend.make_session(load_settings(splink_er.demo_settings_path(), SMALL))
     yield session
     session.stop()
 
@@ -91,24 +93,10 @@ def test_custom_sql_is_translated_for_spark():
 
 
 def _run_both(tmp_path, spark, settings, overrides, data=None) -> dict:
-    """The same settings and data on DuckDB and on Spark (one shared local session)."""
-    return {
-        kind: splink_er.run(
-            settings,
-            data=data,
-            spark=spark,
-            quiet=True,
-            overrides=[
-                f"engine.kind={kind}",
-                f"output_dir={tmp_path / kind}",
-                f"labels.path={tmp_path / kind / 'labels.jsonl'}",
-                "judge.kind=truth",
-                *EXACT_U,
-                *overrides,
-            ],
-        )
-        for kind in ("duckdb", "spark")
-    }
+    """The same settings and data on DuckDB and on Spark (one shared local session), through the Spark benchmark's
+    own function, so the benchmark is exercised on every CI run."""
+    runs, _ = run_both(settings, ["judge.kind=truth", *EXACT_U, *SMALL, *overrides], tmp_path, spark, data)
+    return runs
 
 
 def _differences(runs: dict) -> dict:
