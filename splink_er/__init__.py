@@ -25,6 +25,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from .errors import (
+    Busy,
     DependencyMissing,
     InputError,
     JudgeConfigError,
@@ -73,6 +74,7 @@ def demo_settings_path() -> Path:
 
 
 __all__ = [
+    "Busy",
     "DecisionLog",
     "DependencyMissing",
     "InputError",

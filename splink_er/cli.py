@@ -2,8 +2,8 @@
 
 Exit codes scripts can rely on (one table, `EXIT_CODES`, from the error classes in errors.py): 0 success,
 2 bad settings or usage, 3 bad input data, 4 missing previous run (retrain/explain before run), 5 judge unusable
-(no API key, key rejected, replay log or answer missing), 6 a missing optional dependency (pyspark),
-1 anything else, 130 interrupted.
+(no API key, key rejected, replay log or answer missing), 6 a missing optional dependency (pyspark), 7 busy
+(another run writes the same label store or output directory), 1 anything else, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .errors import (
+    Busy,
     DependencyMissing,
     InputError,
     JudgeError,
@@ -64,7 +65,7 @@ def _overrides(sets: list[str] | None, out: Path | None) -> list[str]:
 # Error class -> exit code, as the classes carry it (errors.py): the table the README and the tests show.
 EXIT_CODES = {
     cls: cls.exit_code
-    for cls in (SettingsError, InputError, PreviousRunMissing, JudgeError, DependencyMissing, SplinkERError)
+    for cls in (SettingsError, InputError, PreviousRunMissing, JudgeError, DependencyMissing, Busy, SplinkERError)
 }
 
 
@@ -130,16 +131,20 @@ def label(
     Example: `splink-er label settings/febrl4.yaml --pair rec-1-org rec-1-dup-0 --non-match --note "checked"`
     """
     from .labels import LabelStore, make_label
+    from .locks import writing
     from .settings import load_settings
+    from .sources import check_records_exist
 
     def body():
         s = load_settings(settings, set_ or [])
         sl = source_l or s.sources[0].name
         sr = source_r or s.sources[-1].name
+        check_records_exist(s, [(sl, pair[0]), (sr, pair[1])])
         store = LabelStore(s.label_store_path)
-        store.append(
-            [make_label((sl, pair[0], sr, pair[1]), match, 1.0, "human", "human", reason="human", reasoning=note)]
-        )
+        with writing(store.path, "label store", s.labels.wait_seconds):
+            store.append(
+                [make_label((sl, pair[0], sr, pair[1]), match, 1.0, "human", "human", reason="human", reasoning=note)]
+            )
         err.print(
             f"human label stored in {store.path}: {sl}:{pair[0]} ~ {sr}:{pair[1]} -> {'match' if match else 'non-match'}"
         )
@@ -259,6 +264,80 @@ def review_import(
             f"{res['answered']} human labels stored in {res['label_store']} ({res['skipped']} rows left blank); "
             "run `splink-er retrain` to use them"
         )
+
+    _guard(body)
+
+
+labels_app = typer.Typer(no_args_is_help=True, help="List the label store, or remove a wrong label (kept as history).")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("list")
+def labels_list(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
+    kind: Annotated[str | None, typer.Option(help="Only human or judge labels.")] = None,
+    history: Annotated[bool, typer.Option("--history", help="Every line ever written, removals too.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows shown (the counts cover all).")] = 20,
+    set_: SetOpt = None,
+) -> None:
+    """The labels that count (one per pair: human beats judge, then the latest), with counts by kind and method.
+
+    Example: `splink-er labels list settings/febrl4.yaml --kind human`
+    """
+    from .labels import LabelStore
+    from .settings import load_settings
+
+    def body():
+        s = load_settings(settings, set_ or [])
+        store = LabelStore(s.label_store_path)
+        df = store.read_all() if history else store.effective()
+        if kind:
+            df = df[df["source_kind"].eq(kind)]
+        err.print(f"{store.path}: {len(df)} label(s){' (history)' if history else ' in force'}")
+        if len(df):
+            counts = df.groupby(["source_kind", "source", "simulated"], dropna=False).size()
+            for (k, src, sim), n in counts.items():
+                err.print(f"  {n:>7,}  {k} {src}{' (SIMULATED)' if sim else ''}")
+            cols = ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r", "match", "source", "time"]
+            print(df[cols].tail(limit).to_string(index=False))
+        if history and len(store.removals()):
+            err.print(f"{len(store.removals())} removal(s):")
+            print(store.removals().drop(columns="line").to_string(index=False))
+
+    _guard(body)
+
+
+@labels_app.command("remove")
+def labels_remove(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
+    pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
+    kind: Annotated[str, typer.Option(help="Remove the pair's human, judge or any labels.")] = "human",
+    source_l: Annotated[str | None, typer.Option(help="Source of the left record (default: first source).")] = None,
+    source_r: Annotated[str | None, typer.Option(help="Source of the right record (default: last source).")] = None,
+    note: Annotated[str, typer.Option(help="Why (kept with the removal).")] = "",
+    set_: SetOpt = None,
+) -> None:
+    """Remove a pair's labels: a removal line is appended (the labels stay in the file as history, no longer count).
+
+    Example: `splink-er labels remove settings/febrl4.yaml --pair rec-1-org rec-1-dup-0 --note "my typo"`
+    """
+    from .labels import LabelStore, make_removal
+    from .locks import writing
+    from .pairs import canonical_key
+    from .settings import load_settings
+
+    def body():
+        if kind not in ("human", "judge", "any"):
+            raise typer.BadParameter("--kind is human, judge or any")
+        s = load_settings(settings, set_ or [])
+        key = canonical_key(source_l or s.sources[0].name, pair[0], source_r or s.sources[-1].name, pair[1])
+        store = LabelStore(s.label_store_path)
+        hits = store.in_force(key, kind)
+        if hits.empty:
+            raise InputError(f"{store.path} has no {'' if kind == 'any' else kind + ' '}label in force for {key}")
+        with writing(store.path, "label store", s.labels.wait_seconds):
+            store.append([make_removal(key, kind, reason=note)])
+        err.print(f"removed {len(hits)} {kind} label(s) of {key} (kept in {store.path} as history); run `retrain`")
 
     _guard(body)
 

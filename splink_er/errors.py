@@ -58,7 +58,15 @@ class DependencyMissing(SplinkERError, ImportError):
     title = "missing dependency"
 
 
+class Busy(SplinkERError):
+    """Another splink-er process is writing the same label store or output directory; the message says which."""
+
+    exit_code = 7
+    title = "busy"
+
+
 __all__ = [
+    "Busy",
     "DependencyMissing",
     "InputError",
     "JudgeConfigError",

@@ -26,6 +26,7 @@ from .judges import Judge
 from .judges.factory import make_judge
 from .judging import JudgeStats, Judging
 from .labels import LabelStore
+from .locks import hold
 from .loop import ActiveLearningLoop
 from .model import load_model
 from .outputs import RunDirectory
@@ -73,6 +74,17 @@ class Job:
         with_judge: bool = True,
     ) -> None:
         self.data = data  # kept (a reference) so a finished run can be explained again after Spark
+        # One writer per label store and output directory, taken before any input is loaded or answer paid for.
+        wait = settings.labels.wait_seconds
+        stores = ((settings.label_store_path, "label store"), (settings.output_path, "output directory"))
+        self._locks = [hold(path, what, wait) for path, what in stores] if with_judge else []
+        try:
+            self._build(settings, data, judge, quiet, spark, reporter, with_judge)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, settings, data, judge, quiet, spark, reporter, with_judge) -> None:
         self.session = s = Session(settings, reporter or make_reporter(quiet), data, spark)
         note = "" if with_judge else "reading a finished run: no judge"
         if judge is not None and not isinstance(judge, Judge):
@@ -254,25 +266,46 @@ class Job:
 
     def finish(self) -> RunResult:
         """Decide, cluster, evaluate and write every output; return the result."""
-        if not self.loop.rounds:  # steps were run by hand without run_rounds
-            self.inference.decide(self.round)
-        run = finish_run(self)
+        try:
+            if not self.loop.rounds:  # steps were run by hand without run_rounds
+                self.inference.decide(self.round)
+            run = finish_run(self)
+        finally:
+            self.close()
         return RunResult(
             self.outputs.path, run, job=self, reopen=lambda: prepare_for_outputs(self.settings, data=self.data)
         )
 
+    def close(self) -> None:
+        """Release the label store and output directory to other processes (finish does it; so does a failure)."""
+        for lock in self._locks:
+            lock.release()
+        self._locks = []
+
     def run(self) -> RunResult:
         """The whole loop: bootstrap, rounds, outputs."""
-        self.announce()
-        self.bootstrap()
-        self.score()
-        self.run_rounds()
+        try:
+            self.announce()
+            self.bootstrap()
+            self.score()
+            self.run_rounds()
+        except BaseException:
+            self.close()
+            raise
         return self.finish()
 
     def retrain(self, judge_band: bool = False) -> RunResult:
         """Retrain from the label store on the saved bootstrap model, re-score, re-route and rewrite the outputs.
         Needs a previous run's output directory. By default no judge is called, so applying human answers
         changes nothing else that costs money; `judge_band=True` also judges the band within judge.max_pairs."""
+        try:
+            self._rescore_from_labels(judge_band)
+        except BaseException:
+            self.close()
+            raise
+        return self.finish()
+
+    def _rescore_from_labels(self, judge_band: bool) -> None:
         boot = self.outputs.require(RunDirectory.bootstrap_model)
         if not judge_band:
             self.judging.disable("retrain without judging")
@@ -289,7 +322,6 @@ class Job:
             self.designs = Designs(pd.read_parquet(samples))
         self.score()
         self.run_rounds(sample_rounds=0, max_rounds=1)
-        return self.finish()
 
 
 def prepare(

@@ -1,18 +1,18 @@
 """Append-only JSONL files (the label store and the decision log): one writer, one reader.
 
-Appends are flushed and fsynced per batch, so a process killed at any moment loses no line already written. A torn
-last line (killed mid-write, disk full) is skipped with a warning when read, and the next append starts on a new
-line, so the torn bytes never swallow the next record.
+Appends are flushed and fsynced per batch, so a process killed at any moment loses no line already written. A
+torn last line (killed mid-write, disk full) is moved out of the file by the next append, into `<file>.torn`
+beside it (kept for inspection, never read as a record), so the next record starts on a line of its own. A reader
+that meets an unreadable line skips it and warns with the file and line number.
 
 Example:
-    >>> import tempfile, pathlib
+    >>> import tempfile, pathlib, warnings
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.jsonl"
     >>> append(path, [{"a": 1}])
     >>> _ = path.open("a").write('{"a": 2, "torn')  # a write cut short
     >>> append(path, [{"a": 3}])
-    >>> import warnings; warnings.simplefilter("ignore")
-    >>> [r["a"] for r in read(path)]
-    [1, 3]
+    >>> [r["a"] for r in read(path)], (path.parent / "log.jsonl.torn").read_text()
+    ([1, 3], '{"a": 2, "torn\\n')
 """
 
 from __future__ import annotations
@@ -24,13 +24,36 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _ends_mid_line(path: Path) -> bool:
+def _quarantine_torn_tail(path: Path) -> None:
+    """Move bytes after the last newline (a write cut short) to `<path>.torn` and truncate them away."""
     try:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) != b"\n"
-    except (FileNotFoundError, OSError):  # missing or empty file
-        return False
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        # Read back in blocks until a newline: a torn record is at most one line long.
+        pos, tail = size, b""
+        while pos > 0 and b"\n" not in tail:
+            step = min(65536, pos)
+            pos -= step
+            f.seek(pos)
+            tail = f.read(step) + tail
+        cut = pos + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+        f.seek(cut)
+        torn = f.read()
+        with open(path.with_name(path.name + ".torn"), "ab") as q:
+            q.write(torn + b"\n")
+            q.flush()
+            os.fsync(q.fileno())
+        f.truncate(cut)
+        f.flush()
+        os.fsync(f.fileno())
+    warnings.warn(f"{path}: its last line was cut short (a write was killed); moved to {path.name}.torn", stacklevel=3)
 
 
 def append(path: str | Path, records: list[dict]) -> None:
@@ -39,25 +62,35 @@ def append(path: str | Path, records: list[dict]) -> None:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _quarantine_torn_tail(path)
     text = "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in records)
-    if _ends_mid_line(path):
-        text = "\n" + text
     with open(path, "a", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
 
 
-def read(path: str | Path) -> Iterator[dict]:
-    """Every readable line of `path`, in order; unreadable (torn) lines are counted and warned about."""
-    bad = 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+def read_numbered(path: str | Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed JSON value) for every readable line of `path`; unreadable lines are skipped with a
+    warning that names the file and the line numbers."""
+    bad: list[int] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError:
-                bad += 1
+                bad.append(number)
     if bad:
-        warnings.warn(f"{path}: skipped {bad} unreadable line(s) (a run was probably killed mid-write)", stacklevel=2)
+        shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+        warnings.warn(
+            f"{path}: skipped {len(bad)} unreadable line(s) (line {shown}): cut short by a killed write, or edited "
+            "by hand",
+            stacklevel=2,
+        )
+
+
+def read(path: str | Path) -> Iterator[dict]:
+    """Every readable line of `path` that holds a JSON object, in order."""
+    return (value for _, value in read_numbered(path) if isinstance(value, dict))

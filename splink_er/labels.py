@@ -2,7 +2,11 @@
 
 - Appends are flushed and fsynced per batch, so a run killed at any moment loses no answer already written.
 - Reading is idempotent and resolves one label per pair: a human label beats a judge label; among labels of the
-  same kind the latest wins. A torn last line (the process died mid-write) is skipped, not fatal.
+  same kind the latest wins. A torn last line (the process died mid-write) is set aside, not fatal (jsonl.py).
+- Every line is checked on read: a line that is not a label (a hand edit that wrote `"match": "false"`, a
+  number, a list) is an error naming the file and line, never read as something else.
+- Nothing is rewritten: removing a label appends a tombstone line (`"type": "remove"`) that cancels the pair's
+  earlier labels of that kind, so the history stays auditable (`splink-er labels list`).
 - Pair keys are stored in Splink's order (see `canonical_key`), so labels join predictions without translation.
 """
 
@@ -15,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import jsonl
+from .errors import InputError
 from .pairs import PAIR_KEY, canonical_key
 
 LABEL_COLUMNS = PAIR_KEY + [
@@ -35,6 +40,46 @@ LABEL_COLUMNS = PAIR_KEY + [
     "method_id",
     "input_hash",
 ]
+
+
+def make_removal(key, source_kind: str = "any", reason: str = "") -> dict:
+    """A tombstone: the labels of `source_kind` ('human', 'judge' or 'any') given to this pair before it no longer
+    count (they stay in the file)."""
+    if source_kind not in ("human", "judge", "any"):
+        raise ValueError("source_kind must be 'human', 'judge' or 'any'")
+    sd_l, uid_l, sd_r, uid_r = canonical_key(*key)
+    return {
+        "type": "remove",
+        "source_dataset_l": sd_l,
+        "unique_id_l": uid_l,
+        "source_dataset_r": sd_r,
+        "unique_id_r": uid_r,
+        "source_kind": source_kind,
+        "reason": reason,
+        "time": datetime.now(UTC).isoformat(),
+        "label_id": uuid.uuid4().hex,
+    }
+
+
+def _check_line(value) -> str | None:
+    """What is wrong with one line of a label store (None if it is a label or a tombstone)."""
+    if not isinstance(value, dict):
+        return f"a label line is a JSON object, not {type(value).__name__} {_short(value)}"
+    missing = [k for k in PAIR_KEY if value.get(k) in (None, "")]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if value.get("type") == "remove":
+        return None if value.get("source_kind") in ("human", "judge", "any") else "a removal needs source_kind"
+    if not isinstance(value.get("match"), bool):
+        return f"match must be true or false (JSON booleans), not {_short(value.get('match'))}"
+    if value.get("source_kind") not in ("human", "judge"):
+        return f"source_kind must be human or judge, not {_short(value.get('source_kind'))}"
+    return None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def make_label(
@@ -111,14 +156,56 @@ class LabelStore:
     def append(self, labels: list[dict]) -> None:
         jsonl.append(self.path, labels)
 
+    def _lines(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(labels, removals), each with its `line` number; every line checked."""
+        labels, removals, problems = [], [], []
+        for number, value in jsonl.read_numbered(self.path) if self.path.exists() else []:
+            problem = _check_line(value)
+            if problem:
+                problems.append(f"line {number}: {problem}")
+            elif value.get("type") == "remove":
+                removals.append(value | {"line": number})
+            else:
+                labels.append(value | {"line": number})
+        if problems:
+            raise InputError(
+                f"{self.path} has lines that are not labels; fix or delete them (a label's match is true or false):\n  "
+                + "\n  ".join(problems[:10])
+                + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+            )
+        frames = []
+        for rows, columns in ((labels, LABEL_COLUMNS), (removals, PAIR_KEY + ["source_kind", "reason", "time"])):
+            df = pd.DataFrame(rows, columns=columns + ["line"]) if rows else pd.DataFrame(columns=columns + ["line"])
+            for c in PAIR_KEY:
+                df[c] = df[c].astype(str)
+            frames.append(df)
+        frames[0]["match"] = frames[0]["match"].astype(bool)
+        return frames[0], frames[1]
+
     def read_all(self) -> pd.DataFrame:
-        """Every label line ever written (torn lines skipped)."""
-        rows = list(jsonl.read(self.path)) if self.path.exists() else []
-        df = pd.DataFrame(rows, columns=LABEL_COLUMNS) if rows else pd.DataFrame(columns=LABEL_COLUMNS)
-        for c in PAIR_KEY:
-            df[c] = df[c].astype(str)
-        df["match"] = df["match"].astype(bool)
-        return df
+        """Every label line ever written, removed ones too (torn lines set aside), in file order."""
+        return self._view("lines", self._lines)[0].drop(columns="line")
+
+    def removals(self) -> pd.DataFrame:
+        """Every tombstone line, in file order."""
+        return self._view("lines", self._lines)[1]
+
+    def live(self) -> pd.DataFrame:
+        """The label lines no later tombstone cancels, with their `line` number. Treat it as read-only."""
+
+        def build() -> pd.DataFrame:
+            labels, removals = self._view("lines", self._lines)
+            if removals.empty or labels.empty:
+                return labels
+            last = removals.assign(k=removals["source_kind"]).groupby(PAIR_KEY + ["k"])["line"].max()
+            keys = list(zip(*(labels[c] for c in PAIR_KEY)))
+            cancelled_at = [
+                max(last.get((*key, kind), 0), last.get((*key, "any"), 0))
+                for key, kind in zip(keys, labels["source_kind"])
+            ]
+            return labels[labels["line"] > pd.Series(cancelled_at, index=labels.index)]
+
+        return self._view("live", build)
 
     def _view(self, name: str, build):
         """A derived view of the store, rebuilt only when the file changed (any writer, any process)."""
@@ -129,14 +216,21 @@ class LabelStore:
             self._views[name] = build()
         return self._views[name]
 
+    def in_force(self, key, source_kind: str = "any") -> pd.DataFrame:
+        """The label lines of one pair (any order of its sides) that no tombstone cancels."""
+        live, k = self.live(), canonical_key(*key)
+        hit = pd.Series(True, index=live.index)
+        for column, value in zip(PAIR_KEY, k):
+            hit &= live[column].eq(value)
+        return live[hit & (source_kind == "any" or live["source_kind"].eq(source_kind))]
+
     def effective(self) -> pd.DataFrame:
         """One label per pair: human beats judge, then the latest line wins. Treat it as read-only."""
 
         def build() -> pd.DataFrame:
-            df = self._view("all", self.read_all)
+            df = self.live().copy()
             if df.empty:
-                return df
-            df = df.reset_index(names="line")
+                return df.drop(columns="line")
             df["is_human"] = df["source_kind"].eq("human")
             df = df.sort_values(["is_human", "line"]).drop_duplicates(PAIR_KEY, keep="last")
             return df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
@@ -156,7 +250,7 @@ class LabelStore:
         """The latest judge answer per pair given by the judge method `method_id` (the answer cache)."""
 
         def build() -> dict[tuple, dict]:
-            df = self._view("all", self.read_all)
+            df = self.live().drop(columns="line")
             df = df[df["source_kind"].eq("judge") & df["method_id"].eq(method_id)]
             return {tuple(r[k] for k in PAIR_KEY): r for r in df.to_dict("records")}
 

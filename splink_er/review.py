@@ -15,10 +15,11 @@ import pandas as pd
 
 from .errors import InputError
 from .labels import LabelStore, make_label
+from .locks import writing
 from .outputs import RunDirectory
 from .pairs import PAIR_KEY
 from .report import CSS, table
-from .sources import record_lookup
+from .sources import check_records_exist, record_lookup
 from .sql import sql_literal
 
 YES = {"match", "yes", "y", "true", "1", "same"}
@@ -119,5 +120,8 @@ def import_answers(settings, file: str | Path, *, overrides: list[str] | None = 
                 reasoning=note or f"review file {file.name}",
             )
         )
-    LabelStore(s.label_store_path).append(labels)
+    keys = [tuple(label[k] for k in PAIR_KEY) for label in labels]
+    check_records_exist(s, [k[:2] for k in keys] + [k[2:] for k in keys])
+    with writing(s.label_store_path, "label store", s.labels.wait_seconds):
+        LabelStore(s.label_store_path).append(labels)
     return {"answered": len(labels), "skipped": int(answers.eq("").sum()), "label_store": s.label_store_path}

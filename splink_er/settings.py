@@ -675,6 +675,12 @@ class LabelStoreSettings(_Strict):
     """Where labels (judge answers, human labels) are kept across runs."""
 
     path: str = Field("labels/{name}.jsonl", description="JSONL label store; {name} is the settings name.")
+    wait_seconds: float | None = Field(
+        0,
+        ge=0,
+        description="How long a run waits for another process writing the same label store or output directory "
+        "(0: stop at once with exit 7, naming it; null: wait as long as it takes).",
+    )
 
 
 MOVED_JUDGE_KEYS = {

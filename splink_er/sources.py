@@ -251,3 +251,33 @@ def column_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, column:
         ).fetchall()
         out.update(((sd, uid), v) for sd, uid, v in rows)
     return out
+
+
+def check_records_exist(settings: Settings, records: list[tuple[str, str]]) -> None:
+    """InputError naming every (source, id) that is not a record of the inputs: a label on a record that does not
+    exist (a typo, the sides swapped) would otherwise be stored and never used. Reads only the id columns."""
+    names = {s.name: s for s in settings.sources}
+    unknown_sources = sorted({src for src, _ in records} - set(names))
+    if unknown_sources:
+        raise InputError(f"no source named {', '.join(map(repr, unknown_sources))}; the sources are {list(names)}")
+    con = duckdb.connect()
+    missing = []
+    for name in sorted({src for src, _ in records}):
+        src = names[name]
+        raw = _read_raw(con, src, settings.input_path(src), None)
+        ids = sorted({uid for s, uid in records if s == name})
+        col = quote_ident(src.id_column)
+        found = {
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT TRIM(CAST({col} AS VARCHAR)) FROM {raw} WHERE TRIM(CAST({col} AS VARCHAR)) IN "
+                f"({', '.join(sql_literal(i) for i in ids)})"
+            ).fetchall()
+        }
+        missing += [f"{name}:{i}" for i in ids if i not in found]
+    if missing:
+        raise InputError(
+            f"record(s) {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''} not found in the inputs "
+            f"(ids are matched on sources[].id_column; check the ids and which source each side is from: "
+            "--source-l / --source-r)"
+        )

@@ -28,6 +28,7 @@ def test_every_error_class_has_one_documented_exit_code():
         "PreviousRunMissing": 4,
         "JudgeError": 5,
         "DependencyMissing": 6,
+        "Busy": 7,
         "SplinkERError": 1,
     }
     for name in errors.__all__:  # every error is public and under the one base class

@@ -56,3 +56,34 @@ def test_a_decision_log_line_appended_after_a_torn_line_is_kept(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert [r["n"] for r in read_log(log.path)] == [1, 2]
+
+
+def test_a_line_that_is_not_a_label_is_an_error_naming_file_and_line(tmp_path):
+    import pytest
+
+    from splink_er import InputError
+
+    store = LabelStore(tmp_path / "l.jsonl")
+    store.append([make_label(("a", "1", "b", "2"), True, 0.9, "human", "human")])
+    good = store.path.read_text()
+    bad = good.replace('"match": true', '"match": "false"')  # a hand edit: the text "false" is not False
+    store.path.write_text(good + bad + "42\n")
+    with pytest.raises(InputError, match=r"line 2: match must be true or false.*\n.*line 3: a label line is a JSON"):
+        store.effective()
+
+
+def test_removing_a_label_appends_a_tombstone_and_the_pair_falls_back(tmp_path):
+    from splink_er.labels import make_removal
+
+    store = LabelStore(tmp_path / "l.jsonl")
+    key = ("a", "1", "b", "2")
+    store.append([make_label(key, True, 0.9, "gemini", "judge", method_id="m1")])
+    store.append([make_label(key, False, 1.0, "human", "human")])  # a wrong human label ...
+    store.append([make_removal(key, "human", reason="typo")])  # ... removed: the judge's answer counts again
+    eff = store.effective()
+    assert len(eff) == 1 and eff.iloc[0]["source_kind"] == "judge" and eff.iloc[0]["match"]
+    assert len(store.read_all()) == 2 and len(store.removals()) == 1  # history kept
+    store.append([make_removal(key, "any")])
+    assert store.effective().empty and store.judge_answers("m1") == {}  # a removed answer is not reused either
+    store.append([make_label(key, True, 1.0, "human", "human")])  # a label after the tombstone counts
+    assert store.effective().iloc[0]["source_kind"] == "human"
