@@ -79,7 +79,7 @@ def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool
         judge={
             "description": judging.description,
             "kind": j.kind,
-            "simulated": bool(judging.judge and judging.judge.simulated),
+            "simulated": judging.simulated,
             "calls": usage.get("calls", 0),
             "pairs_judged": usage.get("pairs", 0),
             "pairs_by_reason": judging.asked_by_reason,
@@ -93,6 +93,7 @@ def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool
             "tokens_estimated": usage.get("tokens_estimated", False),
             "unpriced_models": judging.unpriced_models,
             "method": judging.judge.method if judging.judge else None,
+            "method_ids": sorted(judging.used_methods()),
             "decision_log": str(judging.log.path),
             "usage": usage,
         },

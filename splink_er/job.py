@@ -28,10 +28,10 @@ from .judging import JudgeStats, Judging
 from .labels import LabelStore
 from .locks import hold
 from .loop import ActiveLearningLoop
-from .model import load_model
 from .outputs import RunDirectory
 from .progress import Reporter, make_reporter
 from .result import RunResult
+from .retraining import rescore_from_labels
 from .sampling import Designs
 from .session import Session
 from .settings import Settings, load_settings
@@ -241,9 +241,10 @@ class Job:
         self.training.use_blocking_rules(self.session.blocking_rules_sql())
         self.score()
 
-    def use_stored_answers(self) -> int:
-        """Train on every judge answer in the label store, whichever run paid for it; returns how many."""
-        return self.judging.use_stored_answers()
+    def use_stored_answers(self, method_ids: set[str] | None = None) -> dict:
+        """Train on the stored judge answers of the judge methods `method_ids` (None: every method), whichever
+        run paid for them; returns how many were taken and how many other methods' answers were left out."""
+        return self.judging.use_stored_answers(method_ids)
 
     def metrics(self) -> dict:
         return self.evaluation.metrics(self.inference.decisions)
@@ -299,29 +300,11 @@ class Job:
         Needs a previous run's output directory. By default no judge is called, so applying human answers
         changes nothing else that costs money; `judge_band=True` also judges the band within judge.max_pairs."""
         try:
-            self._rescore_from_labels(judge_band)
+            rescore_from_labels(self, judge_band)
         except BaseException:
             self.close()
             raise
         return self.finish()
-
-    def _rescore_from_labels(self, judge_band: bool) -> None:
-        boot = self.outputs.require(RunDirectory.bootstrap_model)
-        if not judge_band:
-            self.judging.disable("retrain without judging")
-        self.announce()
-        self.bootstrap(load_model(boot))
-        # Rules the run learned are in the saved model; the job's settings take them too (Spark builds its model
-        # from them), and none are learned again.
-        self.blocking_report = self.outputs.read_run_record().get("blocking") or {}
-        self.session.with_blocking_rules(self.blocking_report.get("chosen", []))
-        self.learn_blocking = False
-        self.use_stored_answers()
-        samples = self.outputs / RunDirectory.samples
-        if samples.exists():
-            self.designs = Designs(pd.read_parquet(samples))
-        self.score()
-        self.run_rounds(sample_rounds=0, max_rounds=1)
 
 
 def prepare(

@@ -235,13 +235,28 @@ class Judging:
         judged_df = pd.DataFrame(judged, columns=LABEL_COLUMNS)
         return pd.concat([human, judged_df], ignore_index=True) if len(human) else judged_df
 
-    def use_stored_answers(self) -> int:
-        """Take every judge answer in the label store, whichever run paid for it (human labels always count).
-        Returns how many answers were taken."""
+    def use_stored_answers(self, method_ids: set[str] | None = None) -> dict:
+        """Take the judge answers in the label store given by the judge methods `method_ids` (None: every
+        method), whichever run paid for them; human labels always count. Returns how many were taken and left."""
         stored = self.store.effective()
         judged = stored[stored["source_kind"].eq("judge")] if len(stored) else stored
-        self.answers = Answers(dict(zip(pair_keys(judged), judged.to_dict("records"))))
-        return len(self.answers)
+        chosen = judged if method_ids is None else judged[judged["method_id"].isin(method_ids)]
+        self.answers = Answers(dict(zip(pair_keys(chosen), chosen.to_dict("records"))))
+        return {"taken": len(chosen), "other_methods": len(judged) - len(chosen)}
+
+    def used_methods(self) -> dict[str, dict]:
+        """method_id -> method of the judge answers this run uses (its own judge's, or those retrain took)."""
+        methods = {a.get("method_id"): a.get("method") for a in self.answers.by_key.values()}
+        if self.judge is not None:
+            methods[self.judge.method_id] = self.judge.method
+        return {k: v for k, v in methods.items() if k}
+
+    @property
+    def simulated(self) -> bool:
+        """Whether any answer that decided or trained something in this run came from a SIMULATED judge."""
+        return bool(self.judge and self.judge.simulated) or any(
+            bool(a.get("simulated")) for a in self.answers.by_key.values()
+        )
 
     def usage(self) -> dict:
         return self.judge.usage.as_dict() if self.judge else {}

@@ -4,16 +4,16 @@ A second process that wants the same store waits up to `labels.wait_seconds`, th
 naming the store, before it loads any input or pays for any answer. Locks are released when the run finishes
 or fails, and by the operating system when a process dies, so a killed run never leaves a store locked.
 
-Example:
-    >>> import tempfile, pathlib
+Example (one process may take a lock again; another process gets Busy):
+    >>> import tempfile, pathlib, subprocess, sys
     >>> store = pathlib.Path(tempfile.mkdtemp()) / "labels.jsonl"
     >>> first = hold(store, "label store", 0)
-    >>> try:
-    ...     hold(store, "label store", 0)
-    ... except Busy as e:
-    ...     print(e.exit_code, "being written by another splink-er process" in str(e))
-    7 True
-    >>> first.release()
+    >>> again = hold(store, "label store", 0)
+    >>> code = f"from splink_er.locks import hold; hold({str(store)!r}, 'label store', 0)"
+    >>> other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    >>> other.returncode, "Busy: label store" in other.stderr
+    (1, True)
+    >>> again.release(); first.release()
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ def hold(path: Path, what: str, wait_seconds: float | None) -> FileLock:
     """The lock of `path`, acquired (waiting up to `wait_seconds`; None waits as long as it takes)."""
     where = lock_path(path)
     where.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(where), timeout=-1 if wait_seconds is None else wait_seconds)
+    # One lock object per file in a process, counted: jobs of one notebook or script follow one another on the
+    # same store (a cell run again builds the new job before the old one is dropped); processes exclude each other.
+    lock = FileLock(str(where), is_singleton=True)
     try:
-        lock.acquire()
+        lock.acquire(timeout=-1 if wait_seconds is None else wait_seconds)
     except Timeout:
         raise Busy(
             f"{what} {path} is being written by another splink-er process (lock {where}); wait for it to finish, "

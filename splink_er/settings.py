@@ -292,6 +292,12 @@ class TrainingSettings(_Strict):
         description="Below this many positive labels (logistic: positive or negative) the bootstrap "
         "(EM) model is kept.",
     )
+    judge_methods: Literal["run", "all"] = Field(
+        "run",
+        description="retrain: which stored judge answers train the model beside human labels: 'run' those of the "
+        "run's own judge method (kind, model, prompt: run.json judge.method_ids), 'all' every judge's, whichever "
+        "run or judge (simulated ones too) gave them.",
+    )
     smoothing: float = Field(
         5.0,
         ge=0,

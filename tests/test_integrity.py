@@ -1,6 +1,8 @@
 """Nothing lost, nothing mixed, nothing silent: the label store, locks, human labels, atomic runs.
 Each test here failed before its fix."""
 
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -55,14 +57,60 @@ def test_labels_remove_and_list_from_the_cli(tmp_path):
     assert r.exit_code == 0 and "1 removal" in said(r) and "typo" in r.output
 
 
+def hold_in_another_process(path):
+    """A process that holds the lock of `path` until it is killed (a run in another terminal)."""
+    code = (
+        "import sys, time; from splink_er.locks import hold; "
+        f"lock = hold({str(path)!r}, 'store', 0); print('held', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
 def test_a_second_writer_of_the_same_label_store_is_told_before_any_work(tmp_path):
     o = [f"output_dir={tmp_path / 'a'}", f"labels.path={tmp_path / 'l.jsonl'}"]
+    other = hold_in_another_process(tmp_path / "l.jsonl")
+    try:
+        with pytest.raises(Busy, match="label store .*l.jsonl is being written by another splink-er process"):
+            splink_er.prepare(DEMO, overrides=o, quiet=True)
+        r = runner.invoke(app, ["label", DEMO, "--pair", "0", "1", "--match", "--set", o[1]])
+        assert r.exit_code == 7 and "being written by another" in said(r)
+    finally:
+        other.kill()
+        other.wait()
+    other = hold_in_another_process(tmp_path / "a")
+    try:
+        with pytest.raises(Busy, match="output directory"):
+            splink_er.prepare(DEMO, overrides=o, quiet=True)
+    finally:
+        other.kill()
+        other.wait()
+    # A killed holder releases at once; jobs of one process follow one another (a notebook cell run again).
     first = splink_er.prepare(DEMO, overrides=o, quiet=True)
-    with pytest.raises(Busy, match="label store .*l.jsonl is being written by another splink-er process"):
-        splink_er.prepare(DEMO, overrides=[f"output_dir={tmp_path / 'b'}", o[1]], quiet=True)
-    with pytest.raises(Busy, match="output directory"):
-        splink_er.prepare(DEMO, overrides=[o[0], f"labels.path={tmp_path / 'other.jsonl'}"], quiet=True)
-    r = runner.invoke(app, ["label", DEMO, "--pair", "0", "1", "--match", "--set", o[1]])
-    assert r.exit_code == 7 and "being written by another" in said(r)
-    first.close()  # released: the next writer goes ahead
-    splink_er.prepare(DEMO, overrides=o, quiet=True).close()
+    second = splink_er.prepare(DEMO, overrides=o, quiet=True)
+    first.close()
+    second.close()
+
+
+@pytest.mark.e2e
+def test_retrain_trains_on_the_run_s_own_judge_method_and_keeps_the_simulated_flag(tmp_path):
+    store = f"labels.path={tmp_path / 'shared.jsonl'}"
+    other = splink_er.run(  # another judge method (a noisier simulated judge) leaves answers in the same store
+        DEMO, overrides=[store, f"output_dir={tmp_path / 'other'}", "judge.error_rate=0.3"], quiet=True
+    )
+    mine = splink_er.run(DEMO, overrides=[store, f"output_dir={tmp_path / 'mine'}"], quiet=True)
+    assert set(other.run["judge"]["method_ids"]).isdisjoint(mine.run["judge"]["method_ids"])
+    job = splink_er.prepare(DEMO, overrides=[store, f"output_dir={tmp_path / 'mine'}"], quiet=True)
+    again = job.retrain()
+    used = {a["method_id"] for a in job.judging.answers.by_key.values()}
+    assert used == set(mine.run["judge"]["method_ids"])
+    assert again.run["judge"]["simulated"] and again.run["judge"]["calls"] == 0  # no judge, simulated answers
+    assert again.metrics["f1"] == pytest.approx(mine.metrics["f1"], abs=0.02)
+
+
+@pytest.mark.e2e
+def test_retrain_refuses_a_label_store_other_than_the_run_s(finished_demo, tmp_path):
+    _, where = finished_demo
+    r = runner.invoke(app, ["retrain", DEMO, "--out", where[3], "--set", f"labels.path={tmp_path / 'x.jsonl'}"])
+    assert r.exit_code == 2 and "retrain reads the label store the run used" in said(r), r.output

@@ -59,7 +59,11 @@ class Judge(ABC):
     @property
     def method_id(self) -> str:
         """Short hash of `method`: a stored answer is reused only by a judge with the same method_id."""
-        return hashlib.sha256(json.dumps(self.method, sort_keys=True).encode()).hexdigest()[:16]
+        return self.method_id_of(self.method)
+
+    @staticmethod
+    def method_id_of(method: dict) -> str:
+        return hashlib.sha256(json.dumps(method, sort_keys=True).encode()).hexdigest()[:16]
 
     @abstractmethod
     async def judge_batch(self, pairs: Sequence[PairContext]) -> list[JudgeDecision]:
