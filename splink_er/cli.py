@@ -237,6 +237,8 @@ def review_export(
 
     def body():
         res = open_run(settings, overrides=_overrides(set_, out)).review(limit=limit)
+        for answered in res["kept"]:
+            err.print(f"{answered} has answers: kept as it is (import it with `splink-er review import`)")
         err.print(
             f"{res['pairs']} pairs to review: {res['csv']} (fill the `answer` column with match / non-match) "
             f"and {res['html']}"

@@ -17,9 +17,9 @@ from .sql import Relation
 
 def finish_run(job) -> dict:
     """Write the outputs of a job whose decisions are made (see `Job.finish`); returns the run record."""
-    s, out = job.session, job.outputs
+    s = job.session
     clock, inference = s.clock, job.inference
-    out.path.mkdir(parents=True, exist_ok=True)
+    out = job.outputs.staging(s.run_id)  # published whole at the end (outputs.py)
     with clock.stage("write"):
         blocked = inference.scores.count()
         path, rejects_written = write_decisions(s.con, inference.decisions, blocked, out, s.settings.outputs)
@@ -42,7 +42,6 @@ def finish_run(job) -> dict:
         if s.settings.decision_log.final_decisions:
             job.judging.log.append_final(out / RunDirectory.decisions, sum(counts.decided_by.values()), rejects_written)
     run = run_record(job, metrics, counts, rejects_written, clusters).as_dict()
-    out.write_json(RunDirectory.run_record, run)
     with clock.stage("report"), s.reporter.status("writing report.html"):
         try:
             # altair and vl-convert load only when a report is written
@@ -51,6 +50,8 @@ def finish_run(job) -> dict:
             write_report(s, job.model, run, out / RunDirectory.report)
         except Exception as e:  # the decisions are written; a chart failure must not lose the run
             s.reporter.warn(f"report.html not written ({type(e).__name__}: {e})")
+    with clock.stage("write"):
+        run = job.outputs.publish(out, run)
     print_summary(job, run)
     s.backend.cleanup()
     return run

@@ -11,7 +11,6 @@ decisions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pandas as pd
@@ -343,7 +342,7 @@ def open_run(settings, *, overrides: list[str] | None = None) -> RunResult:
     """
     s = load_settings(settings, overrides)
     out = RunDirectory(s.output_path)
-    record = json.loads(out.require(RunDirectory.run_record).read_text())
+    record = out.complete_run_record()
     return RunResult(out.path, record, reopen=lambda: prepare_for_outputs(s))
 
 

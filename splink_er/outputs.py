@@ -2,11 +2,18 @@
 
 `RunDirectory` is the only place that knows a file name; commands that read a finished run (retrain, explain,
 review) ask it for a path and get a `PreviousRunMissing` error that says what to run when the file is absent.
+
+A run is published whole: its outputs are written into a staging folder inside the output directory, then moved
+in, and `run.json` is written last with a manifest (every file's size and SHA-256). A run killed before that
+leaves the previous run as it was; killed while moving files in, it leaves no run.json, and readers refuse the
+directory (as they refuse a file that is not the one the manifest lists) instead of reading a mix of two runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,6 +54,51 @@ class RunDirectory:
         p = self.path / self.run_record
         return json.loads(p.read_text()) if p.exists() else {}
 
+    # ---- publishing a run whole ---------------------------------------------------------------------
+    def staging(self, run_id: str) -> RunDirectory:
+        """A fresh folder inside this directory (same file system, so moving files in is a rename) for a run's
+        outputs; staging folders that killed runs left behind are removed."""
+        for old in self.path.glob(f"{STAGING}*"):
+            shutil.rmtree(old, ignore_errors=True)
+        staged = RunDirectory(self.path / f"{STAGING}{run_id}")
+        staged.path.mkdir(parents=True)
+        return staged
+
+    def publish(self, staged: RunDirectory, record: dict) -> dict:
+        """Move the staged files in, then write run.json with the manifest; returns the record as written."""
+        manifest = {p.name: _fingerprint(p) for p in sorted(staged.path.iterdir()) if p.is_file()}
+        (self.path / self.run_record).unlink(missing_ok=True)  # from here until the end: an incomplete run
+        for name in manifest:
+            (staged.path / name).replace(self.path / name)
+        record = record | {"manifest": manifest}
+        self.write_json(self.run_record, record)
+        shutil.rmtree(staged.path, ignore_errors=True)
+        return record
+
+    def complete_run_record(self) -> dict:
+        """run.json, once every file its manifest lists is checked to be the one that run wrote;
+        PreviousRunMissing, saying what happened and what to run, otherwise."""
+        record_path = self.path / self.run_record
+        if not record_path.exists():
+            leftovers = [n for n in (self.decisions, self.clusters, self.model) if (self.path / n).exists()]
+            if leftovers:
+                raise PreviousRunMissing(
+                    f"{self.path} holds an incomplete run: {', '.join(leftovers)} but no {self.run_record} (a run "
+                    "was stopped while publishing its outputs); run `splink-er run` again."
+                )
+            raise PreviousRunMissing(
+                f"{record_path} not found: run `splink-er run` with these settings (and --out) first."
+            )
+        record = json.loads(record_path.read_text())
+        for name, expected in (record.get("manifest") or {}).items():
+            path = self.path / name
+            if not path.exists() or _fingerprint(path) != expected:
+                raise PreviousRunMissing(
+                    f"{path} is not the file run {record.get('run_id')} wrote ({'missing' if not path.exists() else 'changed since'}): "
+                    f"the directory mixes runs, or a file was edited; run `splink-er run` again (or restore {name})."
+                )
+        return record
+
     def write_json(self, name: str, data: dict) -> None:
         """run.json and the models; written beside and renamed into place: a killed run never leaves half a file."""
         self.path.mkdir(parents=True, exist_ok=True)
@@ -61,6 +113,17 @@ class RunDirectory:
         con.execute(f"COPY ({query}) TO {sql_literal(part)} (FORMAT parquet)")
         part.replace(path)
         return path
+
+
+STAGING = ".staging-"
+
+
+def _fingerprint(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def write_decisions(con, decisions, blocked: int, run_dir: RunDirectory, outputs) -> tuple[Path, bool]:

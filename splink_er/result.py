@@ -50,7 +50,14 @@ class RunResult:
     def directory(self) -> RunDirectory:
         return RunDirectory(Path(self.output_dir))
 
+    def _check_complete(self) -> None:
+        # Every file the run's manifest lists is the one it wrote: never a mix of two runs (outputs.py). Once.
+        if not self.__dict__.get("_complete"):
+            self.directory.complete_run_record()
+            self.__dict__["_complete"] = True
+
     def _read(self, name: str) -> pd.DataFrame:
+        self._check_complete()
         return pd.read_parquet(self.directory.require(name))
 
     @cached_property
@@ -68,6 +75,7 @@ class RunResult:
 
     # ---- questions to a finished run ----------------------------------------------------------------
     def _job_for_outputs(self, *needs: str):
+        self._check_complete()
         for name in needs:
             self.directory.require(name)
         if not _reusable(self.job):

@@ -57,8 +57,8 @@ def take_answers_of_the_run(job, previous: dict) -> dict:
 def rescore_from_labels(job, judge_band: bool) -> None:
     """The steps of `Job.retrain` before its outputs are written."""
     out = job.outputs
+    previous = out.complete_run_record()
     boot = out.require(RunDirectory.bootstrap_model)
-    previous = out.read_run_record()
     check_same_label_store(previous, job.judging.store.path)
     if not judge_band:
         job.judging.disable("retrain without judging")

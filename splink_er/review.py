@@ -57,7 +57,8 @@ def export(job, *, limit: int | None = None) -> dict:
         out[f"right_{c}"] = [recs.get(k[2:], {}).get(c) for k in keys]
     folder = job.outputs / RunDirectory.review_dir
     folder.mkdir(parents=True, exist_ok=True)
-    csv, page = folder / "review_queue.csv", folder / "review_queue.html"
+    csv, kept = _free_review_file(folder)
+    page = csv.with_suffix(".html")
     out.to_csv(csv, index=False)
     blocks = []
     for i, r in out.iterrows():
@@ -83,7 +84,28 @@ def export(job, *, limit: int | None = None) -> dict:
 {"".join(blocks)}</body></html>""",
         encoding="utf-8",
     )
-    return {"csv": csv, "html": page, "pairs": len(out)}
+    return {"csv": csv, "html": page, "pairs": len(out), "kept": kept}
+
+
+def _answered(csv: Path) -> int:
+    """Answers a person has written into a review file (0 if it cannot be read as one)."""
+    try:
+        answers = pd.read_csv(csv, dtype=str, keep_default_na=False, usecols=["answer"])["answer"]
+    except (ValueError, OSError, pd.errors.ParserError):
+        return 0
+    return int(answers.str.strip().ne("").sum())
+
+
+def _free_review_file(folder: Path) -> tuple[Path, list[Path]]:
+    """review_queue.csv, unless a person has answered rows in it: then the next review_queue_N.csv, and the files
+    with answers (kept as they are: an export never overwrites answers)."""
+    kept, n = [], 1
+    while True:
+        csv = folder / ("review_queue.csv" if n == 1 else f"review_queue_{n}.csv")
+        if not csv.exists() or not _answered(csv):
+            return csv, kept
+        kept.append(csv)
+        n += 1
 
 
 def import_answers(settings, file: str | Path, *, overrides: list[str] | None = None) -> dict:

@@ -114,3 +114,43 @@ def test_retrain_refuses_a_label_store_other_than_the_run_s(finished_demo, tmp_p
     _, where = finished_demo
     r = runner.invoke(app, ["retrain", DEMO, "--out", where[3], "--set", f"labels.path={tmp_path / 'x.jsonl'}"])
     assert r.exit_code == 2 and "retrain reads the label store the run used" in said(r), r.output
+
+
+@pytest.mark.e2e
+def test_a_run_is_published_whole_and_readers_refuse_a_mixed_or_incomplete_directory(tmp_path):
+    o = [f"output_dir={tmp_path / 'out'}", f"labels.path={tmp_path / 'l.jsonl'}"]
+    first = splink_er.run(DEMO, overrides=o, quiet=True)
+    out = first.output_dir
+    assert set(first.run["manifest"]) >= {"decisions.parquet", "clusters.parquet", "matches.parquet", "model.json"}
+    assert not list(out.glob(".staging-*"))  # nothing left of the staging folder
+    # A file of another run in the directory (the issue: a new decisions.parquet beside the old matches): refused.
+    other = splink_er.run(DEMO, overrides=[f"output_dir={tmp_path / 'other'}", o[1], "judge.max_pairs=50"], quiet=True)
+    (out / "new.part").write_bytes((other.output_dir / "decisions.parquet").read_bytes())
+    (out / "new.part").replace(out / "decisions.parquet")  # as a run writes it: a new file renamed in
+    with pytest.raises(splink_er.PreviousRunMissing, match="decisions.parquet is not the file run"):
+        splink_er.open_run(DEMO, overrides=o)
+    with pytest.raises(splink_er.PreviousRunMissing, match="mixes runs"):
+        _ = first.decisions  # a result held from before reads nothing of the mix either
+    r = runner.invoke(app, ["explain", DEMO, "--out", str(out), "--pair", "0", "1", "--set", o[1]])
+    assert r.exit_code == 4 and "mixes runs" in said(r), r.output
+    # Killed while publishing: no run.json; readers say so.
+    (out / "run.json").unlink()
+    r = runner.invoke(app, ["review", "export", DEMO, "--out", str(out), "--set", o[1]])
+    assert r.exit_code == 4 and "incomplete run" in said(r), r.output
+    # A run killed before publishing leaves the previous run whole: its staging folder is only scratch.
+    again = splink_er.run(DEMO, overrides=o, quiet=True)
+    (out / ".staging-killed").mkdir()
+    assert splink_er.open_run(DEMO, overrides=o).decisions.equals(again.decisions)
+
+
+@pytest.mark.e2e
+def test_review_export_never_overwrites_answers(finished_demo):
+    result, _ = finished_demo
+    first = result.review(limit=5)
+    filled = first["csv"].read_text().replace(",,", ",match,", 1)  # a person answers one row
+    first["csv"].write_text(filled)
+    second = result.review(limit=5)
+    assert second["csv"] != first["csv"] and second["kept"] == [first["csv"]]
+    assert first["csv"].read_text() == filled  # the answers are still there
+    third = result.review(limit=5)  # the unanswered new file may be written again
+    assert third["csv"] == second["csv"]
