@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .errors import JudgeFatalError
 from .judges import Judge, run_judge
 from .judges.llm import LLMJudge
 from .labels import LABEL_COLUMNS, make_label
@@ -47,9 +48,16 @@ class JudgeStats:
     reused: int = 0
     asked: int = 0
     undecided: int = 0
+    failed: int = 0
 
     def as_dict(self) -> dict:
-        return {"pairs": self.pairs, "reused": self.reused, "asked": self.asked, "undecided": self.undecided}
+        return {
+            "pairs": self.pairs,
+            "reused": self.reused,
+            "asked": self.asked,
+            "undecided": self.undecided,
+            "failed": self.failed,
+        }
 
 
 class Judging:
@@ -123,7 +131,7 @@ class Judging:
         meta = {c.key: row for c, row in zip(contexts, todo.itertuples(index=False))}
         ask = self._reuse_stored(contexts, answers, stats, round_no)
         if ask:
-            self._ask_judge(ask, meta, answers, stats, round_no, reason)
+            self._ask_judge(ask, meta, answers, budget, stats, round_no, reason)
         return stats.as_dict()
 
     def _reuse_stored(
@@ -150,7 +158,14 @@ class Judging:
         return ask
 
     def _ask_judge(
-        self, ask: list[PairContext], meta: dict, answers: Answers, stats: JudgeStats, round_no: int, reason: str | None
+        self,
+        ask: list[PairContext],
+        meta: dict,
+        answers: Answers,
+        budget: Budget,
+        stats: JudgeStats,
+        round_no: int,
+        reason: str | None,
     ) -> None:
         judge, s = self.judge, self.session
         method, method_id = judge.method, judge.method_id
@@ -163,6 +178,10 @@ class Judging:
                 self.cost_by_reason[c.reason] = self.cost_by_reason.get(c.reason, 0.0) + d.call.get("cost_usd", 0.0)
                 if d.match is None:
                     stats.undecided += 1
+                    if d.failed:  # nothing came back: the pair was not judged and keeps its place in the budget
+                        stats.failed += 1
+                        budget.left += 1
+                        last_failure[0] = d.reasoning
                     continue
                 row = meta[d.key]
                 label = make_label(
@@ -189,13 +208,29 @@ class Judging:
                 [self.log.judge_record(by_key[d.key], d, judge.name, method, method_id, round_no) for d in decisions]
             )
             self.store.append(new)
+            self._stop_if_failing(last_failure[0])
 
         j = s.settings.judge
+        last_failure = [""]
         with s.clock.stage("judge"), s.reporter.progress(f"judging ({reason or 'band'})", len(ask)) as advance:
             run_judge(judge, ask, j.batch_size, j.concurrency, persist, advance)
         stats.asked = len(ask)
         for c in ask:
             self.asked_by_reason[c.reason] = self.asked_by_reason.get(c.reason, 0) + 1
+
+    def _stop_if_failing(self, last_error: str) -> None:
+        """JudgeFatalError once more than judge.max_failed_share of the calls have failed (from the third on):
+        an unreachable or broken endpoint must not turn a whole run into needs_review with exit 0."""
+        calls = failed = 0
+        for part in self.judge.parts:
+            calls, failed = calls + part.usage.calls + part.usage.failed_calls, failed + part.usage.failed_calls
+        share = self.session.settings.judge.max_failed_share
+        if calls >= 3 and failed > share * calls:
+            endpoint = self.judge.parts[0].method.get("endpoint", "the judge")
+            raise JudgeFatalError(
+                f"{failed} of {calls} calls to {endpoint} failed (more than judge.max_failed_share = {share}); "
+                f"last error: {last_error.removeprefix('needs review: ')}. Check the endpoint, key and network."
+            )
 
     def contexts(self, todo: pd.DataFrame, reason: str | None) -> list[PairContext]:
         """What the judge is shown per pair: redacted records, the score only if settings say so, and the

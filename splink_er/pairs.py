@@ -72,5 +72,6 @@ class JudgeDecision:
     reasoning: str
     needs_review: bool = False
     call: dict = field(default_factory=dict)
+    failed: bool = False  # no answer because the call failed (network, HTTP error after retries): not judged
     escalated_from: dict | None = None
     votes: list[dict] | None = None  # every answer when the pair was asked several times (judge.repeats)

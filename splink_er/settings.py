@@ -448,6 +448,14 @@ class _JudgeCommon(_Strict):
     )
     batch_size: int = Field(20, ge=1, le=500, description="Pairs per call (accuracy holds to ~64, collapses by 512).")
     concurrency: int = Field(16, ge=1, description="Calls in flight at once.")
+    max_failed_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Stop the run (exit 5, naming the endpoint and the last error) once more than this share of "
+        "the judge's calls have failed (unreachable endpoint, HTTP errors after retries), checked from the third "
+        "call on. Answers received are kept; pairs whose call failed do not use up judge.max_pairs.",
+    )
     show_score: bool = Field(
         False, description="Show the model's match probability to the judge (it anchors the answer, so off by default)."
     )

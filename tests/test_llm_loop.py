@@ -293,3 +293,35 @@ def test_simulated_judge_reports_estimated_tokens(demo_dict):
     assert j["simulated"] and j["tokens_estimated"] and j["cost_usd"] == 0.0
     # ~100-600 input tokens per pair, as the prompt an LLM judge would get
     assert 50 < j["usage"]["input_tokens"] / j["pairs_judged"] < 1000
+
+
+@pytest.mark.e2e
+def test_a_judge_whose_calls_fail_stops_the_run_loudly_and_keeps_what_it_received(demo_dict, tmp_path, keyed):
+    # The first 4 calls are answered, every later one gets HTTP 503 (after the retries): the run stops with exit 5,
+    # naming the endpoint and the error, and the answers received are in the label store.
+    with FakeLLMServer(faults=lambda n, model: None if n <= 4 else "503") as srv:
+        path = settings_file(demo_dict, tmp_path, srv, max_retries=1, batch_size=10, concurrency=1)
+        res = CliRunner().invoke(app, ["run", str(path)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 5, res.output
+    assert f"calls to {srv.url}" in said and "failed (more than judge.max_failed_share = 0.5)" in said
+    assert "503" in said and "Answers received before this are kept" in said
+    stored = splink_er.LabelStore(demo_dict["labels"]["path"]).read_all()
+    assert len(stored) == 40  # 4 calls of 10 pairs answered, none of the failed ones stored as an answer
+    assert not (Path(demo_dict["output_dir"]) / "run.json").exists()
+
+
+@pytest.mark.e2e
+def test_an_unreachable_judge_stops_the_run(demo_dict, tmp_path, keyed):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = dict(demo_dict)
+    data["judge"] = {"kind": "gemini", "base_url": f"http://127.0.0.1:{port}", "max_retries": 0, "concurrency": 1}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(app, ["run", str(path)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 5 and f"3 of 3 calls to http://127.0.0.1:{port} failed" in said, res.output

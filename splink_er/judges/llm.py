@@ -252,7 +252,7 @@ class LLMJudge(Judge):
         except CallFailed as e:
             self.cost_meter.settle(estimate, 0.0)
             self.usage.failed_calls += 1
-            return {}, {q.qid: f"call failed: {e}" for q in questions}, {}, False
+            return {}, {q.qid: f"call failed: {e}" for q in questions}, {"failed": True}, False
         except BaseException:
             self.cost_meter.settle(estimate, 0.0)
             raise
@@ -283,6 +283,7 @@ class LLMJudge(Judge):
         pending = make_questions(pairs)
         decided: dict = {}
         problem: dict = {}  # pair key -> the latest reason it has no valid answer
+        failed: set = set()  # pair keys whose latest call failed (no answer came back at all)
         size = len(pairs)
         for round_no in range(self.settings.reasks + 1):
             if not pending:
@@ -299,6 +300,8 @@ class LLMJudge(Judge):
                 for q in chunk:
                     if q.qid in problems:
                         problem.update({p.key: problems[q.qid] for p in q.pairs})
+                        keys = {p.key for p in q.pairs}
+                        failed = (failed | keys) if call.get("failed") else (failed - keys)
                         if reaskable:
                             pending.append(q)
         out = []
@@ -308,5 +311,7 @@ class LLMJudge(Judge):
                 out.append(JudgeDecision(p.key, v.match, v.confidence, v.reasoning, call=call))
             else:
                 why = problem.get(p.key, "no valid answer")
-                out.append(JudgeDecision(p.key, None, 0.0, f"needs review: {why}", needs_review=True))
+                out.append(
+                    JudgeDecision(p.key, None, 0.0, f"needs review: {why}", needs_review=True, failed=p.key in failed)
+                )
         return out
