@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 from .model import blocking_rule, make_linker
 from .settings import Settings
-from .sources import LoadedSources
+from .sources import LoadedSources, truth_columns
 from .sql import quote_ident
 
 
@@ -46,7 +46,7 @@ def candidate_columns(settings: Settings, loaded: LoadedSources) -> list[str]:
     `blocking.candidate_columns` overrides."""
     if settings.blocking.candidate_columns:
         return list(settings.blocking.candidate_columns)
-    truth = {settings.truth_column, settings.judge_truth_column} - {None}
+    truth = set(truth_columns(settings))
     common = set.intersection(*(set(cols) for cols in loaded.columns.values()))
     return sorted(common - truth - set(settings.columns_to_keep))
 

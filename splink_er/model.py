@@ -16,6 +16,7 @@ from splink import Linker, SettingsCreator, block_on
 from . import comparisons as comparison_blocks
 from .normalize import normalizer_for
 from .settings import BlockingRule, ComparisonSettings, Settings
+from .sources import truth_columns
 from .sql import columns_in_sql
 
 
@@ -86,7 +87,7 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
         set(src.derive) | {c for step in src.prepare for c in normalizer_for(step).output_columns()}
         for src in settings.sources
     ]
-    truth = {settings.truth_column, settings.judge_truth_column} - {None}
+    truth = set(truth_columns(settings))
     cols |= (set.intersection(*declared) - truth) if declared else set()
     return cols | set(settings.blocking.candidate_columns or [])
 

@@ -16,7 +16,7 @@ from .engine.duckdb_engine import make_db
 from .model import required_columns, splink_settings_dict
 from .progress import Reporter, Stopwatch, show_splink_messages
 from .settings import Settings
-from .sources import load_sources
+from .sources import load_sources, truth_columns
 from .sql import possible_pairs
 
 
@@ -42,7 +42,7 @@ class Session:
         with self.clock.stage("spark_setup") if spark_job else nullcontext():
             with reporter.status("starting Spark") if spark_job else nullcontext():
                 self.backend = make_backend(self, spark)
-        truth_cols = {settings.truth_column, settings.judge_truth_column} - {None}
+        truth_cols = set(truth_columns(settings))
         # What a judge and a reader see: the matched and kept columns, never the truth.
         self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
         self.n_possible = possible_pairs(settings.link_type, list(self.loaded.row_counts.values()))

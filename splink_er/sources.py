@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import InputError
 from .normalize import normalizer_for
 from .settings import Settings, SourceSettings
-from .sql import quote_ident, registered, sql_literal
+from .sql import columns_in_sql, quote_ident, registered, sql_literal
 
 
 @dataclass
@@ -150,10 +150,11 @@ def load_sources(
         )
     truth = settings.truth_column
     judge_truth = settings.judge_truth_column
-    for t in {truth, judge_truth} - {None}:
+    for t, lineage in truth_columns(settings).items():
         if t in required_columns:
+            what = f"The truth column {t!r}" if lineage == "truth" else f"Column {t!r} ({lineage})"
             raise InputError(
-                f"The truth column {t!r} is also used as a matching feature (comparison, blocking rule or gate). "
+                f"{what} is also used as a matching feature (comparison, blocking rule or gate). "
                 "Ground truth must never be matched on: remove it from comparisons/blocking or choose another truth column."
             )
     loaded = LoadedSources(tables={}, row_counts={}, input_hashes={})
@@ -251,6 +252,36 @@ def column_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, column:
         ).fetchall()
         out.update(((sd, uid), v) for sd, uid, v in rows)
     return out
+
+
+def truth_columns(settings: Settings) -> dict[str, str]:
+    """The truth columns and every column computed from one, through `prepare` and `derive` (transitively), with
+    how each reads the truth: a derived copy of the truth is the truth, for the matching guard, learned blocking
+    and what a judge is shown.
+
+    Example:
+        >>> from splink_er import load_settings, demo_settings_path
+        >>> s = load_settings(demo_settings_path(), ["sources.0.derive={c2: 'upper(cluster)', c3: 'c2 || city'}"])
+        >>> truth_columns(s)
+        {'cluster': 'truth', 'c2': 'sources[fake_1000].derive.c2 reads cluster', 'c3': 'sources[fake_1000].derive.c3 reads c2'}
+    """
+    tainted = {t: "truth" for t in (settings.truth_column, settings.judge_truth_column) if t}
+    for src in settings.sources:
+        changed = True
+        while changed:  # derive expressions may read columns derived before them
+            changed = False
+            for i, step in enumerate(src.prepare):
+                if step.column in tainted:
+                    for col in normalizer_for(step).output_columns():
+                        if col not in tainted:
+                            tainted[col] = f"sources[{src.name}].prepare[{i}] normalizes {step.column}"
+                            changed = True
+            for col, sql in src.derive.items():
+                read = sorted(columns_in_sql(sql) & set(tainted))
+                if read and col not in tainted:
+                    tainted[col] = f"sources[{src.name}].derive.{col} reads {read[0]}"
+                    changed = True
+    return tainted
 
 
 def check_records_exist(settings: Settings, records: list[tuple[str, str]]) -> None:

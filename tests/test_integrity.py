@@ -154,3 +154,15 @@ def test_review_export_never_overwrites_answers(finished_demo):
     assert first["csv"].read_text() == filled  # the answers are still there
     third = result.review(limit=5)  # the unanswered new file may be written again
     assert third["csv"] == second["csv"]
+
+
+def test_a_column_derived_from_the_truth_is_the_truth(demo_dict, tmp_path):
+    demo_dict["sources"][0]["derive"] = {"c2": "cluster", "c3": "c2 || 'x'"}
+    demo_dict["comparisons"].append({"kind": "ExactMatch", "column": "c3"})
+    with pytest.raises(splink_er.InputError, match=r"Column 'c3' \(sources\[fake_1000\]\.derive\.c3 reads c2\)"):
+        splink_er.prepare(demo_dict, quiet=True)
+    demo_dict["comparisons"].pop()
+    demo_dict["sources"][0]["prepare"] = [{"column": "cluster", "kind": "zip", "into": "z"}]
+    demo_dict["blocking_rules"].append(["z"])
+    with pytest.raises(splink_er.InputError, match=r"Column 'z' \(sources\[fake_1000\]\.prepare\[0\] normalizes"):
+        splink_er.prepare(demo_dict, quiet=True)
