@@ -21,6 +21,7 @@ from .errors import (
     DependencyMissing,
     InputError,
     JudgeError,
+    JudgeFatalError,
     PreviousRunMissing,
     SettingsError,
     SplinkERError,
@@ -75,7 +76,9 @@ def _guard(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except SplinkERError as e:
         sep = "\n" if isinstance(e, SettingsError) else ": "
-        tail = "\nAnswers received before this are kept; run again to continue." if isinstance(e, JudgeError) else ""
+        tail = (
+            "\nAnswers received before this are kept; run again to continue." if isinstance(e, JudgeFatalError) else ""
+        )
         err.print(f"[red]{e.title}[/]{sep}{escape(str(e))}{tail}")
         raise typer.Exit(e.exit_code) from None
 
@@ -158,8 +161,10 @@ def explain(
     pair: Annotated[
         tuple[str, str] | None, typer.Option("--pair", help="unique_id of the left and right record.")
     ] = None,
-    uncertain: Annotated[int | None, typer.Option(help="Explain the N most uncertain pairs on one page.")] = None,
-    needs_review: Annotated[int | None, typer.Option(help="Explain N needs_review pairs on one page.")] = None,
+    uncertain: Annotated[
+        int | None, typer.Option(min=1, help="Explain the N most uncertain pairs on one page.")
+    ] = None,
+    needs_review: Annotated[int | None, typer.Option(min=1, help="Explain N needs_review pairs on one page.")] = None,
     source_l: Annotated[str | None, typer.Option(help="Source of the left record (default: first source).")] = None,
     source_r: Annotated[str | None, typer.Option(help="Source of the right record (default: last source).")] = None,
     set_: SetOpt = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,8 +116,14 @@ def read_log(path: str | Path, types: tuple[str, ...] = ("judge", "final")) -> I
 def lines_by_run(path: str | Path, types: tuple[str, ...]) -> dict[str, list[dict]]:
     """Lines of the given types grouped by run_id, runs in the order they appear in the log."""
     runs: dict[str, list[dict]] = {}
-    for rec in read_log(path, types):
-        runs.setdefault(rec["run_id"], []).append(rec)
+    with warnings.catch_warnings(record=True) as unreadable:
+        warnings.simplefilter("always")
+        for rec in read_log(path, types):
+            runs.setdefault(rec["run_id"], []).append(rec)
+    if unreadable and not runs:
+        raise InputError(f"{path} is not a decision log: none of its lines is a JSON record (decision_log.jsonl is)")
+    for w in unreadable:  # a log with some torn lines is still read, and says so
+        warnings.warn(w.message, stacklevel=2)
     return runs
 
 

@@ -27,7 +27,7 @@ from .judging import JudgeStats, Judging
 from .labels import LabelStore
 from .locks import hold
 from .loop import ActiveLearningLoop
-from .outputs import RunDirectory
+from .outputs import RunDirectory, check_writable_paths
 from .progress import Reporter, make_reporter
 from .result import RunResult
 from .retraining import rescore_from_labels
@@ -73,6 +73,8 @@ class Job:
         with_judge: bool = True,
     ) -> None:
         self.data = data  # kept (a reference) so a finished run can be explained again after Spark
+        if with_judge:
+            check_writable_paths(settings)
         # One writer per label store and output directory, taken before any input is loaded or answer paid for.
         wait = settings.labels.wait_seconds
         stores = ((settings.label_store_path, "label store"), (settings.output_path, "output directory"))

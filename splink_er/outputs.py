@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import PreviousRunMissing
+from .errors import PreviousRunMissing, SettingsError
 from .pairs import PAIR_KEY
 from .sql import quote_ident, sql_literal
 
@@ -116,6 +117,20 @@ class RunDirectory:
 
 
 STAGING = ".staging-"
+
+
+def check_writable_paths(settings) -> None:
+    """The output directory and the label store can be written, as the settings name them: checked before any
+    input is read, so a wrong `--out` costs nothing."""
+    out, store = settings.output_path, settings.label_store_path
+    if out.exists() and not out.is_dir():
+        raise SettingsError(f"output_dir: {out} is a file, not a directory; give a directory (--out DIR)")
+    if store.is_dir():
+        raise SettingsError(f"labels.path: {store} is a directory; give a file in it, e.g. {store / 'labels.jsonl'}")
+    for what, path in (("output_dir", out), ("labels.path", store.parent)):
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise SettingsError(f"{what}: {existing} cannot be written by this user; choose a writable place")
 
 
 def _fingerprint(path: Path) -> dict:

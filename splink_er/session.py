@@ -16,7 +16,7 @@ from .engine.duckdb_engine import make_db
 from .model import required_columns, splink_settings_dict
 from .progress import Reporter, Stopwatch, show_splink_messages
 from .settings import Settings
-from .sources import load_sources, truth_columns
+from .sources import check_rules_run, load_sources, truth_columns
 from .sql import possible_pairs
 
 
@@ -37,6 +37,7 @@ class Session:
         required = required_columns(settings, self.untrained_model)
         with self.clock.stage("load"):
             self.loaded = load_sources(self.con, settings, required, data)
+            check_rules_run(self.con, settings, self.loaded)
         self.sdfs = [self.db.register(t, dataset_display_name=n) for n, t in self.loaded.tables.items()]
         spark_job = settings.engine.kind == "spark"
         with self.clock.stage("spark_setup") if spark_job else nullcontext():

@@ -43,6 +43,10 @@ def _read_raw(
         )
     if not path.exists():
         raise InputError(f"Source {src.name!r}: file not found: {path} (paths are relative to the settings file).")
+    if path.is_dir() or path.stat().st_size == 0:
+        raise InputError(
+            f"Source {src.name!r}: {path} is {'a directory' if path.is_dir() else 'empty'}; give a CSV or Parquet file."
+        )
     fmt = src.format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
     if fmt == "parquet":
         reader = f"read_parquet({sql_literal(str(path))})"
@@ -252,6 +256,26 @@ def column_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, column:
         ).fetchall()
         out.update(((sd, uid), v) for sd, uid, v in rows)
     return out
+
+
+def check_rules_run(con: duckdb.DuckDBPyConnection, settings: Settings, loaded: LoadedSources) -> None:
+    """Every SQL blocking rule (blocking_rules, bootstrap rules) bound against the loaded records, so a rule that
+    parses but cannot run (a type mismatch, an unknown function) is an error naming it before any compute."""
+    table = next(iter(loaded.tables.values()))
+    sections = {
+        "blocking_rules": settings.blocking_rules,
+        "bootstrap.deterministic_rules": settings.bootstrap.deterministic_rules,
+        "bootstrap.em_blocking_rules": settings.bootstrap.em_blocking_rules,
+    }
+    for section, rules in sections.items():
+        for i, rule in enumerate(rules):
+            if isinstance(rule, list):
+                continue  # columns, checked with the other required columns
+            try:
+                con.execute(f"SELECT 1 FROM {table} AS l, {table} AS r WHERE ({rule}) LIMIT 0").fetchall()
+            except duckdb.Error as e:
+                first = str(e).splitlines()[0]
+                raise InputError(f"{section}[{i}]: DuckDB cannot run `{rule}`: {first}") from None
 
 
 def truth_columns(settings: Settings) -> dict[str, str]:

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from .errors import SettingsError
 from .model import blocking_rule, make_linker
 from .pairs import PAIR_KEY
 from .settings import Settings
@@ -41,9 +42,15 @@ def bootstrap(sdfs: list, settings: Settings, model: dict, rule=blocking_rule) -
     b = settings.bootstrap
     linker = make_linker(sdfs, model)
     if b.deterministic_rules:
-        linker.training.estimate_probability_two_random_records_match(
-            [rule(r) for r in b.deterministic_rules], recall=b.recall
-        )
+        try:
+            linker.training.estimate_probability_two_random_records_match(
+                [rule(r) for r in b.deterministic_rules], recall=b.recall
+            )
+        except ValueError as e:  # Splink: the rules pass more pairs than the recall allows (tiny or odd data)
+            raise SettingsError(
+                f"bootstrap.deterministic_rules: {str(e).splitlines()[0]} Lower bootstrap.recall, or make the rules "
+                "stricter (they should pass almost only true matches)."
+            ) from None
     linker.training.estimate_u_using_random_sampling(
         max_pairs=b.u_max_pairs, seed=b.seed, min_count_per_level=b.u_min_count_per_level
     )
