@@ -70,6 +70,10 @@ def run_cases(tmp: Path) -> list[tuple[str, str, int, str]]:
         "source_dataset_l,unique_id_l,source_dataset_r,unique_id_r,answer\nfake_1000,0,fake_1000,1,perhaps\n",
     )
     w("no_answer_col.csv", "a,b\n1,2\n")
+    (tmp / "latin1.csv").write_bytes(
+        b"unique_id,first_name,surname,dob,city,email,cluster\n1,Jos\xe9,M\xfcller,2000-01-01,K\xf6ln,a@b.c,1\n"
+    )
+    w("long.csv", "unique_id,first_name,surname,dob,city,email,cluster\n1," + "x" * 3_000_000 + ",a,b,c,d,1\n")
     (tmp / "afile").write_text("")
     (tmp / "adir").mkdir(exist_ok=True)
     (tmp / "half").mkdir(exist_ok=True)
@@ -108,6 +112,12 @@ def run_cases(tmp: Path) -> list[tuple[str, str, int, str]]:
         ("a source file that does not exist", run + s("sources.0.path=nope.csv")),
         ("an empty source file", run + s(f"sources.0.path={tmp / 'empty.csv'}")),
         ("a directory as a source", run + s(f"sources.0.path={tmp / 'adir'}")),
+        ("a file that is not UTF-8", run + s(f"sources.0.path={tmp / 'latin1.csv'}")),
+        ("a 3 MB field", run + s(f"sources.0.path={tmp / 'long.csv'}")),
+        (
+            "one record: nothing to compare",
+            run + s(f"sources.0.path={tmp / 'latin1.csv'}", "sources.0.read.encoding=latin-1"),
+        ),
         ("a source without the matched columns", run + s(f"sources.0.path={tmp / 'cols.csv'}")),
         ("the truth column as a blocking rule", run + s("blocking_rules=[[cluster]]")),
         ("a column derived from the truth", run + s("sources.0.derive={c2: cluster}", "blocking_rules=[[c2]]")),

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from .engine import make_backend
 from .engine.duckdb_engine import make_db
+from .errors import InputError
 from .model import required_columns, splink_settings_dict
 from .progress import Reporter, Stopwatch, show_splink_messages
 from .settings import Settings
@@ -47,6 +48,11 @@ class Session:
         # What a judge and a reader see: the matched and kept columns, never the truth.
         self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
         self.n_possible = possible_pairs(settings.link_type, list(self.loaded.row_counts.values()))
+        if self.n_possible == 0:
+            raise InputError(
+                f"the inputs hold no pair to compare (records per source: {self.loaded.row_counts}); a dedupe needs "
+                "two records, a link a record in each of two sources"
+            )
 
     def with_blocking_rules(self, rules: list) -> list:
         """Add blocking rules to this job's settings (a copy); returns the rules now in force."""

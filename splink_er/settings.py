@@ -153,12 +153,25 @@ PREPARE_STEPS: dict[str, type[_Prepare]] = {
 }
 
 
+class ReadSettings(_Strict):
+    """How a CSV source is read (Parquet carries its own types and encoding)."""
+
+    encoding: Literal["utf-8", "utf-16", "latin-1"] = Field(
+        "utf-8", description="Text encoding of the file (DuckDB reads these three)."
+    )
+    delimiter: str | None = Field(None, description="Column separator (default: detected, e.g. ',' ';' '|' tab).")
+    max_line_size: int | None = Field(
+        None, ge=1, description="Longest line in bytes (DuckDB's default is 2 MB); raise it for very long fields."
+    )
+
+
 class SourceSettings(_Strict):
     """One input table."""
 
     name: str = Field(description="Source name; becomes the source_dataset value in pair keys.")
     path: str | None = Field(None, description="CSV or Parquet file. Omit when passing a DataFrame from Python.")
     format: Literal["csv", "parquet"] | None = Field(None, description="Inferred from the file suffix if omitted.")
+    read: ReadSettings = Field(default_factory=ReadSettings, description="How a CSV file is read.")
     id_column: str = Field(description="Column that identifies a record uniquely within this source.")
     prepare: list[PrepareStep] = Field(default_factory=list, description="Normalizers, applied before derive.")
     derive: dict[str, str] = Field(

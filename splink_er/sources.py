@@ -29,6 +29,17 @@ class LoadedSources:
     columns: dict[str, list[str]] = field(default_factory=dict)
 
 
+def _reading_advice(src: SourceSettings, error: Exception) -> str:
+    """DuckDB's reading error in this library's terms: which setting to change (DuckDB names its own options)."""
+    text = str(error)
+    where = f"sources[{src.name}].read"
+    if "not utf-8 encoded" in text or "Invalid unicode" in text:
+        return f"it is not {src.read.encoding} text; set {where}.encoding (utf-8, utf-16 or latin-1)"
+    if "maximum line size" in text.lower():
+        return f"a line is longer than the limit; raise {where}.max_line_size (bytes)"
+    return text.splitlines()[0]
+
+
 def _read_raw(
     con: duckdb.DuckDBPyConnection, src: SourceSettings, path: Path | None, frame: pd.DataFrame | None
 ) -> str:
@@ -52,11 +63,15 @@ def _read_raw(
         reader = f"read_parquet({sql_literal(str(path))})"
     else:
         # All text: ids like 00123 keep their zeros and no column is mistyped from a sample of rows.
-        reader = f"read_csv({sql_literal(str(path))}, all_varchar=true, header=true)"
+        r = src.read
+        options = [f"encoding={sql_literal(r.encoding)}"]
+        options += [f"delim={sql_literal(r.delimiter)}"] if r.delimiter else []
+        options += [f"max_line_size={int(r.max_line_size)}"] if r.max_line_size else []
+        reader = f"read_csv({sql_literal(str(path))}, all_varchar=true, header=true, {', '.join(options)})"
     try:
         con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {reader}")
     except duckdb.Error as e:
-        raise InputError(f"Source {src.name!r}: cannot read {path} as {fmt}: {e}") from None
+        raise InputError(f"Source {src.name!r}: cannot read {path} as {fmt}: {_reading_advice(src, e)}") from None
     return raw
 
 
