@@ -162,6 +162,16 @@ def run_cases(tmp: Path) -> list[tuple[str, str, int, str]]:
             out.append((what, f"splink-er {' '.join(args)}", r.exit_code, first_said(r)))
     finally:
         os.chdir(old)
+    # A port another program listens on.
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = runner.invoke(app, ["fake-llm", "--port", str(port)])
+        said = first_said(r).replace(str(port), "PORT")
+        out.append(("fake-llm on a port in use", "splink-er fake-llm --port PORT", r.exit_code, said))
     # Busy: another process writes the same label store.
     holder = subprocess.Popen(
         [

@@ -35,18 +35,36 @@ app = typer.Typer(
 
 **Examples**
 
-    splink-er demo
-    splink-er run settings/febrl4.yaml --set judge.kind=truth --out runs/febrl4
-    splink-er label settings/febrl4.yaml --out runs/febrl4 --pair rec-1-org rec-1-dup-0 --non-match
-    splink-er retrain settings/febrl4.yaml --out runs/febrl4
-    splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0
-    splink-er run settings/febrl4.yaml --set judge.kind=gemini          (key in GEMINI_API_KEY)
-    splink-er run settings/febrl4.yaml --set judge.kind=replay          (no calls: answers from the log)
-    splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl
-    splink-er blocking suggest settings/fake_20000.yaml
+* `splink-er demo`
+* `splink-er run settings/febrl4.yaml --set judge.kind=truth --out runs/febrl4`
+* `splink-er label settings/febrl4.yaml --pair rec-1-org rec-1-dup-0 --non-match`
+* `splink-er retrain settings/febrl4.yaml --out runs/febrl4`
+* `splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0`
+* `splink-er run settings/febrl4.yaml --set judge.kind=gemini` (key in GEMINI_API_KEY)
+* `splink-er run settings/febrl4.yaml --set judge.kind=replay` (no calls: answers from the log)
+* `splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl`
+* `splink-er blocking suggest settings/fake_20000.yaml`
 """,
 )
 err = Console(stderr=True)
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        print(f"splink-er {version('splink_er')} (splink {version('splink')}, duckdb {version('duckdb')})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the versions and exit.")
+    ] = False,
+) -> None:
+    """Entity resolution with Splink + a judge on the uncertain band."""
+
 
 SetOpt = Annotated[
     list[str] | None,
@@ -81,6 +99,9 @@ def _guard(fn, *args, **kwargs):
         )
         err.print(f"[red]{e.title}[/]{sep}{escape(str(e))}{tail}")
         raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:  # typer would exit 130 silently: say what is kept
+        err.print("interrupted: answers received so far are in the label store; run again to continue")
+        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -482,8 +503,17 @@ def fake_llm(
     """
     from .testing.fake_llm import serve_forever
 
-    err.print(f"SIMULATED LLM (field-similarity heuristic) on http://127.0.0.1:{port}; Ctrl-C stops it")
-    serve_forever(port, latency, rpm, reject_json_schema)
+    def body():
+        try:
+            server = serve_forever(port, latency, rpm, reject_json_schema, start=False)
+        except OSError as e:
+            raise SettingsError(
+                f"--port {port}: cannot listen on 127.0.0.1:{port} ({e.strerror}); use another --port"
+            ) from None
+        err.print(f"SIMULATED LLM (field-similarity heuristic) on http://127.0.0.1:{port}; Ctrl-C stops it")
+        server()
+
+    _guard(body)
 
 
 def main() -> None:

@@ -166,3 +166,26 @@ def test_a_column_derived_from_the_truth_is_the_truth(demo_dict, tmp_path):
     demo_dict["blocking_rules"].append(["z"])
     with pytest.raises(splink_er.InputError, match=r"Column 'z' \(sources\[fake_1000\]\.prepare\[0\] normalizes"):
         splink_er.prepare(demo_dict, quiet=True)
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.startswith("splink-er ") and "splink 5" in r.output
+
+
+@pytest.mark.e2e
+def test_ctrl_c_exits_130_saying_what_is_kept(tmp_path):
+    import signal
+    import time
+
+    store = tmp_path / "l.jsonl"
+    cmd = [sys.executable, "-m", "splink_er.cli", "run", DEMO, "-q", "--out", str(tmp_path / "o")]
+    cmd += ["--set", f"labels.path={store}", "--set", "judge.latency_seconds=0.3", "--set", "judge.concurrency=1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while (not store.exists() or not store.stat().st_size) and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: answers received so far are in the label store" in out, out
+    assert len(LabelStore(store).read_all()) >= 20  # the batches answered before Ctrl-C are kept

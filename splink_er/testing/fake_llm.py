@@ -329,10 +329,15 @@ def _corrupt(answer: dict, fault: str) -> dict:
     return answer
 
 
-def serve_forever(port: int, latency: float, rpm: int, reject_json_schema: bool) -> None:
-    """Run a server in the foreground (the `splink-er fake-llm` command)."""
+def serve_forever(port: int, latency: float, rpm: int, reject_json_schema: bool, start: bool = True):
+    """Run a server in the foreground (the `splink-er fake-llm` command). With start=False: bind the port (an
+    OSError if it is taken) and return the function that serves."""
     server = FakeLLMServer(latency=latency, rpm=rpm, reject_json_schema=reject_json_schema, port=port)
-    try:
-        server._server.serve_forever()
-    finally:
-        server._server.server_close()
+
+    def serve() -> None:
+        try:
+            server._server.serve_forever()
+        finally:
+            server._server.server_close()
+
+    return serve if not start else serve()
