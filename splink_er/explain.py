@@ -14,10 +14,11 @@ import pandas as pd
 
 from .decision_log import read_log
 from .errors import InputError
+from .inference import score_pairs
 from .model import load_model, make_linker
 from .outputs import RunDirectory
 from .pairs import PAIR_KEY, canonical_key
-from .report import CSS, pair_sections, score_pairs, table
+from .report import CSS, pair_sections, table
 from .sources import record_lookup
 from .sql import sql_literal
 

@@ -9,7 +9,26 @@ from __future__ import annotations
 import pandas as pd
 
 from . import routing
-from .sql import Relation, drop_relation, sql_literal
+from .model import make_linker
+from .pairs import PAIR_KEY
+from .sources import record_lookup
+from .sql import Relation, drop_relation, registered, sql_literal
+
+
+def score_pairs(session, linker, keys: list[tuple]) -> dict[tuple, tuple[dict, dict, dict]]:
+    """Score pairs with `linker` for their waterfalls: key -> (left record, right record, scored row).
+    Records carry every input column (the model may read any); a key whose record is missing is left out."""
+    cols = sorted({c for cols in session.loaded.columns.values() for c in cols})
+    recs = record_lookup(session.con, session.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
+    out = {}
+    for key in keys:
+        if key[:2] not in recs or key[2:] not in recs:
+            continue
+        left = {"unique_id": key[1], "source_dataset": key[0]} | recs[key[:2]]
+        right = {"unique_id": key[3], "source_dataset": key[2]} | recs[key[2:]]
+        row = linker.inference.score_pair(left, right).as_pandas_dataframe().iloc[0].to_dict()
+        out[key] = (left, right, {k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v) for k, v in row.items()})
+    return out
 
 
 class Inference:
@@ -22,10 +41,11 @@ class Inference:
         self.decisions: Relation | None = None
         self._prediction = None  # the backend's prediction under the scores view
 
-    def score(self, model: dict) -> Relation:
+    def score(self, model: dict, labelled: list[tuple] = ()) -> Relation:
         """Predict every blocked pair; the scores view reads the backend's prediction with the full pair key for
         every job type. A view, not a copy: at 10M pairs a copy cost as much time as predict and most of the
-        memory. The previous prediction is dropped once the view has moved on."""
+        memory. The previous prediction is dropped once the view has moved on. `labelled`: pair keys of human
+        labels; those the blocking rules do not propose are scored too, so a person's answer is never ignored."""
         s = self.session
         with s.clock.stage("score"), s.reporter.status("scoring blocked pairs"):
             prediction = s.backend.predict(model)
@@ -34,13 +54,49 @@ class Inference:
                 # Splink omits source_dataset for one input; add it so the pair key is the same for every job type.
                 name = sql_literal(s.settings.sources[0].name)
                 extra = f"{name} AS source_dataset_l, {name} AS source_dataset_r, "
+            blocked = f"SELECT {extra}* FROM {prediction.source_sql}"
+            outside = self._score_outside_blocking(model, labelled, blocked)
             drop_relation(s.con, "scores")
-            s.con.execute(f"CREATE VIEW scores AS SELECT {extra}* FROM {prediction.source_sql}")
+            s.con.execute(
+                f"CREATE VIEW scores AS {blocked}" + (f" UNION ALL BY NAME SELECT * FROM {outside}" if outside else "")
+            )
             if self._prediction is not None:
                 s.backend.drop(self._prediction)
             self._prediction = prediction
             self.scores = Relation(s.con, "scores")
         return self.scores
+
+    def _score_outside_blocking(self, model: dict, labelled: list[tuple], blocked_sql: str) -> str | None:
+        """A table of the labelled pairs the blocking rules do not propose, scored one by one with `model`."""
+        s = self.session
+        if not labelled:
+            return None
+        keys = pd.DataFrame(list(labelled), columns=PAIR_KEY)
+        with registered(s.con, "__labelled", keys) as view:
+            missing = s.con.execute(
+                f"SELECT * FROM {view} EXCEPT SELECT {', '.join(PAIR_KEY)} FROM ({blocked_sql})"
+            ).fetchall()
+        if not missing:
+            return None
+        if s.backend.name != "duckdb":
+            s.reporter.warn(
+                f"{len(missing)} human label(s) are on pairs the blocking rules do not propose; on Spark they are "
+                "not scored: add a blocking rule that proposes them, or run on DuckDB"
+            )
+            return None
+        rows = [scored for _, _, scored in score_pairs(s, make_linker(s.sdfs, model), missing).values()]
+        frame = pd.DataFrame(rows).assign(match_key="human label outside blocking")
+        for column, value in zip(PAIR_KEY, zip(*missing)):
+            frame[column] = list(value)
+        drop_relation(s.con, "scores_outside_blocking")
+        # The prediction's column types (a column that is null in every row here must not turn into text).
+        s.con.execute(f"CREATE TABLE scores_outside_blocking AS SELECT * FROM ({blocked_sql}) LIMIT 0")
+        with registered(s.con, "__outside", frame) as view:
+            s.con.execute(f"INSERT INTO scores_outside_blocking BY NAME SELECT * FROM {view}")
+        s.reporter.info(
+            f"{len(missing)} human label(s) are on pairs the blocking rules do not propose: scored and routed too"
+        )
+        return "scores_outside_blocking"
 
     def route(self, labels: pd.DataFrame) -> dict[str, int]:
         """Route every scored pair (gates, labels, conflicts, thresholds); returns the number of pairs per route."""

@@ -28,6 +28,7 @@ from .labels import LabelStore
 from .locks import hold
 from .loop import ActiveLearningLoop
 from .outputs import RunDirectory, check_writable_paths
+from .pairs import pair_keys
 from .progress import Reporter, make_reporter
 from .result import RunResult
 from .retraining import rescore_from_labels
@@ -172,7 +173,8 @@ class Job:
 
     def score(self) -> Relation:
         """Score every blocked pair with the current model; returns the scores (a relation handle)."""
-        return self.inference.score(self.training.model)
+        human = self.judging.store.human()
+        return self.inference.score(self.training.model, list(pair_keys(human)) if len(human) else [])
 
     def sample(self) -> pd.DataFrame:
         """Draw this round's stratified sample of blocked pairs (with inclusion probabilities)."""

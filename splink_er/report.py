@@ -17,6 +17,7 @@ import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
+from .inference import score_pairs
 from .model import make_linker
 from .pairs import PAIR_KEY
 from .sources import record_lookup
@@ -98,22 +99,6 @@ def rounds_chart(rounds: list[dict]):
         )
         .properties(width=220, height=200, title="Band, conflicts and labels per round")
     )
-
-
-def score_pairs(session, linker, keys: list[tuple]) -> dict[tuple, tuple[dict, dict, dict]]:
-    """Score pairs with `linker` for their waterfalls: key -> (left record, right record, scored row).
-    Records carry every input column (the model may read any); a key whose record is missing is left out."""
-    cols = sorted({c for cols in session.loaded.columns.values() for c in cols})
-    recs = record_lookup(session.con, session.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
-    out = {}
-    for key in keys:
-        if key[:2] not in recs or key[2:] not in recs:
-            continue
-        left = {"unique_id": key[1], "source_dataset": key[0]} | recs[key[:2]]
-        right = {"unique_id": key[3], "source_dataset": key[2]} | recs[key[2:]]
-        row = linker.inference.score_pair(left, right).as_pandas_dataframe().iloc[0].to_dict()
-        out[key] = (left, right, {k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v) for k, v in row.items()})
-    return out
 
 
 def pair_sections(session, linker, keys: list[tuple], decisions: pd.DataFrame, title: str) -> str:

@@ -316,7 +316,10 @@ def truth_columns(settings: Settings) -> dict[str, str]:
                             tainted[col] = f"sources[{src.name}].prepare[{i}] normalizes {step.column}"
                             changed = True
             for col, sql in src.derive.items():
-                read = sorted(columns_in_sql(sql) & set(tainted))
+                try:
+                    read = sorted(columns_in_sql(sql) & set(tainted))
+                except InputError as e:
+                    raise InputError(f"sources[{src.name}].derive.{col}: {e}") from None
                 if read and col not in tainted:
                     tainted[col] = f"sources[{src.name}].derive.{col} reads {read[0]}"
                     changed = True

@@ -189,3 +189,19 @@ def test_ctrl_c_exits_130_saying_what_is_kept(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted: answers received so far are in the label store" in out, out
     assert len(LabelStore(store).read_all()) >= 20  # the batches answered before Ctrl-C are kept
+
+
+@pytest.mark.e2e
+def test_a_human_label_outside_blocking_is_scored_and_routed(tmp_path):
+    o = [f"output_dir={tmp_path / 'o'}", f"labels.path={tmp_path / 'l.jsonl'}"]
+    first = splink_er.run(DEMO, overrides=o, quiet=True)
+    blocked = set(map(tuple, first.decisions[["unique_id_l", "unique_id_r"]].values.tolist()))
+    pair = next((a, b) for a, b in (("0", str(i)) for i in range(500, 999)) if (a, b) not in blocked)
+    r = runner.invoke(app, ["label", DEMO, "--pair", *pair, "--match", "--set", o[1]])
+    assert r.exit_code == 0, r.output
+    again = splink_er.retrain(DEMO, overrides=o, quiet=True)
+    row = again.decisions.set_index(["unique_id_l", "unique_id_r"]).loc[pair]
+    assert row.decided_by == "human" and row.final_match
+    assert len(again.decisions) == len(first.decisions) + 1
+    entity = again.clusters.set_index("unique_id")["entity_id"]
+    assert entity[pair[0]] == entity[pair[1]]  # the person's match joins the two records' entities
