@@ -88,8 +88,12 @@ EXIT_CODES = {
 }
 
 
-def _guard(fn, *args, **kwargs):
-    """Run a command body, turning splink_er's errors into a message and the class's exit code."""
+KEPT = ": answers received so far are in the label store; run again to continue"
+
+
+def _guard(fn, *args, interrupted: str = "", **kwargs):
+    """Run a command body, turning splink_er's errors into a message and the class's exit code (and Ctrl-C into
+    130, with `interrupted` saying what is kept)."""
     try:
         return fn(*args, **kwargs)
     except SplinkERError as e:
@@ -100,7 +104,7 @@ def _guard(fn, *args, **kwargs):
         err.print(f"[red]{e.title}[/]{sep}{escape(str(e))}{tail}")
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:  # typer would exit 130 silently: say what is kept
-        err.print("interrupted: answers received so far are in the label store; run again to continue")
+        err.print(f"interrupted{interrupted}")
         raise typer.Exit(130) from None
 
 
@@ -117,7 +121,7 @@ def run(
     """
     from .job import run as run_job
 
-    _guard(run_job, settings, overrides=_overrides(set_, out), quiet=quiet)
+    _guard(run_job, settings, overrides=_overrides(set_, out), quiet=quiet, interrupted=KEPT)
 
 
 @app.command()
@@ -137,7 +141,7 @@ def retrain(
     """
     from .job import retrain as retrain_job
 
-    _guard(retrain_job, settings, overrides=_overrides(set_, out), quiet=quiet, judge_band=judge_band)
+    _guard(retrain_job, settings, overrides=_overrides(set_, out), quiet=quiet, judge_band=judge_band, interrupted=KEPT)
 
 
 @app.command()
@@ -239,7 +243,7 @@ def demo(
     from .job import run as run_job
 
     overrides = [f"output_dir={out}", f"labels.path={out}/labels.jsonl"]
-    _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet)
+    _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet, interrupted=KEPT)
 
 
 review_app = typer.Typer(
@@ -454,7 +458,7 @@ def blocking_suggest(
         job = Job(load_settings(settings, _overrides(sets, out)), with_judge=False)
         job.bootstrap()
         job.score()
-        if job.use_stored_answers() or len(job.store.human()):
+        if job.use_stored_answers()["taken"] or len(job.store.human()):
             job.train()
             job.score()
         report = job.suggest_blocking()

@@ -52,6 +52,8 @@ def finish_run(job) -> dict:
             s.reporter.warn(f"report.html not written ({type(e).__name__}: {e})")
     with clock.stage("write"):
         run = job.outputs.publish(out, run)
+        # The decisions views read the staged file until now: point them at the published one.
+        inference.read_back_decisions(job.outputs / RunDirectory.decisions, rejects_written)
     print_summary(job, run)
     s.backend.cleanup()
     return run

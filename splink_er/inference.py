@@ -84,9 +84,16 @@ class Inference:
                 "not scored: add a blocking rule that proposes them, or run on DuckDB"
             )
             return None
-        rows = [scored for _, _, scored in score_pairs(s, make_linker(s.sdfs, model), missing).values()]
-        frame = pd.DataFrame(rows).assign(match_key="human label outside blocking")
-        for column, value in zip(PAIR_KEY, zip(*missing)):
+        scored = score_pairs(s, make_linker(s.sdfs, model), missing)
+        if len(scored) < len(missing):
+            gone = [k for k in missing if k not in scored]
+            s.reporter.warn(
+                f"{len(gone)} human label(s) name records the inputs no longer hold (e.g. {gone[0]}): left out"
+            )
+        if not scored:
+            return None
+        frame = pd.DataFrame([row for _, _, row in scored.values()]).assign(match_key="human label outside blocking")
+        for column, value in zip(PAIR_KEY, zip(*scored)):
             frame[column] = list(value)
         drop_relation(s.con, "scores_outside_blocking")
         # The prediction's column types (a column that is null in every row here must not turn into text).
@@ -94,7 +101,7 @@ class Inference:
         with registered(s.con, "__outside", frame) as view:
             s.con.execute(f"INSERT INTO scores_outside_blocking BY NAME SELECT * FROM {view}")
         s.reporter.info(
-            f"{len(missing)} human label(s) are on pairs the blocking rules do not propose: scored and routed too"
+            f"{len(scored)} human label(s) are on pairs the blocking rules do not propose: scored and routed too"
         )
         return "scores_outside_blocking"
 

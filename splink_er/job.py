@@ -79,8 +79,10 @@ class Job:
         # One writer per label store and output directory, taken before any input is loaded or answer paid for.
         wait = settings.labels.wait_seconds
         stores = ((settings.label_store_path, "label store"), (settings.output_path, "output directory"))
-        self._locks = [hold(path, what, wait) for path, what in stores] if with_judge else []
+        self._locks = []
         try:
+            for path, what in stores if with_judge else ():
+                self._locks.append(hold(path, what, wait))
             self._build(settings, data, judge, quiet, spark, reporter, with_judge)
         except BaseException:
             self.close()

@@ -46,6 +46,13 @@ def _quarantine_torn_tail(path: Path) -> None:
         cut = pos + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
         f.seek(cut)
         torn = f.read()
+        try:  # a whole record without its newline (a hand edit): keep it, end its line
+            json.loads(torn)
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n")
+            return
+        except ValueError:
+            pass
         with open(path.with_name(path.name + ".torn"), "ab") as q:
             q.write(torn + b"\n")
             q.flush()

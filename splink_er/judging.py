@@ -16,7 +16,7 @@ from .errors import JudgeFatalError
 from .judges import Judge, run_judge
 from .judges.llm import LLMJudge
 from .labels import LABEL_COLUMNS, make_label
-from .pairs import JudgeDecision, PairContext, pair_keys
+from .pairs import PAIR_KEY, JudgeDecision, PairContext, pair_keys
 from .privacy import redact_record
 from .sources import record_lookup
 
@@ -273,11 +273,15 @@ class Judging:
     def use_stored_answers(self, method_ids: set[str] | None = None) -> dict:
         """Take the judge answers in the label store given by the judge methods `method_ids` (None: every
         method), whichever run paid for them; human labels always count. Returns how many were taken and left."""
-        stored = self.store.effective()
-        judged = stored[stored["source_kind"].eq("judge")] if len(stored) else stored
+        live = self.store.live()
+        judged = live[live["source_kind"].eq("judge")] if len(live) else live
+        # Of the chosen methods' answers, the latest per pair (an answer of another method given later does
+        # not hide it).
         chosen = judged if method_ids is None else judged[judged["method_id"].isin(method_ids)]
+        chosen = chosen.sort_values("line").drop_duplicates(PAIR_KEY, keep="last").drop(columns="line")
+        others = judged[~judged.set_index(PAIR_KEY).index.isin(chosen.set_index(PAIR_KEY).index)]
         self.answers = Answers(dict(zip(pair_keys(chosen), chosen.to_dict("records"))))
-        return {"taken": len(chosen), "other_methods": len(judged) - len(chosen)}
+        return {"taken": len(chosen), "other_methods": others[PAIR_KEY].drop_duplicates().shape[0]}
 
     def used_methods(self) -> dict[str, dict]:
         """method_id -> method of the judge answers this run uses (its own judge's, or those retrain took)."""

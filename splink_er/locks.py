@@ -37,7 +37,7 @@ def hold(path: Path, what: str, wait_seconds: float | None) -> FileLock:
     where.parent.mkdir(parents=True, exist_ok=True)
     # One lock object per file in a process, counted: jobs of one notebook or script follow one another on the
     # same store (a cell run again builds the new job before the old one is dropped); processes exclude each other.
-    lock = FileLock(str(where), is_singleton=True)
+    lock = FileLock(str(where), is_singleton=True, thread_local=False)
     try:
         lock.acquire(timeout=-1 if wait_seconds is None else wait_seconds)
     except Timeout:

@@ -68,7 +68,10 @@ class RunDirectory:
     def publish(self, staged: RunDirectory, record: dict) -> dict:
         """Move the staged files in, then write run.json with the manifest; returns the record as written."""
         manifest = {p.name: _fingerprint(p) for p in sorted(staged.path.iterdir()) if p.is_file()}
+        before = set(self.read_run_record().get("manifest") or {})
         (self.path / self.run_record).unlink(missing_ok=True)  # from here until the end: an incomplete run
+        for name in before - set(manifest) - {self.run_record}:  # the last run's files this one did not write
+            (self.path / name).unlink(missing_ok=True)
         for name in manifest:
             (staged.path / name).replace(self.path / name)
         record = record | {"manifest": manifest}

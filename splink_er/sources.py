@@ -333,21 +333,24 @@ def check_records_exist(settings: Settings, records: list[tuple[str, str]]) -> N
     unknown_sources = sorted({src for src, _ in records} - set(names))
     if unknown_sources:
         raise InputError(f"no source named {', '.join(map(repr, unknown_sources))}; the sources are {list(names)}")
-    con = duckdb.connect()
     missing = []
-    for name in sorted({src for src, _ in records}):
-        src = names[name]
-        raw = _read_raw(con, src, settings.input_path(src), None)
-        ids = sorted({uid for s, uid in records if s == name})
-        col = quote_ident(src.id_column)
-        found = {
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT TRIM(CAST({col} AS VARCHAR)) FROM {raw} WHERE TRIM(CAST({col} AS VARCHAR)) IN "
-                f"({', '.join(sql_literal(i) for i in ids)})"
-            ).fetchall()
-        }
-        missing += [f"{name}:{i}" for i in ids if i not in found]
+    with duckdb.connect() as con:
+        for name in sorted({src for src, _ in records}):
+            src = names[name]
+            path = settings.input_path(src)
+            if path is None:  # a DataFrame given from Python: nothing to check against here
+                continue
+            raw = _read_raw(con, src, path, None)
+            ids = sorted({uid for s, uid in records if s == name})
+            col = f"CAST({quote_ident(src.id_column)} AS VARCHAR)"
+            col = f"TRIM({col})" if src.trim_whitespace else col
+            found = {
+                r[0]
+                for r in con.execute(
+                    f"SELECT DISTINCT {col} FROM {raw} WHERE {col} IN ({', '.join(sql_literal(i) for i in ids)})"
+                ).fetchall()
+            }
+            missing += [f"{name}:{i}" for i in ids if i not in found]
     if missing:
         raise InputError(
             f"record(s) {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''} not found in the inputs "

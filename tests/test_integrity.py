@@ -96,15 +96,16 @@ def test_a_second_writer_of_the_same_label_store_is_told_before_any_work(tmp_pat
 @pytest.mark.e2e
 def test_retrain_trains_on_the_run_s_own_judge_method_and_keeps_the_simulated_flag(tmp_path):
     store = f"labels.path={tmp_path / 'shared.jsonl'}"
-    other = splink_er.run(  # another judge method (a noisier simulated judge) leaves answers in the same store
+    mine = splink_er.run(DEMO, overrides=[store, f"output_dir={tmp_path / 'mine'}"], quiet=True)
+    other = splink_er.run(  # another judge method (a noisier simulated judge) answers the same pairs later
         DEMO, overrides=[store, f"output_dir={tmp_path / 'other'}", "judge.error_rate=0.3"], quiet=True
     )
-    mine = splink_er.run(DEMO, overrides=[store, f"output_dir={tmp_path / 'mine'}"], quiet=True)
     assert set(other.run["judge"]["method_ids"]).isdisjoint(mine.run["judge"]["method_ids"])
     job = splink_er.prepare(DEMO, overrides=[store, f"output_dir={tmp_path / 'mine'}"], quiet=True)
     again = job.retrain()
     used = {a["method_id"] for a in job.judging.answers.by_key.values()}
     assert used == set(mine.run["judge"]["method_ids"])
+    assert len(job.judging.answers.by_key) == mine.run["judge"]["pairs_judged"]  # none hidden by later answers
     assert again.run["judge"]["simulated"] and again.run["judge"]["calls"] == 0  # no judge, simulated answers
     assert again.metrics["f1"] == pytest.approx(mine.metrics["f1"], abs=0.02)
 
@@ -205,3 +206,13 @@ def test_a_human_label_outside_blocking_is_scored_and_routed(tmp_path):
     assert len(again.decisions) == len(first.decisions) + 1
     entity = again.clusters.set_index("unique_id")["entity_id"]
     assert entity[pair[0]] == entity[pair[1]]  # the person's match joins the two records' entities
+
+
+@pytest.mark.e2e
+def test_a_human_label_on_records_the_inputs_no_longer_hold_is_left_out_not_a_crash(tmp_path):
+    o = [f"output_dir={tmp_path / 'o'}", f"labels.path={tmp_path / 'l.jsonl'}"]
+    splink_er.run(DEMO, overrides=o, quiet=True)
+    stale = splink_er.make_label(("fake_1000", "0", "fake_1000", "gone"), True, 1.0, "human", "human")
+    LabelStore(tmp_path / "l.jsonl").append([stale])
+    again = splink_er.retrain(DEMO, overrides=o, quiet=True)
+    assert "gone" not in set(again.decisions["unique_id_r"]) | set(again.decisions["unique_id_l"])

@@ -87,3 +87,11 @@ def test_removing_a_label_appends_a_tombstone_and_the_pair_falls_back(tmp_path):
     assert store.effective().empty and store.judge_answers("m1") == {}  # a removed answer is not reused either
     store.append([make_label(key, True, 1.0, "human", "human")])  # a label after the tombstone counts
     assert store.effective().iloc[0]["source_kind"] == "human"
+
+
+def test_a_whole_last_line_without_its_newline_is_kept(tmp_path):
+    store = LabelStore(tmp_path / "l.jsonl")
+    store.append([make_label(("a", "1", "b", "2"), True, 0.9, "human", "human")])
+    store.path.write_text(store.path.read_text().rstrip("\n"))  # a hand edit that dropped the final newline
+    store.append([make_label(("a", "3", "b", "4"), False, 1.0, "human", "human")])
+    assert len(store.effective()) == 2 and not (tmp_path / "l.jsonl.torn").exists()

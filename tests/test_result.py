@@ -46,3 +46,10 @@ def test_an_opened_run_loads_its_inputs_once_and_only_when_asked(finished_demo, 
 def test_opening_a_run_that_never_ran_says_what_to_run(tmp_path):
     with pytest.raises(PreviousRunMissing, match="run `splink-er run`"):
         splink_er.open_run(splink_er.demo_settings_path(), overrides=[f"output_dir={tmp_path}"])
+
+
+@pytest.mark.e2e
+def test_a_finished_job_still_reads_its_decisions(finished_demo):
+    # The decisions views pointed at the staging folder, which publishing removes.
+    result, _ = finished_demo
+    assert result.job.metrics()["f1"] == result.metrics["f1"]
