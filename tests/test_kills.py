@@ -70,7 +70,8 @@ def test_a_run_killed_at_random_moments_leaves_a_complete_run_or_a_refusal(tmp_p
         except PreviousRunMissing as e:
             assert "incomplete run" in str(e) or "mixes runs" in str(e), e
             outcomes["refused"] += 1
-    assert outcomes["killed while judging"] >= 3 and outcomes["complete"] >= 1, outcomes
+    # How many kills land while judging depends on the machine's speed (7 of 30 here, 2 on a loaded CI run).
+    assert outcomes["killed while judging"] >= 1 and outcomes["complete"] >= 1, outcomes
     # The next run on a killed run's store finishes and asks none of its stored pairs again.
     store = next(tmp_path / f"labels_{i}.jsonl" for i in range(KILLS) if (tmp_path / f"labels_{i}.jsonl").exists())
     before = set(pair_keys(splink_er.LabelStore(store).read_all()))
