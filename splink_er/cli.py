@@ -75,6 +75,21 @@ SetOpt = Annotated[
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Output directory (default: settings output_dir).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print a machine-readable summary on stdout (progress stays on stderr).")
+]
+
+
+def _summary(result) -> None:
+    """The run's summary as one JSON object on stdout, for scripts and schedulers."""
+    import json
+
+    r = result.run
+    keys = ("run_id", "outputs", "blocked_pairs", "final_matches", "entities", "decided_by", "metrics", "audit")
+    summary = {k: r.get(k) for k in keys}
+    j = r["judge"]
+    summary["judge"] = {k: j.get(k) for k in ("kind", "simulated", "calls", "pairs_judged", "cost_usd")}
+    print(json.dumps(summary, default=str))
 
 
 def _overrides(sets: list[str] | None, out: Path | None) -> list[str]:
@@ -114,6 +129,7 @@ def run(
     set_: SetOpt = None,
     out: OutOpt = None,
     quiet: QuietOpt = False,
+    json_: JsonOpt = False,
 ) -> None:
     """Run the whole loop: bootstrap, sample, judge, train, score, route, judge the band, outputs.
 
@@ -121,7 +137,9 @@ def run(
     """
     from .job import run as run_job
 
-    _guard(run_job, settings, overrides=_overrides(set_, out), quiet=quiet, interrupted=KEPT)
+    result = _guard(run_job, settings, overrides=_overrides(set_, out), quiet=quiet or json_, interrupted=KEPT)
+    if json_:
+        _summary(result)
 
 
 @app.command()
@@ -134,6 +152,7 @@ def retrain(
     set_: SetOpt = None,
     out: OutOpt = None,
     quiet: QuietOpt = False,
+    json_: JsonOpt = False,
 ) -> None:
     """Retrain from the label store (e.g. after adding human labels), re-score, re-route, rewrite outputs.
 
@@ -141,7 +160,12 @@ def retrain(
     """
     from .job import retrain as retrain_job
 
-    _guard(retrain_job, settings, overrides=_overrides(set_, out), quiet=quiet, judge_band=judge_band, interrupted=KEPT)
+    overrides = _overrides(set_, out)
+    result = _guard(
+        retrain_job, settings, overrides=overrides, quiet=quiet or json_, judge_band=judge_band, interrupted=KEPT
+    )
+    if json_:
+        _summary(result)
 
 
 @app.command()

@@ -216,3 +216,17 @@ def test_a_human_label_on_records_the_inputs_no_longer_hold_is_left_out_not_a_cr
     LabelStore(tmp_path / "l.jsonl").append([stale])
     again = splink_er.retrain(DEMO, overrides=o, quiet=True)
     assert "gone" not in set(again.decisions["unique_id_r"]) | set(again.decisions["unique_id_l"])
+
+
+@pytest.mark.e2e
+def test_run_json_prints_one_machine_readable_summary_on_stdout(tmp_path):
+    import json
+
+    cmd = [sys.executable, "-m", "splink_er.cli", "run", DEMO, "--out", str(tmp_path / "o")]
+    done = subprocess.run(
+        [*cmd, "--set", f"labels.path={tmp_path / 'l.jsonl'}", "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)  # stdout holds the JSON and nothing else
+    assert summary["metrics"]["f1"] > 0.9 and summary["judge"]["simulated"] and summary["final_matches"] > 0
+    assert summary["outputs"] == str(tmp_path / "o")
