@@ -75,6 +75,8 @@ SetOpt = Annotated[
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Output directory (default: settings output_dir).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
+SourceLOpt = Annotated[str | None, typer.Option(help="Source of the left record (default: first source).")]
+SourceROpt = Annotated[str | None, typer.Option(help="Source of the right record (default: last source).")]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print a machine-readable summary on stdout (progress stays on stderr).")
 ]
@@ -173,8 +175,8 @@ def label(
     settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
     pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
     match: Annotated[bool, typer.Option("--match/--non-match", help="Your decision.")],
-    source_l: Annotated[str | None, typer.Option(help="Source of the left record (default: first source).")] = None,
-    source_r: Annotated[str | None, typer.Option(help="Source of the right record (default: last source).")] = None,
+    source_l: SourceLOpt = None,
+    source_r: SourceROpt = None,
     note: Annotated[str, typer.Option(help="Why (kept with the label).")] = "",
     set_: SetOpt = None,
 ) -> None:
@@ -189,8 +191,7 @@ def label(
 
     def body():
         s = load_settings(settings, set_ or [])
-        sl = source_l or s.sources[0].name
-        sr = source_r or s.sources[-1].name
+        sl, sr = s.pair_sources(source_l, source_r)
         check_records_exist(s, [(sl, pair[0]), (sr, pair[1])])
         store = LabelStore(s.label_store_path)
         with writing(store.path, "label store", s.labels.wait_seconds):
@@ -214,8 +215,8 @@ def explain(
         int | None, typer.Option(min=1, help="Explain the N most uncertain pairs on one page.")
     ] = None,
     needs_review: Annotated[int | None, typer.Option(min=1, help="Explain N needs_review pairs on one page.")] = None,
-    source_l: Annotated[str | None, typer.Option(help="Source of the left record (default: first source).")] = None,
-    source_r: Annotated[str | None, typer.Option(help="Source of the right record (default: last source).")] = None,
+    source_l: SourceLOpt = None,
+    source_r: SourceROpt = None,
     set_: SetOpt = None,
     out: OutOpt = None,
 ) -> None:
@@ -368,8 +369,8 @@ def labels_remove(
     settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
     pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
     kind: Annotated[str, typer.Option(help="Remove the pair's human, judge or any labels.")] = "human",
-    source_l: Annotated[str | None, typer.Option(help="Source of the left record (default: first source).")] = None,
-    source_r: Annotated[str | None, typer.Option(help="Source of the right record (default: last source).")] = None,
+    source_l: SourceLOpt = None,
+    source_r: SourceROpt = None,
     note: Annotated[str, typer.Option(help="Why (kept with the removal).")] = "",
     set_: SetOpt = None,
 ) -> None:
@@ -386,7 +387,8 @@ def labels_remove(
         if kind not in ("human", "judge", "any"):
             raise typer.BadParameter("--kind is human, judge or any")
         s = load_settings(settings, set_ or [])
-        key = canonical_key(source_l or s.sources[0].name, pair[0], source_r or s.sources[-1].name, pair[1])
+        sl, sr = s.pair_sources(source_l, source_r)
+        key = canonical_key(sl, pair[0], sr, pair[1])
         store = LabelStore(s.label_store_path)
         hits = store.in_force(key, kind)
         if hits.empty:

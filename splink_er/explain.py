@@ -98,7 +98,7 @@ def explain_pair(job, id_l: str, id_r: str, *, source_l: str | None = None, sour
     finished (see `RunResult.explain`)."""
     model_path = job.outputs / RunDirectory.model
     names = [s.name for s in job.settings.sources]
-    sl, sr = source_l or names[0], source_r or names[-1]
+    sl, sr = job.settings.pair_sources(source_l, source_r)
     key = canonical_key(sl, id_l, sr, id_r)
     linker = make_linker(job.session.sdfs, load_model(model_path))
     scored_pairs = score_pairs(job.session, linker, [key])

@@ -786,6 +786,10 @@ class Settings(_Strict):
         """The column the SIMULATED truth judge answers from (None for every other judge)."""
         return (self.judge.truth_column or self.truth_column) if self.judge.kind == "truth" else None
 
+    def pair_sources(self, source_l: str | None, source_r: str | None) -> tuple[str, str]:
+        """The sources of a pair named by ids alone: the first and the last source unless given."""
+        return source_l or self.sources[0].name, source_r or self.sources[-1].name
+
     def input_path(self, source: SourceSettings) -> Path | None:
         if source.path is None:
             return None
