@@ -93,7 +93,7 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
 
 
 def make_linker(sdfs: list, model: dict) -> Linker:
-    # log_level=None: Splink's logger is set once per job (progress.show_splink_messages), not per Linker.
+    # log_level=None: Splink's logger is set once per job (splink_messages.route_splink_messages), not per Linker.
     return Linker(sdfs, copy.deepcopy(model), log_level=None)
 
 

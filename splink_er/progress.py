@@ -1,13 +1,16 @@
 """Progress of long work, in a terminal (rich) and in logs (the `splink_er` logger), and the time each stage took.
 
 Steps report through a `Reporter` they are handed; none print. `RichReporter` draws status lines and progress
-bars on stderr; the base `Reporter` is silent in the terminal (quiet=True, services, tests). Both log every
-message to the `splink_er` logger, so a run under a job scheduler leaves a trace when logging is configured.
+bars on stderr in a terminal; `LineReporter` writes plain, time-stamped lines instead when stderr is a file or
+a pipe (a scheduler's log, CI), where a spinner shows nothing and a bar would leave nothing behind; the base
+`Reporter` is silent (quiet=True, services, tests). All log every message to the `splink_er` logger, so a run
+leaves a trace wherever logging is configured.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +34,12 @@ class Reporter:
     def status(self, message: str) -> Iterator[None]:
         _log(logging.INFO, message)
         yield
+
+    def table(self, title: str, columns: list[str], rows: list[list]) -> None:
+        """A small table (a handful of rows): drawn in a terminal, one line per row in logs."""
+        _log(logging.INFO, title)
+        for row in rows:
+            _log(logging.INFO, "  " + " | ".join(f"{c}: {v}" for c, v in zip(columns, row)))
 
     @contextmanager
     def progress(self, description: str, total: int | None = None) -> Iterator[Callable[..., None]]:
@@ -63,6 +72,15 @@ class RichReporter(Reporter):
         with self.console.status(message):
             yield
 
+    def table(self, title: str, columns: list[str], rows: list[list]) -> None:
+        from rich.table import Table
+
+        super().table(title, columns, rows)
+        t = Table(*columns, title=title, title_justify="left", show_edge=False)
+        for row in rows:
+            t.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+        self.console.print(t)
+
     @contextmanager
     def progress(self, description: str, total: int | None = None) -> Iterator[Callable[..., None]]:
         from rich.progress import (
@@ -93,17 +111,72 @@ class RichReporter(Reporter):
             yield advance
 
 
+class LineReporter(Reporter):
+    """Plain lines on stderr, each with the time: a stage when it starts and ends, progress every quarter of
+    the work (or every `every_seconds`), never wrapped or redrawn."""
+
+    quiet = False
+
+    def __init__(self, stream=None, every_seconds: float = 30.0) -> None:
+        self.stream = stream or sys.stderr
+        self.every_seconds = every_seconds
+
+    def _line(self, text: str) -> None:
+        from rich.text import Text
+
+        print(f"{time.strftime('%H:%M:%S')} {Text.from_markup(text).plain}", file=self.stream, flush=True)
+
+    def info(self, message: str) -> None:
+        super().info(message)
+        self._line(message)
+
+    def warn(self, message: str) -> None:
+        super().warn(message)
+        self._line(f"warning: {message}")
+
+    def table(self, title: str, columns: list[str], rows: list[list]) -> None:
+        super().table(title, columns, rows)
+        cells = [columns] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(columns) - 1)]  # the last column runs on
+        self._line(title)
+        for r in cells:
+            self._line("  " + "  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]))
+
+    @contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        _log(logging.INFO, message)
+        self._line(f"{message} ...")
+        t0 = time.perf_counter()
+        yield
+        self._line(f"{message}: done in {time.perf_counter() - t0:.1f}s")
+
+    @contextmanager
+    def progress(self, description: str, total: int | None = None) -> Iterator[Callable[..., None]]:
+        log.info("%s (%s)", description, total if total is not None else "?")
+        state = {"done": 0, "total": total, "said_at": time.perf_counter(), "said_share": 0.0}
+        self._line(f"{description}: 0/{total if total is not None else '?'}")
+
+        def advance(n: int = 1, total: int | None = None) -> None:
+            if total is not None:
+                state["done"], state["total"] = n, total
+            else:
+                state["done"] += n
+            share = state["done"] / state["total"] if state["total"] else 0.0
+            now = time.perf_counter()
+            if share >= state["said_share"] + 0.25 or now - state["said_at"] >= self.every_seconds:
+                state["said_at"], state["said_share"] = now, share
+                self._line(f"{description}: {state['done']:,}/{state['total'] or '?'}")
+
+        t0 = time.perf_counter()
+        yield advance
+        self._line(f"{description}: {state['done']:,} done in {time.perf_counter() - t0:.1f}s")
+
+
 def make_reporter(quiet: bool) -> Reporter:
-    return Reporter() if quiet else RichReporter()
-
-
-def show_splink_messages(show: bool) -> None:
-    """Splink's own warnings (untrained levels, u sampling size) on stderr, or only its errors when quiet.
-    Splink's logger is process-wide: the last job set up decides (Linkers are built with log_level=None so
-    they leave it alone)."""
-    from splink.internals.splink_logging import enable
-
-    enable(logging.WARNING if show else logging.ERROR)
+    """Silent when quiet; rich bars in a terminal; plain time-stamped lines when stderr is a file or pipe."""
+    if quiet:
+        return Reporter()
+    return RichReporter() if sys.stderr.isatty() else LineReporter()
 
 
 def _log(level: int, message: str) -> None:

@@ -15,9 +15,10 @@ from .engine import make_backend
 from .engine.duckdb_engine import make_db
 from .errors import InputError
 from .model import required_columns, splink_settings_dict
-from .progress import Reporter, Stopwatch, show_splink_messages
+from .progress import Reporter, Stopwatch
 from .settings import Settings
 from .sources import check_rules_run, load_sources, truth_columns
+from .splink_messages import route_splink_messages
 from .sql import possible_pairs
 
 
@@ -30,7 +31,7 @@ class Session:
         self.settings = settings
         self.reporter = reporter
         self.clock = Stopwatch()
-        show_splink_messages(not reporter.quiet)
+        self.splink_messages = route_splink_messages(reporter, settings.bootstrap.u_max_pairs)
         self.run_id = new_run_id()
         self.db = make_db(settings)
         self.con = self.db.duckdb_con
@@ -48,6 +49,7 @@ class Session:
         # What a judge and a reader see: the matched and kept columns, never the truth.
         self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
         self.n_possible = possible_pairs(settings.link_type, list(self.loaded.row_counts.values()))
+        self.splink_messages.possible_pairs = self.n_possible
         if self.n_possible == 0:
             raise InputError(
                 f"the inputs hold no pair to compare (records per source: {self.loaded.row_counts}); a dedupe needs "
