@@ -80,17 +80,21 @@ class Judging:
         note = f" ({self.note})" if self.note else ""
         if self.judge is None:
             return f"none (band goes to needs_review){note}"
-        model = self.judge.parts[0].method.get("model")
+        first = self.judge.parts[0]
+        model = first.method.get("model")
         what = self.judge.name + (f" {model}" if model else "")
+        if isinstance(first, LLMJudge) and self.session.settings.judge.kind != "replay":
+            what += f" at {first.endpoint}"
         if self.session.settings.judge.kind == "replay":
             what = f"replay of run {self.judge.run_id} ({what} answers, no calls)"
         return what + (" (SIMULATED from ground truth)" if self.judge.simulated else "") + note
 
     @property
     def unpriced_models(self) -> list[str]:
-        """LLM models the judge uses that have no entry in judge.prices (their cost is not counted)."""
+        """LLM models the judge pays for that have no entry in judge.prices (their cost is not counted); a local
+        endpoint (this machine, a private network) is not billed per token, so its models are not listed."""
         parts = self.judge.parts if self.judge else []
-        return sorted({j.model for j in parts if isinstance(j, LLMJudge) and j.price is None})
+        return sorted({j.model for j in parts if isinstance(j, LLMJudge) and j.unpriced})
 
     @property
     def cost_exhausted(self) -> bool:
@@ -226,7 +230,7 @@ class Judging:
             calls, failed = calls + part.usage.calls + part.usage.failed_calls, failed + part.usage.failed_calls
         share = self.session.settings.judge.max_failed_share
         if calls >= 3 and failed > share * calls:
-            endpoint = self.judge.parts[0].method.get("endpoint", "the judge")
+            endpoint = getattr(self.judge.parts[0], "endpoint", "the judge")
             raise JudgeFatalError(
                 f"{failed} of {calls} calls to {endpoint} failed (more than judge.max_failed_share = {share}); "
                 f"last error: {last_error.removeprefix('needs review: ')}. Check the endpoint, key and network."

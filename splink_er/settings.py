@@ -415,6 +415,9 @@ def _default_prices() -> dict[str, PriceSettings]:
     return {
         "gemini-2.5-flash": PriceSettings(input_per_million=0.30, output_per_million=2.50),
         "gemini-2.5-flash-lite": PriceSettings(input_per_million=0.10, output_per_million=0.40),
+        "gemini-2.5-pro": PriceSettings(input_per_million=1.25, output_per_million=10.00),
+        "gpt-4o-mini": PriceSettings(input_per_million=0.15, output_per_million=0.60),
+        "gpt-4.1-mini": PriceSettings(input_per_million=0.40, output_per_million=1.60),
     }
 
 

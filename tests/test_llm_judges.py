@@ -209,6 +209,26 @@ def test_max_cost_stops_calling_and_sends_the_rest_to_review():
     assert all("max_cost" in d.reasoning and d.match is None for d in out.values() if d.needs_review)
 
 
+def test_endpoint_shown_without_credentials_and_local_endpoints_are_not_billed():
+    from splink_er.judges.llm import is_local, shown_endpoint
+
+    url = "https://user:s3cret@gateway.example.com:8443/v1/?api_key=s3cret"
+    assert shown_endpoint(url, "x") == "https://gateway.example.com:8443/v1" and shown_endpoint(None, "x") == "x"
+    assert [is_local(u) for u in ("http://127.0.0.1:1", "http://10.0.0.5/v1", "http://gpu.lan", url, None)] == [
+        True, True, True, False, False,
+    ]  # fmt: skip
+
+    def openai(model, base_url):
+        return OpenAIJudge(LLMJudgeSettings(kind="openai"), model=model, api_key=KEY, base_url=base_url)
+
+    assert openai("llama3.1:8b", "http://localhost:11434").unpriced is False  # Ollama on this machine
+    assert openai("llama3.1:8b", "https://gateway.example.com").unpriced is True
+    assert openai("gpt-4o-mini", None).unpriced is False  # the default OpenAI model has a price
+    assert openai("gpt-4o-mini", None).endpoint == "https://api.openai.com/v1"
+    j = openai("m", url)
+    assert "s3cret" not in j.endpoint + json.dumps(j.method)
+
+
 def test_max_cost_needs_a_price():
     with FakeLLMServer() as srv, pytest.raises(ValueError, match="judge.prices.my-model"):
         GeminiJudge(LLMJudgeSettings(kind="gemini", max_cost=1.0), model="my-model", api_key=KEY, base_url=srv.url)

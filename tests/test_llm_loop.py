@@ -78,6 +78,9 @@ def test_cli_run_against_loopback_gemini_logs_every_decision_and_writes_no_key(d
         assert SECRET not in CliRunner().invoke(app, args).output
     captured = capfd.readouterr()
     assert SECRET not in all_written_text(tmp_path) + res.output + captured.out + captured.err
+    # The judge line says where the calls go; a loopback endpoint is not billed, so no "no price" warning.
+    shown = res.output + captured.err
+    assert f"judge: gemini gemini-2.5-flash at {srv.url.rstrip('/')}" in shown and "no price" not in shown
 
 
 @pytest.mark.e2e
@@ -249,11 +252,10 @@ def test_escalation_from_settings_logs_both_answers(demo_dict, tmp_path, keyed):
         path = settings_file(
             demo_dict, tmp_path, srv, max_pairs=120, escalation={"model": "gemini-2.5-pro", "threshold": 0.7}
         )
-        # No price for the escalation model in the default table: its cost is not counted (and reported so).
         result = splink_er.run(path, quiet=True)
     models = {c["model"] for c in srv.answered}
     assert models == {"gemini-2.5-flash", "gemini-2.5-pro"}
-    assert result.run["judge"]["unpriced_models"] == ["gemini-2.5-pro"]
+    assert result.run["judge"]["unpriced_models"] == []  # both priced (and a loopback endpoint is not billed)
     lines = judge_lines(result.output_dir / "decision_log.jsonl")
     escalated = [r for r in lines if r["escalated_from"]]
     assert escalated and all(r["escalated_from"]["confidence"] < 0.7 for r in escalated)

@@ -12,6 +12,7 @@ from .llm import CallResult, LLMJudge, is_loopback
 
 class GeminiJudge(LLMJudge):
     name = "gemini"
+    default_endpoint = "https://generativelanguage.googleapis.com"
 
     def _new_client(self):
         from google import genai

@@ -135,11 +135,37 @@ def is_loopback(url: str | None) -> bool:
     return bool(url) and urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
+def is_local(url: str | None) -> bool:
+    """This machine or a private network (Ollama, vLLM on a team box): nobody bills per token there."""
+    import ipaddress
+
+    host = urlparse(url).hostname if url else None
+    if not host:
+        return False
+    if host == "localhost" or host.endswith((".local", ".internal", ".lan")):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_private
+    except ValueError:
+        return False
+
+
+def shown_endpoint(url: str | None, default: str) -> str:
+    """An endpoint as a log may show it: scheme, host, port and path only (user:password@ and query strings,
+    where some gateways carry keys, are dropped)."""
+    if not url:
+        return default
+    u = urlparse(url)
+    port = f":{u.port}" if u.port else ""
+    return f"{u.scheme}://{u.hostname}{port}{u.path.rstrip('/')}"
+
+
 class LLMJudge(Judge):
     """Base of LLM judges; see the module docstring. Subclasses set `name` and implement `_new_client` and
     `_call`."""
 
     name = "llm"
+    default_endpoint = "the provider's API"
 
     def __init__(
         self,
@@ -174,12 +200,22 @@ class LLMJudge(Judge):
         return {
             "kind": self.name,
             "model": self.model,
-            "endpoint": self.base_url or "default",
+            "endpoint": shown_endpoint(self.base_url, "default"),  # never user:password@ or ?key=
             "prompt_version": PROMPT_VERSION,
             "prompt_sha": hashlib.sha256(self.system.encode()).hexdigest()[:12],
             "temperature": self.settings.temperature,
             "simulated": False,
         }
+
+    @property
+    def endpoint(self) -> str:
+        """Where the calls go, safe to print."""
+        return shown_endpoint(self.base_url, self.default_endpoint)
+
+    @property
+    def unpriced(self) -> bool:
+        """Calls cost money that is not counted: no judge.prices entry, and not a local endpoint."""
+        return self.price is None and not is_local(self.base_url)
 
     def scrub(self, text: str) -> str:
         """Remove the API key from any text that may be shown or written."""

@@ -23,6 +23,7 @@ def _without_bounds(schema: dict) -> dict:
 
 class OpenAIJudge(LLMJudge):
     name = "openai"
+    default_endpoint = "https://api.openai.com/v1"
 
     def __init__(self, settings, **kwargs) -> None:
         super().__init__(settings, **kwargs)
