@@ -42,6 +42,7 @@ app = typer.Typer(
 * `splink-er explain settings/febrl4.yaml --out runs/febrl4 --pair rec-1070-org rec-1070-dup-0`
 * `splink-er run settings/febrl4.yaml --set judge.kind=gemini` (key in GEMINI_API_KEY)
 * `splink-er run settings/febrl4.yaml --set judge.kind=replay` (no calls: answers from the log)
+* `splink-er runs settings/febrl4.yaml --out runs/febrl4` (run ids, judges, answers)
 * `splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl`
 * `splink-er blocking suggest settings/fake_20000.yaml`
 """,
@@ -268,7 +269,79 @@ def demo(
     from .job import run as run_job
 
     overrides = [f"output_dir={out}", f"labels.path={out}/labels.jsonl"]
-    _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet, interrupted=KEPT)
+    result = _guard(run_job, demo_settings_path(), overrides=overrides, quiet=quiet, interrupted=KEPT)
+    if not quiet:
+        from .outputs import output_guide
+
+        reporter = result.job.session.reporter
+        reporter.table(
+            f"what the demo wrote to {out}/", ["file", "what it is"], output_guide(out, result.run["manifest"])
+        )
+        settings = f"{demo_settings_path()} --out {out} --set labels.path={out}/labels.jsonl"
+        reporter.info(
+            "next: open the report in a browser; see why pairs were decided as they were with "
+            f"`splink-er explain {settings} --uncertain 5`; send the needs_review pairs to a person with "
+            f"`splink-er review export {settings}`"
+        )
+
+
+@app.command("runs")
+def runs_(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML of the job.")],
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List the runs of a job: run ids (for judge.run and decisions diff), when, which judge, how many answers,
+    and which run the output directory holds.
+
+    Example: `splink-er runs settings/febrl4.yaml --out runs/febrl4`
+    """
+    from rich.table import Table
+
+    from .run_history import runs
+    from .settings import load_settings
+
+    def body():
+        found = runs(load_settings(settings, _overrides(set_, out)))
+        if json_:
+            import json
+
+            print(json.dumps(found, default=str))
+            return
+        p = found["published"]
+        held = (
+            f"run {p['run_id']} (complete)"
+            if p["state"] == "complete"
+            else {"none": "no run", "incomplete": "an incomplete run"}[p["state"]]
+        )
+        err.print(f"{found['output_dir']} holds {held}; decision log {found['decision_log']}")
+        if p["state"] == "incomplete":
+            err.print(escape(p["detail"]))
+        if not found["runs"]:
+            return
+        table = Table("run_id", "started (UTC)", "judge", "answers", "reused", "final decisions", "in output_dir")
+        table.columns[0].no_wrap = True  # an id is copied from here: never cut
+        for r in found["runs"]:
+            table.add_row(
+                r["run_id"],
+                (r.get("started") or "")[:19].replace("T", " "),
+                r.get("judge", "-") + (" (SIMULATED)" if r.get("simulated") else ""),
+                f"{r['answers']:,}" if "answers" in r else "",
+                f"{r['reused']:,}" if "reused" in r else "",
+                f"{r['final_decisions']:,}" if r.get("final_decisions") is not None else "",
+                "yes" if r["published"] else "",
+            )
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: no terminal width to respect
+            console = Console(width=200)
+        console.print(table)
+        err.print(
+            "replay a run's answers with `--set judge.kind=replay --set judge.run=RUN_ID`; compare two runs with "
+            "`splink-er decisions diff LOG LOG --run-a A --run-b B`"
+        )
+
+    _guard(body)
 
 
 review_app = typer.Typer(

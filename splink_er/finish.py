@@ -114,12 +114,53 @@ def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool
     )
 
 
+def decided_by_rows(run: dict, settings) -> list[tuple[str, int, str]]:
+    """(decided_by, pairs, why) for each way the run decided pairs, in the order a reader follows them."""
+    r = settings.routing
+    why = {
+        "model_accept": f"match probability >= routing.high {r.high}: the model is sure enough alone",
+        "judge": "the judge answered (a band or conflict pair, or one of the sampled pairs)",
+        "human": "a person's label (splink-er label, review import) decided it",
+        "gate": "a gate (routing.gates) ruled the pair out whatever its score",
+        "one_to_one": "a better match of one of its records won (routing.one_to_one)",
+        "needs_review": needs_review_reason(run, settings),
+        "model_reject": f"match probability <= routing.low {r.low}: the model is sure they differ",
+    }
+    counts = run["decided_by"]
+    order = [k for k in why if k in counts] + sorted(set(counts) - set(why))
+    return [(k, counts[k], why.get(k, "")) for k in order if counts[k]]
+
+
+def needs_review_reason(run: dict, settings) -> str:
+    """Why pairs were left for a person, from what the run did."""
+    j, rounds = run["judge"], run.get("rounds") or []
+    causes = []
+    if j["kind"] == "none":
+        causes.append("no judge (judge.kind: none)")
+    elif j.get("pairs_left") == 0:
+        causes.append(f"the judge's budget, judge.max_pairs={j['max_pairs']:,}, was spent")
+    if rounds and rounds[-1].get("training_only"):
+        causes.append("the last round retrained on the answers and moved pairs into the band without asking")
+    if j.get("usage", {}).get("failed_calls"):
+        causes.append(f"{j['usage']['failed_calls']} judge calls failed")
+    because = "; ".join(causes) or "the judge was unsure or the budget did not reach them"
+    return (
+        f"between routing.low and routing.high but not judged: {because}. final_match is the model's guess "
+        "(p >= 0.5); `splink-er review export` sends them to a person"
+    )
+
+
 def print_summary(job, run: dict) -> None:
     info = job.session.reporter.info
     j = run["judge"]
     info(
         f"[bold]done[/] in {run['wall_seconds']['total']:.1f}s: {run['blocked_pairs']:,} blocked pairs, "
-        f"{run['final_matches']:,} matches; decided by {run['decided_by']}"
+        f"{run['final_matches']:,} matches"
+    )
+    job.session.reporter.table(
+        "how the blocked pairs were decided (decisions.parquet, column decided_by)",
+        ["decided_by", "pairs", "why"],
+        [[k, n, why] for k, n, why in decided_by_rows(run, job.settings)],
     )
     u = j["usage"]
     tokens = (
@@ -129,8 +170,9 @@ def print_summary(job, run: dict) -> None:
         else ""
     )
     info(
-        f"judge: {j['description']}: {j['calls']} calls, {j['pairs_judged']} pairs judged "
-        f"{j['pairs_by_reason']}, {sum(j['pairs_reused_by_reason'].values())} reused{tokens}"
+        f"judge: {j['description']}: {j['calls']} calls, {j['pairs_judged']:,} pairs judged ("
+        + ", ".join(f"{k} {v:,}" for k, v in j["pairs_by_reason"].items())
+        + f"), {sum(j['pairs_reused_by_reason'].values()):,} reused{tokens}"
     )
     if run["metrics"]:
         m = run["metrics"]

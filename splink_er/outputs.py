@@ -121,6 +121,27 @@ class RunDirectory:
 
 STAGING = ".staging-"
 
+# What each file a run may write is, for people reading an output directory for the first time.
+OUTPUT_GUIDE = {
+    RunDirectory.report: "the run in charts: decisions, weights, rounds, judge cost, accuracy (open in a browser)",
+    RunDirectory.matches: "the accepted pairs, with both records side by side and the cluster id",
+    RunDirectory.decisions: "every blocked pair: its score, how it was decided (decided_by), final_match, reasoning",
+    RunDirectory.clusters: "every record with its cluster id: records that describe the same entity share one",
+    RunDirectory.model: "the trained Splink model (m and u per comparison level, prior): Splink loads it as is",
+    RunDirectory.bootstrap_model: "the model before any label (prior, u sampling, EM)",
+    RunDirectory.samples: "the pairs sampled for the judge each round, with their stratum and inclusion chance",
+    RunDirectory.labels_snapshot: "the labels this run trained on, as they were when it started",
+    RunDirectory.run_record: "what went in, what was decided how, cost, accuracy, timings; lists every file's hash",
+    "decision_log.jsonl": "every judge answer with what the judge saw, its reasoning, tokens and cost",
+}
+
+
+def output_guide(path: Path, manifest: dict) -> list[list[str]]:
+    """(file, what it is) for the files a run wrote, run.json and the decision log included."""
+    names = sorted(manifest) + [RunDirectory.run_record]
+    names += ["decision_log.jsonl"] if (path / "decision_log.jsonl").exists() else []
+    return [[n, OUTPUT_GUIDE.get(n, "")] for n in names]
+
 
 def check_writable_paths(settings) -> None:
     """The output directory and the label store can be written, as the settings name them: checked before any

@@ -1,3 +1,5 @@
+import json
+import re
 import subprocess
 import sys
 
@@ -30,6 +32,18 @@ def test_demo_run_label_retrain_explain(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "F1" in r.stderr and "calls" in r.stderr and "SIMULATED" in r.stderr
+    # stderr is a pipe here, as under a scheduler: plain time-stamped lines, progress included, nothing redrawn.
+    lines = r.stderr.splitlines()
+    assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in lines if line.strip()), r.stderr
+    assert re.search(r"judging \(band\): \d+/400", r.stderr) and "\r" not in r.stderr
+    # Splink's advice is said once, in this library's settings; its raw blocks are not shown.
+    assert "You have called predict()" not in r.stderr and "WARNING" not in r.stderr
+    assert r.stderr.count("level 'Jaro-Winkler >0.88 on username'") == 1 and "bootstrap.em_blocking_rules" in r.stderr
+    # How pairs were decided, as a table with the reason, and what each output file is.
+    assert re.search(
+        r"needs_review +\d+ +between routing.low and routing.high but not judged: the judge's budget", r.stderr
+    )
+    assert re.search(r"decisions\.parquet +every blocked pair", r.stderr) and "review export" in r.stderr
     from splink_er import demo_settings_path
 
     common = [str(demo_settings_path()), "--set", f"labels.path={out}/labels.jsonl"]
@@ -48,6 +62,16 @@ def test_demo_run_label_retrain_explain(tmp_path):
     assert r.exit_code == 0, r.output
     batch = (out / "explain" / "uncertain.html").read_text()
     assert batch.count("<svg") == 3 and batch.count('class="pair"') == 3
+    # The demo and the retrain are two runs in the decision log; the output directory holds the retrain.
+    r = runner.invoke(app, ["runs", *common, "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    found = json.loads(r.stdout)
+    demo_run, retrain_run = found["runs"]
+    assert demo_run["answers"] == 500 and demo_run["simulated"] and not demo_run["published"]
+    assert retrain_run["answers"] == 0 and retrain_run["published"]
+    assert found["published"]["run_id"] == retrain_run["run_id"] == json.loads((out / "run.json").read_text())["run_id"]
+    r = runner.invoke(app, ["runs", *common, "--out", str(out)])
+    assert r.exit_code == 0 and demo_run["run_id"] in r.stdout and "judge.run=RUN_ID" in r.output
 
 
 @pytest.mark.e2e
