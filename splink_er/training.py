@@ -12,16 +12,10 @@ one correction per comparison level plus one for the prior:
     logit P(match) = ln2 * w_bootstrap(pair) + b0 + sum over comparisons of b[c, level(pair, c)]
 
 with an L2 penalty pulling every correction to 0, i.e. towards the bootstrap model, so levels few labels reach
-keep their EM weight. The corrections of one comparison reweight its m values and renormalise them, so m stays
-a probability (each comparison's m values keep their sum):
-
-    m'[c, l] = m[c, l] exp(b[c, l]) / sum over levels k of (m[c, k] / M[c]) exp(b[c, k]),   M[c] = sum of m[c, .]
-
-and that renormalisation is part of the fitted model, so the fit is written back into the Splink model exactly:
-Splink's own predict, waterfall charts and explain show the trained weights, and the prior's log-odds move by b0.
-u (and so the term-frequency adjustments, which Splink derives from u) is untouched. The renormalisation is a
-shift of the comparison's non-null levels together; a null level's weight is 0 in Splink, so that shift is what
-separates "the comparison was null" from "it was not", and the fit learns it instead of the prior hiding it.
+keep their EM weight. The fit is written back into the Splink model exactly: m[c, l] *= exp(b[c, l]) and the
+prior's log-odds move by b0, so Splink's own predict, waterfall charts and explain show the trained weights.
+u (and so the term-frequency adjustments, which Splink derives from u) is untouched. After this, m_probability is
+the slot for the level's Bayes factor m/u and may exceed 1: it is a fitted factor, no longer a share of matches.
 """
 
 from __future__ import annotations
@@ -207,43 +201,16 @@ def train_from_labels(
 LN2 = math.log(2)
 
 
-def _logistic_loss(
-    offset: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    weight: np.ndarray,
-    l2: float,
-    noise: float = 0.0,
-    groups: np.ndarray | None = None,
-    log_share: np.ndarray | None = None,
-):
-    """Loss and gradient (as a function of intercept then coefficients) of a weighted, penalised logistic
-    regression with an offset: intercept unpenalised, one coefficient per column of x. With `noise` > 0 the likelihood allows that share of answers to be wrong (P(y = 1) =
+def _fit(
+    offset: np.ndarray, x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float, noise: float = 0.0
+) -> np.ndarray:
+    """Weighted, penalised logistic regression with an offset: intercept (unpenalised), then one coefficient per
+    column of x. With `noise` > 0 the likelihood allows that share of answers to be wrong (P(y = 1) =
     noise + (1 - 2 noise) sigmoid(z), Copas' robust logistic regression): one wrong answer on a pair the model is
-    sure of costs at most -log(noise) instead of pulling the weights without bound.
-
-    With `groups` (one group number per column: the columns are the levels of one comparison, one-hot per row)
-    and `log_share` (log of each level's share of its group's m), a row's correction for group g is
-    b[level] - log sum over g's levels of share * exp(b): the log of the level's renormalised m over its old m,
-    so m stays a probability (see the module docstring). A row in none of g's columns (a null level) gets 0."""
-    if groups is not None:
-        n_groups = int(groups.max(initial=-1)) + 1
-        member = np.zeros((len(groups), n_groups))
-        member[np.arange(len(groups)), groups] = 1.0
-        in_group = x @ member  # rows x groups: 1 where the row's level is one of the group's columns
+    sure of costs at most -log(noise) instead of pulling the weights without bound."""
 
     def loss(beta):
-        b = beta[1:]
-        z = offset + beta[0] + x @ b
-        if groups is not None:
-            a = b + log_share
-            top = np.full(n_groups, -np.inf)
-            np.maximum.at(top, groups, a)
-            e = np.exp(a - top[groups])
-            total = np.bincount(groups, weights=e, minlength=n_groups)
-            lse = top + np.log(total)
-            share = e / total[groups]  # the softmax of a within each group: d lse / d b
-            z = z - in_group @ lse
+        z = offset + beta[0] + x @ beta[1:]
         s = expit(z)
         p = noise + (1 - 2 * noise) * s
         if noise > 0:
@@ -253,26 +220,11 @@ def _logistic_loss(
             nll = np.logaddexp(0, z) - y * z
             dz = s - y
         r = weight * dz
-        grad_b = x.T @ r
-        if groups is not None:
-            grad_b = grad_b - (in_group.T @ r)[groups] * share
-        grad = np.concatenate([[r.sum()], grad_b + l2 * b])
-        return weight @ nll + 0.5 * l2 * b @ b, grad
+        grad = np.concatenate([[r.sum()], x.T @ r + l2 * beta[1:]])
+        return weight @ nll + 0.5 * l2 * beta[1:] @ beta[1:], grad
 
-    return loss
-
-
-def _fit(offset, x, y, weight, l2, noise=0.0, groups=None, log_share=None) -> np.ndarray:
-    """Intercept then coefficients minimising `_logistic_loss` (see there for the arguments)."""
-    loss = _logistic_loss(offset, x, y, weight, l2, noise, groups, log_share)
-    return minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B").x
-
-
-def renormalised_corrections(beta: np.ndarray, groups: np.ndarray, log_share: np.ndarray) -> np.ndarray:
-    """Per column, log(m' / m) for the fitted `beta` (coefficients only): b minus its group's log-sum-exp."""
-    a = beta + log_share
-    lse = {g: np.logaddexp.reduce(a[groups == g]) for g in set(groups.tolist())}
-    return beta - np.array([lse[g] for g in groups.tolist()])
+    res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B")
+    return res.x
 
 
 def train_logistic(
@@ -325,12 +277,6 @@ def train_logistic(
     x = np.column_stack([(rows[gammas[ci]].to_numpy() == cvv).astype(float) for ci, cvv in columns])
     offset = np.clip(rows["base_weight"].to_numpy(float), -60, 60) * LN2
     weight = rows["weight"].to_numpy(float)
-    # Each comparison's levels renormalise together (m stays a probability); the share of a level is its m over
-    # the sum of m of the levels that take part, so the levels outside keep their m and the sum is kept.
-    groups = np.array([ci for ci, _ in columns], dtype=int)
-    m = {(ci, cvv): dict(_levels_with_cvv(comps[ci]))[cvv]["m_probability"] for ci, cvv in columns}
-    mass = {ci: sum(m[col] for col in columns if col[0] == ci) for ci in set(groups.tolist())}
-    log_share = np.array([math.log(max(m[col], 1e-300) / mass[col[0]]) for col in columns])
     beta = _fit(
         offset,
         x,
@@ -338,11 +284,8 @@ def train_logistic(
         weight * len(weight) / weight.sum(),
         settings.training.l2,
         settings.training.label_noise,
-        groups=groups,
-        log_share=log_share,
     )
-    corrections = renormalised_corrections(beta[1:], groups, log_share)
-    by_level = dict(zip(columns, corrections))
+    by_level = dict(zip(columns, beta[1:]))
     for ci, c in enumerate(comps):
         for cvv, level in _levels_with_cvv(c):
             if (ci, cvv) in by_level:
@@ -354,7 +297,7 @@ def train_logistic(
     report.prior_source = "logistic fit"
     report.reason = (
         f"logistic corrections from {len(rows)} labels ({n_pos} matches), L2 {settings.training.l2}; "
-        f"largest |correction| {np.abs(corrections).max(initial=0.0) / LN2:.2f} bits"
+        f"largest |correction| {np.abs(beta[1:]).max() / LN2:.2f} bits"
     )
     return stable_parameters(model), report
 
