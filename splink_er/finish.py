@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from . import clusters as clusters_mod
+from .model_file import null_shares, probability_form
 from .outputs import (
     DecisionCounts,
     RunDirectory,
@@ -33,7 +34,9 @@ def finish_run(job) -> dict:
         out.copy_query(
             s.con, matches_sql(kept, clusters, s.loaded.tables, s.settings.columns_to_keep), RunDirectory.matches
         )
-        out.write_json(RunDirectory.model, job.model)
+        # m and u as probabilities, the same match weight for every pair (model_file.py)
+        model_file = probability_form(job.model, null_shares(s.con, list(s.loaded.tables.values()), job.model))
+        out.write_json(RunDirectory.model, model_file)
         out.write_json(RunDirectory.bootstrap_model, job.bootstrap_model)
         job.designs.frame.to_parquet(out / RunDirectory.samples, index=False)
         job.store.snapshot(out / RunDirectory.labels_snapshot)
@@ -47,7 +50,7 @@ def finish_run(job) -> dict:
             # altair and vl-convert load only when a report is written
             from .report import write_report
 
-            write_report(s, job.model, run, out / RunDirectory.report)
+            write_report(s, model_file, run, out / RunDirectory.report)
         except Exception as e:  # the decisions are written; a chart failure must not lose the run
             s.reporter.warn(f"report.html not written ({type(e).__name__}: {e})")
     with clock.stage("write"):

@@ -61,6 +61,10 @@ class SplinkMessages(logging.Handler):
                 f"comparison '{comparison}', level '{level}': none of the random pairs for u reached it, so its u "
                 "is Splink's default (raise bootstrap.u_max_pairs)"
             )
+        if "No null level found for comparison" in text:
+            # model.json turns trained comparisons' null levels into ordinary ones on purpose (model_file.py),
+            # and every linker built from it (report, explain) says this; the advice does not apply there.
+            return None
         if "You have called predict()" in text:
             named = set(re.findall(r"Comparison: '([^']+)'", text))
             if named <= self.unobserved:

@@ -194,6 +194,27 @@ def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict
     # At the optimum the intercept's gradient is zero: predicted matches equal labelled matches.
     assert p_after["match_probability"].sum() == pytest.approx(y.sum(), rel=0.02)
     assert math.isclose(job.model["probability_two_random_records_match"], report["prior"], rel_tol=1e-9)
+    # model.json's form: m values are probabilities and Splink predicts the same weight for every pair.
+    from splink_er.model_file import null_shares, probability_form
+
+    assert any(abs(sum(m) - 1) > 0.01 for m in _m_sums(job.model))  # training moved m off a distribution
+    file_form = probability_form(job.model, null_shares(job.con, list(job.session.loaded.tables.values()), job.model))
+    assert all(abs(sum(m) - 1) < 1e-9 and max(m) <= 1 for m in _m_sums(file_form))
+
+    def weights(model):
+        df = make_linker(job.session.sdfs, model).inference.predict().as_pandas_dataframe()
+        return df.set_index(["unique_id_l", "unique_id_r"])["match_weight"].sort_index()
+
+    in_memory, from_file = weights(job.model), weights(file_form)
+    assert in_memory.index.equals(from_file.index) and len(in_memory) > 1000
+    assert (in_memory - from_file).abs().max() < 1e-9
+
+
+def _m_sums(model):
+    return [
+        [lv["m_probability"] for lv in c["comparison_levels"] if lv.get("m_probability") is not None]
+        for c in model["comparisons"]
+    ]
 
 
 @pytest.mark.e2e
