@@ -95,6 +95,13 @@ def _summary(result) -> None:
     print(json.dumps(summary, default=str))
 
 
+def _stdout() -> Console:
+    """A console for tables on stdout: the terminal's width, or wide when stdout is a pipe or a file (ids are
+    copied from these tables and must not be cut)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 def _overrides(sets: list[str] | None, out: Path | None) -> list[str]:
     return list(sets or []) + ([f"output_dir={out}"] if out else [])
 
@@ -332,14 +339,108 @@ def runs_(
                 f"{r['final_decisions']:,}" if r.get("final_decisions") is not None else "",
                 "yes" if r["published"] else "",
             )
-        console = Console()
-        if not console.is_terminal:  # a pipe or a file: no terminal width to respect
-            console = Console(width=200)
-        console.print(table)
+        _stdout().print(table)
         err.print(
             "replay a run's answers with `--set judge.kind=replay --set judge.run=RUN_ID`; compare two runs with "
             "`splink-er decisions diff LOG LOG --run-a A --run-b B`"
         )
+
+    _guard(body)
+
+
+entities_app = typer.Typer(
+    no_args_is_help=True, help="The entity store: stable entity ids, their records, and what each run changed."
+)
+app.add_typer(entities_app, name="entities")
+
+
+def _entity_store(settings: Path, sets: list[str] | None):
+    from .entities.store import EntityStore
+    from .settings import load_settings
+
+    return EntityStore.reader(load_settings(settings, list(sets or [])).entity_store_path)
+
+
+def _print_frame(df, limit: int = 30) -> None:
+    from rich.table import Table
+
+    table = Table(*[str(c) for c in df.columns])
+    for row in df.head(limit).itertuples(index=False):
+        table.add_row(*("" if v is None or v != v else str(v) for v in row))
+    _stdout().print(table)
+    if len(df) > limit:
+        err.print(f"... {len(df) - limit:,} more rows")
+
+
+@entities_app.command("show")
+def entities_show(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML of the job.")],
+    entity_id: Annotated[str, typer.Argument(help="An entity id (from clusters.parquet's entity_id).")],
+    set_: SetOpt = None,
+) -> None:
+    """An entity: its status (and the entity it was merged into), its records, its events.
+
+    Example: `splink-er entities show settings/febrl4.yaml 0a5129e4-bdc9-4d34-8008-407d717482ec`
+    """
+
+    def body():
+        found = _entity_store(settings, set_).entity(entity_id)
+        e = found["entity"]
+        now = found["now"]
+        moved = f"; now part of {now}" if now and now != entity_id else ""
+        err.print(
+            f"entity {entity_id}: {e['status']}{moved}; created in run {e['created_run']}, updated in run "
+            f"{e['updated_run']}; {len(found['records'])} records"
+        )
+        _print_frame(found["records"])
+        err.print(f"{len(found['events'])} events")
+        _print_frame(found["events"][["run_id", "event", "entity_id", "other_entity_id", "unique_id", "detail"]])
+
+    _guard(body)
+
+
+@entities_app.command("changes")
+def entities_changes(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML of the job.")],
+    run_id: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest).")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Write every event of the run to this CSV.")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """What one run changed: entities created, merged, split, retired; records added and removed.
+
+    Example: `splink-er entities changes settings/febrl4.yaml --csv changes.csv`
+    """
+
+    def body():
+        events = _entity_store(settings, set_).changes(run_id)
+        counts = events["event"].value_counts().to_dict()
+        err.print(
+            f"run {events.attrs['run_id']}: "
+            + (", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "no change")
+        )
+        if csv:
+            events.to_csv(csv, index=False)
+            err.print(f"{len(events):,} events written to {csv}")
+        elif len(events):
+            _print_frame(events[["seq", "event", "entity_id", "other_entity_id", "source_dataset", "unique_id"]])
+
+    _guard(body)
+
+
+@entities_app.command("export")
+def entities_export(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML of the job.")],
+    to: Annotated[Path, typer.Option("--to", help="Folder for the Parquet files.")],
+    set_: SetOpt = None,
+) -> None:
+    """Every table of the entity store (entities, membership, records, events, runs) as Parquet.
+
+    Example: `splink-er entities export settings/febrl4.yaml --to exports/febrl4`
+    """
+
+    def body():
+        for path in _entity_store(settings, set_).export(to):
+            err.print(f"wrote {path}")
 
     _guard(body)
 

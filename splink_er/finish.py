@@ -26,7 +26,8 @@ def finish_run(job) -> dict:
         path, rejects_written = write_decisions(s.con, inference.decisions, blocked, out, s.settings.outputs)
         kept = inference.read_back_decisions(path, rejects_written)
     with clock.stage("cluster"):
-        clusters = Relation(s.con, clusters_mod.cluster(s.db, s.sdfs, job.model, kept.name))
+        run_clusters = clusters_mod.cluster(s.db, s.sdfs, job.model, kept.name)
+    clusters = Relation(s.con, job.entities.assign(run_clusters, kept.name))  # stable ids (entities/)
     metrics = job.metrics()
     job.audit_result = job.evaluation.audit(inference.decisions, job.judging, job.round)
     with clock.stage("write"):
@@ -34,6 +35,7 @@ def finish_run(job) -> dict:
         out.copy_query(
             s.con, matches_sql(kept, clusters, s.loaded.tables, s.settings.columns_to_keep), RunDirectory.matches
         )
+        out.copy_query(s.con, job.entities.changes_sql(), RunDirectory.entity_changes)
         # m and u as probabilities, the same match weight for every pair (model_file.py)
         model_file = probability_form(job.model, null_shares(s.con, list(s.loaded.tables.values()), job.model))
         out.write_json(RunDirectory.model, model_file)
@@ -53,6 +55,7 @@ def finish_run(job) -> dict:
             write_report(s, model_file, run, out / RunDirectory.report)
         except Exception as e:  # the decisions are written; a chart failure must not lose the run
             s.reporter.warn(f"report.html not written ({type(e).__name__}: {e})")
+    job.entities.commit()  # the store first: a kill before publishing leaves it one run ahead, never mixed
     with clock.stage("write"):
         run = job.outputs.publish(out, run)
         # The decisions views read the staged file until now: point them at the published one.
@@ -104,6 +107,7 @@ def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool
             "usage": usage,
         },
         entities=n_entities,
+        entity_changes=job.entities.summary(),
         metrics=metrics,
         audit=job.audit_result,
         blocking=job.blocking_report,

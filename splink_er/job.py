@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import blocking as blocking_mod
 from .decision_log import DecisionLog
+from .entities.layer import EntityLayer
 from .errors import SettingsError
 from .evaluate import Evaluation
 from .finish import finish_run
@@ -78,7 +79,9 @@ class Job:
             check_writable_paths(settings)
         # One writer per label store and output directory, taken before any input is loaded or answer paid for.
         wait = settings.labels.wait_seconds
-        stores = ((settings.label_store_path, "label store"), (settings.output_path, "output directory"))
+        stores = [(settings.label_store_path, "label store"), (settings.output_path, "output directory")]
+        if settings.entities.enabled:
+            stores.append((settings.entity_store_path, "entity store"))
         self._locks = []
         try:
             for path, what in stores if with_judge else ():
@@ -101,6 +104,7 @@ class Job:
         self.training = Training(s)
         self.inference = Inference(s)
         self.evaluation = Evaluation(s)
+        self.entities = EntityLayer(s)
         self.designs = Designs()
         self.loop = ActiveLearningLoop(self)
         self.outputs = RunDirectory(s.settings.output_path)

@@ -14,6 +14,7 @@ import splink.comparison_library as cl
 from splink import Linker, SettingsCreator, block_on
 
 from . import comparisons as comparison_blocks
+from .entities.ids import IdTemplate
 from .normalize import normalizer_for
 from .settings import BlockingRule, ComparisonSettings, Settings
 from .sources import truth_columns
@@ -89,6 +90,8 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
     ]
     truth = set(truth_columns(settings))
     cols |= (set.intersection(*declared) - truth) if declared else set()
+    if settings.entities.enabled:  # fields a scoped entity id is made of
+        cols |= set(IdTemplate(settings.entities.id_template).fields)
     return cols | set(settings.blocking.candidate_columns or [])
 
 

@@ -28,6 +28,7 @@ class RunDirectory:
 
     decisions = "decisions.parquet"
     clusters = "clusters.parquet"
+    entity_changes = "entity_changes.parquet"
     matches = "matches.parquet"
     model = "model.json"
     bootstrap_model = "model_bootstrap.json"
@@ -126,7 +127,8 @@ OUTPUT_GUIDE = {
     RunDirectory.report: "the run in charts: decisions, weights, rounds, judge cost, accuracy (open in a browser)",
     RunDirectory.matches: "the accepted pairs, with both records side by side and the cluster id",
     RunDirectory.decisions: "every blocked pair: its score, how it was decided (decided_by), final_match, reasoning",
-    RunDirectory.clusters: "every record with its cluster id: records that describe the same entity share one",
+    RunDirectory.clusters: "every record with its entity id (stable from run to run): records of one entity share it",
+    RunDirectory.entity_changes: "what this run changed in the entity store: created, merged, split, records moved",
     RunDirectory.model: "the trained Splink model (m and u per comparison level, prior): Splink loads it as is",
     RunDirectory.bootstrap_model: "the model before any label (prior, u sampling, EM)",
     RunDirectory.samples: "the pairs sampled for the judge each round, with their stratum and inclusion chance",
@@ -250,6 +252,7 @@ class RunRecord:
     label_store: str
     outputs: str
     weight_histogram: list = field(default_factory=list)
+    entity_changes: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)

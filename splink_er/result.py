@@ -69,6 +69,11 @@ class RunResult:
         return self._read(RunDirectory.clusters)
 
     @cached_property
+    def entity_changes(self) -> pd.DataFrame:
+        """What this run changed in the entity store (created, merged, split, records added and removed)."""
+        return self._read(RunDirectory.entity_changes)
+
+    @cached_property
     def matches(self) -> pd.DataFrame:
         """Final matches with entity ids and the kept columns of both records."""
         return self._read(RunDirectory.matches)

@@ -713,6 +713,30 @@ class LabelStoreSettings(_Strict):
     )
 
 
+class EntitySettings(_Strict):
+    """The entity store: stable entity ids that last from run to run, and the changes between runs."""
+
+    enabled: bool = Field(True, description="Keep entities in the store and give clusters their stable ids.")
+    path: str | None = Field(
+        None,
+        description="DuckDB file of the entity store; {name} is the settings name (default: beside the label "
+        "store, <labels dir>/{name}.entities.duckdb).",
+    )
+    id_template: str = Field(
+        "{uuid}",
+        description="How new entity ids are minted: {uuid}, or a scoped id from the entity's most common "
+        "values, e.g. 'person:{state}:{last_name}-{first_name}-{seq}' ({seq}: the smallest number that makes "
+        "the id unused; every template needs {uuid} or {seq}).",
+    )
+
+    @field_validator("id_template")
+    @classmethod
+    def _unique_ids(cls, v: str) -> str:
+        if "{uuid}" not in v and "{seq}" not in v:
+            raise ValueError(f"{v!r} needs {{uuid}} or {{seq}} so that two entities never get the same id")
+        return v
+
+
 MOVED_JUDGE_KEYS = {
     "log_path": "decision_log.path",
     "log_final_decisions": "decision_log.final_decisions",
@@ -755,6 +779,7 @@ class Settings(_Strict):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
+    entities: EntitySettings = Field(default_factory=EntitySettings)
     output_dir: str = Field("runs/{name}", description="Where outputs go; {name} is the settings name.")
     base_dir: str = Field(".", description="Set by the loader: the settings file's folder (input paths).")
 
@@ -806,6 +831,12 @@ class Settings(_Strict):
     @property
     def label_store_path(self) -> Path:
         return Path(self.labels.path.format(name=self.name))
+
+    @property
+    def entity_store_path(self) -> Path:
+        if self.entities.path is not None:
+            return Path(self.entities.path.format(name=self.name))
+        return self.label_store_path.with_name(f"{self.name}.entities.duckdb")
 
     @property
     def decision_log_path(self) -> Path:

@@ -1,0 +1,196 @@
+"""The entity store: one DuckDB file, readable with plain SQL.
+
+Tables (DuckDB SQL reads them directly: `ATTACH 'x.entities.duckdb' AS s (READ_ONLY); FROM s.entities`):
+    records     source_dataset, unique_id, content_hash, first_seen_run, last_seen_run
+    entities    entity_id, status (active / retired), created_run, updated_run, merged_into, size, created_seq
+    membership  source_dataset, unique_id, entity_id, since_run   (active entities only)
+    events      run_id, seq, event, entity_id, other_entity_id, source_dataset, unique_id, detail, time
+    runs        run_id, time, records, entities, events
+
+A run changes the store in one DuckDB transaction (`commit`): a run killed at any moment leaves the store as it
+was before or as it is after, never between. One process writes at a time (`locks.hold` beside the file, taken
+when the job starts, so a second writer stops before loading anything).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import Busy, InputError
+from ..sql import sql_literal
+
+ALIAS = "entity_store"
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS {s}.records (
+        source_dataset VARCHAR, unique_id VARCHAR, content_hash VARCHAR, first_seen_run VARCHAR,
+        last_seen_run VARCHAR, PRIMARY KEY (source_dataset, unique_id))""",
+    """CREATE TABLE IF NOT EXISTS {s}.entities (
+        entity_id VARCHAR PRIMARY KEY, status VARCHAR, created_run VARCHAR, updated_run VARCHAR,
+        merged_into VARCHAR, size BIGINT, created_seq BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS {s}.membership (
+        source_dataset VARCHAR, unique_id VARCHAR, entity_id VARCHAR, since_run VARCHAR,
+        PRIMARY KEY (source_dataset, unique_id))""",
+    """CREATE TABLE IF NOT EXISTS {s}.events (
+        run_id VARCHAR, seq BIGINT, event VARCHAR, entity_id VARCHAR, other_entity_id VARCHAR,
+        source_dataset VARCHAR, unique_id VARCHAR, detail VARCHAR, time TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS {s}.runs (
+        run_id VARCHAR PRIMARY KEY, time TIMESTAMPTZ, records BIGINT, entities BIGINT, events BIGINT)""",
+]
+
+EVENT_COLUMNS = [
+    "run_id", "seq", "event", "entity_id", "other_entity_id", "source_dataset", "unique_id", "detail", "time",
+]  # fmt: skip
+
+
+class EntityStore:
+    """The store attached to a DuckDB connection as `entity_store` (see the module docstring)."""
+
+    def __init__(self, con, path: str | Path, read_only: bool = False) -> None:
+        self.con, self.path, self.read_only = con, Path(path), read_only
+        if read_only and not self.path.exists():
+            raise InputError(f"{self.path} not found: no entity store yet (a run with entities.enabled creates it)")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con.execute(
+                f"ATTACH IF NOT EXISTS {sql_literal(self.path)} AS {ALIAS}" + (" (READ_ONLY)" if read_only else "")
+            )
+        except Exception as e:  # duckdb raises its own classes; the message says what the file is
+            if "lock" in str(e).lower():
+                raise Busy(
+                    f"entity store {self.path} is being written by another splink-er process; try again when it "
+                    "has finished"
+                ) from None
+            raise InputError(f"{self.path} is not a readable entity store (a DuckDB file): {e}") from None
+        if not read_only:
+            for ddl in SCHEMA:
+                con.execute(ddl.format(s=ALIAS))
+
+    def table(self, name: str) -> str:
+        return f"{ALIAS}.{name}"
+
+    def is_empty(self) -> bool:
+        return self.con.execute(f"SELECT count(*) FROM {self.table('entities')}").fetchall()[0][0] == 0
+
+    def next_created_seq(self) -> int:
+        return self.con.execute(f"SELECT coalesce(max(created_seq), 0) + 1 FROM {self.table('entities')}").fetchall()[
+            0
+        ][0]
+
+    def commit(self, run_id: str, plan) -> None:
+        """Apply one run's changes (a `stable_ids.Plan`, whose tables live in the job's own database) in one
+        transaction: all of it or nothing."""
+        t = self.table
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"""
+                DELETE FROM {t("membership")} m USING {plan.removed} r
+                WHERE m.source_dataset = r.source_dataset AND m.unique_id = r.unique_id""")
+            con.execute(f"""
+                INSERT INTO {t("membership")}
+                SELECT source_dataset, unique_id, entity_id, {sql_literal(run_id)} FROM {plan.added}""")
+            con.execute(f"""
+                UPDATE {t("entities")} e SET status = 'retired', merged_into = r.merged_into,
+                    updated_run = {sql_literal(run_id)}, size = 0
+                FROM {plan.retired} r WHERE e.entity_id = r.entity_id""")
+            con.execute(f"""
+                UPDATE {t("entities")} e SET size = c.size, updated_run = {sql_literal(run_id)}
+                FROM {plan.changed_sizes} c WHERE e.entity_id = c.entity_id""")
+            con.execute(f"""
+                INSERT INTO {t("entities")}
+                SELECT entity_id, 'active', {sql_literal(run_id)}, {sql_literal(run_id)}, NULL, size, created_seq
+                FROM {plan.created}""")
+            con.execute(f"""
+                INSERT INTO {t("records")} BY NAME
+                SELECT source_dataset, unique_id, content_hash, {sql_literal(run_id)} AS first_seen_run,
+                    {sql_literal(run_id)} AS last_seen_run
+                FROM {plan.seen}
+                ON CONFLICT DO UPDATE SET content_hash = excluded.content_hash, last_seen_run = excluded.last_seen_run""")
+            con.execute(f"INSERT INTO {t('events')} SELECT {', '.join(EVENT_COLUMNS)} FROM {plan.events}")
+            con.execute(f"""
+                INSERT INTO {t("runs")} VALUES ({sql_literal(run_id)}, now(),
+                    (SELECT count(*) FROM {t("membership")}),
+                    (SELECT count(*) FROM {t("entities")} WHERE status = 'active'),
+                    (SELECT count(*) FROM {plan.events}))""")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    # ---- reading --------------------------------------------------------------------------------------
+    @classmethod
+    def reader(cls, path: str | Path) -> EntityStore:
+        """The store opened read-only on a connection of its own (for the CLI and notebooks)."""
+        import duckdb
+
+        return cls(duckdb.connect(), path, read_only=True)
+
+    def df(self, sql: str, params: list | None = None):
+        return self.con.execute(sql, params or []).df()
+
+    def survivor(self, entity_id: str) -> str | None:
+        """The active entity an id now belongs to: itself, or the entity it was merged into (followed)."""
+        seen = set()
+        while entity_id is not None and entity_id not in seen:
+            seen.add(entity_id)
+            row = self.con.execute(
+                f"SELECT status, merged_into FROM {self.table('entities')} WHERE entity_id = ?", [entity_id]
+            ).fetchall()
+            if not row:
+                return None
+            status, merged_into = row[0]
+            if status == "active":
+                return entity_id
+            entity_id = merged_into
+        return None
+
+    def entity(self, entity_id: str) -> dict:
+        """An entity's row, its records and its events; InputError naming the store when it has no such id."""
+        t = self.table
+        row = self.df(f"SELECT * FROM {t('entities')} WHERE entity_id = ?", [entity_id])
+        if row.empty:
+            raise InputError(f"no entity {entity_id!r} in {self.path}")
+        return {
+            "entity": row.iloc[0].to_dict(),
+            "now": self.survivor(entity_id),
+            "records": self.df(
+                f"SELECT source_dataset, unique_id, since_run FROM {t('membership')} WHERE entity_id = ? "
+                "ORDER BY source_dataset, unique_id",
+                [entity_id],
+            ),
+            "events": self.df(
+                f"SELECT * FROM {t('events')} WHERE entity_id = ? OR other_entity_id = ? ORDER BY time, seq",
+                [entity_id, entity_id],
+            ),
+        }
+
+    def runs(self):
+        return self.df(f"SELECT * FROM {self.table('runs')} ORDER BY time")
+
+    def changes(self, run_id: str | None = None):
+        """The events of one run (default: the latest run that committed)."""
+        runs = self.runs()
+        if runs.empty:
+            raise InputError(f"{self.path} holds no run yet")
+        rid = run_id or runs["run_id"].iloc[-1]
+        if rid not in set(runs["run_id"]):
+            raise InputError(f"{self.path} has no run {rid!r}; its runs: {', '.join(runs['run_id'])}")
+        out = self.df(f"SELECT * FROM {self.table('events')} WHERE run_id = ? ORDER BY seq", [rid])
+        out.attrs["run_id"] = rid
+        return out
+
+    def export(self, folder: str | Path) -> list[Path]:
+        """Every table of the store as Parquet in `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in ("entities", "membership", "records", "events", "runs"):
+            path = folder / f"{name}.parquet"
+            self.con.execute(f"COPY {self.table(name)} TO {sql_literal(path)} (FORMAT parquet)")
+            written.append(path)
+        return written
+
+    def detach(self) -> None:
+        self.con.execute(f"DETACH DATABASE IF EXISTS {ALIAS}")
