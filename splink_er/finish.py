@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from . import clusters as clusters_mod
+from .entities import registry, verify
 from .model_file import null_shares, probability_form
 from .outputs import (
     DecisionCounts,
@@ -13,7 +14,7 @@ from .outputs import (
     matches_sql,
     write_decisions,
 )
-from .sql import Relation
+from .sql import Relation, sql_literal
 
 
 def finish_run(job) -> dict:
@@ -27,7 +28,13 @@ def finish_run(job) -> dict:
         kept = inference.read_back_decisions(path, rejects_written)
     with clock.stage("cluster"):
         run_clusters = clusters_mod.cluster(s.db, s.sdfs, job.model, kept.name)
+        # Entities holding two records decided different are split (or listed) before ids are given.
+        run_clusters, contradictions = verify.split_contradictions(
+            s.con, run_clusters, kept.name, s.settings.verify.contradictions
+        )
     clusters = Relation(s.con, job.entities.assign(run_clusters, kept.name))  # stable ids (entities/)
+    verification = {"contradictions": contradictions} if contradictions else {}
+    verification |= verify.check_rules(s.con, s.settings, clusters.name, s.loaded.tables)
     metrics = job.metrics()
     job.audit_result = job.evaluation.audit(inference.decisions, job.judging, job.round)
     with clock.stage("write"):
@@ -36,6 +43,9 @@ def finish_run(job) -> dict:
             s.con, matches_sql(kept, clusters, s.loaded.tables, s.settings.columns_to_keep), RunDirectory.matches
         )
         out.copy_query(s.con, job.entities.changes_sql(), RunDirectory.entity_changes)
+        registry_counts = write_registry(s, clusters.name, out)
+        if verification:
+            out.write_json(RunDirectory.verification, verification)
         # m and u as probabilities, the same match weight for every pair (model_file.py)
         model_file = probability_form(job.model, null_shares(s.con, list(s.loaded.tables.values()), job.model))
         out.write_json(RunDirectory.model, model_file)
@@ -47,6 +57,8 @@ def finish_run(job) -> dict:
         if s.settings.decision_log.final_decisions:
             job.judging.log.append_final(out / RunDirectory.decisions, sum(counts.decided_by.values()), rejects_written)
     run = run_record(job, metrics, counts, rejects_written, clusters).as_dict()
+    run["registry"] = registry_counts
+    run["verification"] = {k: v.get("entities", v.get("contradicted_entities")) for k, v in verification.items()}
     with clock.stage("report"), s.reporter.status("writing report.html"):
         try:
             # altair and vl-convert load only when a report is written
@@ -63,6 +75,21 @@ def finish_run(job) -> dict:
     print_summary(job, run)
     s.backend.cleanup()
     return run
+
+
+def write_registry(s, clusters: str, out: RunDirectory) -> dict:
+    """The canonical layer's files (entities/registry.py), when `registry` is configured; their row counts."""
+    if not s.settings.registry.enabled:
+        return {}
+    with s.clock.stage("registry"), s.reporter.status("registry: canonical values, aliases, chains"):
+        tables = registry.build(s.con, s.settings, clusters, s.loaded.tables)
+        counts = {}
+        for stem, table in tables.items():
+            out.copy_query(s.con, f"SELECT * FROM {table}", f"{stem}.parquet")
+            counts[stem] = s.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        csv = out / RunDirectory.records_csv
+        s.con.execute(f"COPY {tables['records']} TO {sql_literal(csv)} (HEADER, DELIMITER ',')")
+    return counts
 
 
 def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool, clusters) -> RunRecord:

@@ -92,6 +92,7 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
     cols |= (set.intersection(*declared) - truth) if declared else set()
     if settings.entities.enabled:  # fields a scoped entity id is made of
         cols |= set(IdTemplate(settings.entities.id_template).fields)
+    cols |= settings.registry.columns() | settings.verify.columns()  # canonical layer, entity checks
     return cols | set(settings.blocking.candidate_columns or [])
 
 

@@ -29,6 +29,12 @@ class RunDirectory:
     decisions = "decisions.parquet"
     clusters = "clusters.parquet"
     entity_changes = "entity_changes.parquet"
+    entities = "entities.parquet"
+    aliases = "aliases.parquet"
+    chains = "chains.parquet"
+    records = "records.parquet"
+    records_csv = "records.csv"
+    verification = "verification.json"
     matches = "matches.parquet"
     model = "model.json"
     bootstrap_model = "model_bootstrap.json"
@@ -129,6 +135,12 @@ OUTPUT_GUIDE = {
     RunDirectory.decisions: "every blocked pair: its score, how it was decided (decided_by), final_match, reasoning",
     RunDirectory.clusters: "every record with its entity id (stable from run to run): records of one entity share it",
     RunDirectory.entity_changes: "what this run changed in the entity store: created, merged, split, records moved",
+    RunDirectory.entities: "one row per entity: its size, sources and canonical values (registry.fields)",
+    RunDirectory.aliases: "every distinct value of each alias field per entity, with its sources and count",
+    RunDirectory.chains: "one row per entity and registry.chain.keys value, with record counts and sums",
+    RunDirectory.records: "every input record with its entity id and the entity's canonical values",
+    RunDirectory.records_csv: "records.parquet as CSV, for tools that read CSV",
+    RunDirectory.verification: "entity checks: entities split because they held records decided different, rule flags",
     RunDirectory.model: "the trained Splink model (m and u per comparison level, prior): Splink loads it as is",
     RunDirectory.bootstrap_model: "the model before any label (prior, u sampling, EM)",
     RunDirectory.samples: "the pairs sampled for the judge each round, with their stratum and inclusion chance",

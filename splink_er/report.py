@@ -182,6 +182,38 @@ def audit_section(audit: dict, truth: dict) -> str:
     )
 
 
+def entity_summary(run: dict) -> str:
+    """What the run changed in the entity store (the change feed's counts), and the canonical layer's size."""
+    changes = run.get("entity_changes") or {}
+    if not changes:
+        parts = ["<p>Entity ids are this run's cluster ids (<code>entities.enabled: false</code>).</p>"]
+    else:
+        events = changes.get("events") or {}
+        rows = [{"event": k, "count": f"{v:,}"} for k, v in sorted(events.items())]
+        parts = [
+            f"<p>Stable entity ids from the store <code>{html.escape(changes['store'])}</code>. What this run "
+            "changed (<code>entity_changes.parquet</code>; <code>splink-er entities changes</code>):</p>",
+            table(rows) if rows else "<p>nothing: every entity kept its id and its records.</p>",
+        ]
+    checks = run.get("verification") or {}
+    if checks:
+        parts.append(
+            "<p>Entity checks (<code>verification.json</code>): "
+            + ", ".join(f"{html.escape(k)}: {v:,} entities" for k, v in checks.items())
+            + ". Contradictions are entities that held two records a judge, a person or a gate decided are "
+            "different (<code>verify.contradictions</code>).</p>"
+        )
+    reg = run.get("registry") or {}
+    if reg:
+        parts.append(
+            "<p>Canonical layer: "
+            + ", ".join(f"{k} {v:,} rows" for k, v in reg.items())
+            + " (<code>entities.parquet</code>, <code>aliases.parquet</code>, <code>chains.parquet</code>, "
+            "<code>records.parquet</code>).</p>"
+        )
+    return "".join(parts)
+
+
 def write_report(session, model: dict, run: dict, path: Path, n_pairs: int = 5) -> Path:
     """Write report.html for a finished job (its DuckDB relations `decisions_kept` and `clusters` are still open)."""
     s = session.settings
@@ -266,7 +298,7 @@ def write_report(session, model: dict, run: dict, path: Path, n_pairs: int = 5) 
 <h1>{html.escape(s.name)}</h1><p class="sub">splink_er run report, {html.escape(run["run_id"])}</p>{simulated}
 <nav><a href="#summary">Summary</a> · <a href="#accuracy">Accuracy</a> · <a href="#model">Model</a> ·
 <a href="#rounds">Rounds</a> · <a href="#distribution">Distribution</a> · <a href="#pairs">Pairs</a> ·
-<a href="#entities">Largest entities</a></nav>
+<a href="#entities">Entities</a></nav>
 <section id="summary"><h2>Summary</h2>{table([{"": k, "value": v} for k, v in summary.items()])}</section>
 <section id="accuracy"><h2>Accuracy</h2>{accuracy}</section>
 <section id="model"><h2>Model</h2><p>Match weights of the final model (how much each comparison level moves
@@ -317,7 +349,8 @@ the odds), and its m and u probabilities.</p>{svg(linker.visualisations.match_we
             "Worst: where the judge most strongly overruled the model",
         )
     }</section>
-<section id="entities"><h2>Largest entities</h2>{"".join(entity_blocks) or "<p>none</p>"}</section>
+<section id="entities"><h2>Entities</h2>{entity_summary(run)}
+<h3>Largest entities</h3>{"".join(entity_blocks) or "<p>none</p>"}</section>
 </body></html>"""
     path.write_text(page, encoding="utf-8")
     return path

@@ -737,6 +737,68 @@ class EntitySettings(_Strict):
         return v
 
 
+class ChainSettings(_Strict):
+    """Temporal chains: one row per entity and value of the keys (e.g. election date and contest)."""
+
+    keys: list[str] = Field(
+        min_length=1, description="Columns that make one link of the chain, e.g. [election_date, contest]."
+    )
+    sums: list[str] = Field(default_factory=list, description="Numeric columns summed per link, e.g. [votes].")
+
+
+class RegistrySettings(_Strict):
+    """The canonical layer written with each run: canonical values, aliases, chains, and a flat export."""
+
+    fields: list[str] = Field(
+        default_factory=list,
+        description="Columns that get one canonical value per entity (most complete record, then "
+        "source_priority, then most recent). Empty (and no chain): no registry files.",
+    )
+    alias_fields: list[str] = Field(
+        default_factory=list, description="Columns whose distinct values are listed as aliases (default: fields)."
+    )
+    source_priority: list[str] = Field(
+        default_factory=list, description="Source names, most authoritative first (breaks completeness ties)."
+    )
+    recency_column: str | None = Field(None, description="Column whose largest value is the most recent record.")
+    chain: ChainSettings | None = Field(None, description="Temporal chains (off when not set).")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.fields or self.chain)
+
+    def columns(self) -> set[str]:
+        """Input columns the registry reads."""
+        cols = set(self.fields) | set(self.alias_fields) | ({self.recency_column} if self.recency_column else set())
+        return cols | (set(self.chain.keys) | set(self.chain.sums) if self.chain else set())
+
+
+class SpanSettings(_Strict):
+    column: str = Field(description="A date or year column (its first 4 characters are read as the year).")
+    years: int = Field(gt=0, description="Entities whose records span more years than this are flagged.")
+
+
+class VerifySettings(_Strict):
+    """Entity-level checks after clustering (see splink_er/entities/verify.py); results in verification.json."""
+
+    contradictions: Literal["split", "flag", "off"] = Field(
+        "split",
+        description="An entity holding two records a judge, a person or a gate decided are different (chained "
+        "through other matches): split it, keeping the strongest links (split), only list it (flag), or do "
+        "not look (off).",
+    )
+    single_valued: list[str] = Field(
+        default_factory=list, description="Columns with one value per entity (e.g. state): others are flagged."
+    )
+    flag_changes: list[str] = Field(
+        default_factory=list, description="Columns whose change within an entity is listed (e.g. party)."
+    )
+    max_span: SpanSettings | None = Field(None, description="Flag entities spanning more years than this.")
+
+    def columns(self) -> set[str]:
+        return set(self.single_valued) | set(self.flag_changes) | ({self.max_span.column} if self.max_span else set())
+
+
 MOVED_JUDGE_KEYS = {
     "log_path": "decision_log.path",
     "log_final_decisions": "decision_log.final_decisions",
@@ -780,6 +842,8 @@ class Settings(_Strict):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
     entities: EntitySettings = Field(default_factory=EntitySettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
     output_dir: str = Field("runs/{name}", description="Where outputs go; {name} is the settings name.")
     base_dir: str = Field(".", description="Set by the loader: the settings file's folder (input paths).")
 
@@ -804,6 +868,9 @@ class Settings(_Strict):
             raise ValueError("dedupe_only takes exactly one source; use link_and_dedupe for several")
         if self.judge.kind == "truth" and not (self.judge.truth_column or self.truth_column):
             raise ValueError("judge.kind 'truth' needs judge.truth_column or truth_column")
+        unknown = sorted(set(self.registry.source_priority) - set(names))
+        if unknown:
+            raise ValueError(f"registry.source_priority names no source {unknown}; the sources are {names}")
         if self.routing.one_to_one and self.link_type == "dedupe_only":
             raise ValueError("routing.one_to_one applies to link jobs only")
         return self

@@ -297,3 +297,119 @@ def test_a_second_writer_of_the_entity_store_is_told_before_any_work(demo_dict, 
     finally:
         other.kill()
         other.wait()
+
+
+# ---- the canonical layer -------------------------------------------------------------------------------
+
+
+def test_canonical_values_follow_completeness_then_source_then_recency_and_chains_sum(demo_dict):
+    from splink_er.entities import registry
+    from splink_er.settings import load_settings
+
+    d = dict(demo_dict, link_type="link_only")
+    d["sources"] = [dict(demo_dict["sources"][0], name=n) for n in ("crm", "official")]
+    d["registry"] = {
+        "fields": ["name", "party"],
+        "alias_fields": ["name"],
+        "source_priority": ["official", "crm"],
+        "recency_column": "year",
+        "chain": {"keys": ["year"], "sums": ["votes"]},
+    }
+    s = load_settings(d)
+    con = duckdb.connect()
+    rows = [  # entity E: the official record is as complete as the CRM ones and wins; F: only recency decides
+        ("E", "crm", "1", "Bob Smith", None, "2020", "10"),
+        ("E", "crm", "2", "Robert Smith", "DEM", "2022", "5"),
+        ("E", "official", "3", "Robert J. Smith", "DEM", "2020", "7"),
+        ("F", "crm", "4", "Ann Lee", "REP", "2018", None),
+        ("F", "crm", "5", "Ann B. Lee", "REP", "2024", "3"),
+    ]
+    df = pd.DataFrame(rows, columns=["entity_id", "source_dataset", "unique_id", "name", "party", "year", "votes"])
+    for src in ("crm", "official"):
+        con.register(f"{src}_df", df[df.source_dataset == src].drop(columns="entity_id"))
+        con.execute(f"CREATE TABLE input_{src} AS SELECT * FROM {src}_df")
+    con.register("cl_df", df[["source_dataset", "unique_id", "entity_id"]])
+    con.execute("CREATE TABLE cl AS SELECT * FROM cl_df")
+    tables = registry.build(con, s, "cl", {"crm": "input_crm", "official": "input_official"})
+    entities = con.execute(f"SELECT * FROM {tables['entities']}").df().set_index("entity_id")
+    assert entities.loc["E", "name"] == "Robert J. Smith" and entities.loc["E", "party"] == "DEM"
+    assert entities.loc["F", "name"] == "Ann B. Lee"  # equally complete, same source: the most recent
+    assert entities.loc["E", "size"] == 3 and list(entities.loc["E", "sources"]) == ["crm", "official"]
+    aliases = con.execute(f"SELECT entity_id, value FROM {tables['aliases']} WHERE entity_id = 'E'").df()
+    assert sorted(aliases.value) == ["Bob Smith", "Robert J. Smith", "Robert Smith"]
+    chains = con.execute(f"SELECT * FROM {tables['chains']} ORDER BY entity_id, year").df()
+    e2020 = chains[(chains.entity_id == "E") & (chains.year == "2020")].iloc[0]
+    assert e2020.records == 2 and e2020.votes == 17.0 and len(chains) == 4
+    flat = con.execute(f"SELECT * FROM {tables['records']}").df().set_index("unique_id")
+    assert flat.loc["1", "canonical_name"] == "Robert J. Smith" and len(flat) == 5
+
+
+# ---- entity-level verification -------------------------------------------------------------------------
+
+
+def _chain(con, accepted, decided_apart):
+    """Records a..d in one cluster; `accepted` (l, r, decided_by, p) are final matches, `decided_apart` (l, r,
+    decided_by) decided non-matches."""
+    rows = [(l, r, True, d, p) for l, r, d, p in accepted] + [(l, r, False, d, 0.3) for l, r, d in decided_apart]
+    dec = pd.DataFrame(rows, columns=["unique_id_l", "unique_id_r", "final_match", "decided_by", "match_probability"])
+    dec.insert(0, "source_dataset_l", "s")
+    dec.insert(2, "source_dataset_r", "s")
+    members = sorted({x for r in rows for x in r[:2]})
+    cl = pd.DataFrame({"source_dataset": "s", "unique_id": members, "cluster_id": "c1"})
+    for name, df in (("v_dec", dec), ("v_cl", cl)):
+        con.register(f"{name}_df", df)
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name}_df")
+
+
+def _parts(con, table):
+    rows = con.execute(f"SELECT cluster_id, list(unique_id ORDER BY unique_id) FROM {table} GROUP BY 1").fetchall()
+    return sorted(tuple(m) for _, m in rows)
+
+
+def test_a_chain_through_a_pair_decided_different_is_cut_at_its_weakest_link():
+    from splink_er.entities.verify import split_contradictions
+
+    con = duckdb.connect()
+    # a~b and c~d strongly, b~c weakly: the judge said a and c differ, so b~c is the link to drop.
+    accepted = [("a", "b", "model_accept", 0.99), ("b", "c", "model_accept", 0.96), ("c", "d", "model_accept", 0.99)]
+    _chain(con, accepted, [("a", "c", "judge")])
+    table, found = split_contradictions(con, "v_cl", "v_dec", "split")
+    assert _parts(con, table) == [("a", "b"), ("c", "d")]
+    assert found["contradicted_entities"] == 1 and found["split_into"] == 2
+    assert found["examples"] == [{"pair": ["s:a", "s:c"], "decided_by": "judge"}]
+    # A person's match is kept first: b~c stays and a, the record decided apart from c, goes alone.
+    _chain(con, [accepted[0], ("b", "c", "human", 0.5), accepted[2]], [("a", "c", "judge")])
+    table, _ = split_contradictions(con, "v_cl", "v_dec", "split")
+    assert _parts(con, table) == [("a",), ("b", "c", "d")]
+    # flag: listed, not cut; and a model reject inside an entity is no contradiction (only decided ones are).
+    table, found = split_contradictions(con, "v_cl", "v_dec", "flag")
+    assert _parts(con, table) == [("a", "b", "c", "d")] and found["contradicted_entities"] == 1
+    _chain(con, accepted, [("a", "c", "model_reject")])
+    table, found = split_contradictions(con, "v_cl", "v_dec", "split")
+    assert _parts(con, table) == [("a", "b", "c", "d")] and found["contradicted_entities"] == 0
+
+
+@pytest.mark.e2e
+def test_a_person_saying_two_records_differ_splits_their_entity_on_the_next_run(demo_dict, tmp_path):
+    import splink_er
+
+    demo_dict["judge"] = {"kind": "truth"}
+    demo_dict["verify"] = {"single_valued": ["dob"], "max_span": {"column": "dob", "years": 5}}
+    first = splink_er.run(demo_dict, quiet=True)
+    # Two records of the largest entity: still chained through its other records once a person splits them.
+    big = first.clusters.groupby("entity_id")["unique_id"].apply(list).map(len).idxmax()
+    a, b = first.clusters[first.clusters.entity_id == big]["unique_id"].tolist()[:2]
+    from typer.testing import CliRunner
+
+    from splink_er.cli import app
+
+    r = CliRunner().invoke(app, ["label", str(_yaml(demo_dict, tmp_path)), "--pair", a, b, "--non-match"])
+    assert r.exit_code == 0, r.output
+    second = splink_er.run(demo_dict, quiet=True)
+    ids = dict(zip(second.clusters.unique_id, second.clusters.entity_id))
+    assert ids[a] != ids[b]
+    found = json.loads((second.output_dir / "verification.json").read_text())
+    assert found["contradictions"]["contradicted_entities"] >= 1 and found["contradictions"]["action"] == "split"
+    assert "single_valued:dob" in found and "span:dob" in found
+    assert second.run["verification"]["contradictions"] >= 1
+    assert {"split"} <= set(second.entity_changes.event)  # the change feed says the entity split

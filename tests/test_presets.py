@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import splink_er
@@ -36,6 +37,17 @@ def test_fec_candidate_dedupe_preset(tmp_path):
     )
     assert result.metrics["blocking_recall"] > 0.97
     assert result.metrics["f1"] > plain["f1"] + 0.01 and result.metrics["f1"] > 0.95
+    # Readable stable ids, canonical names, aliases and one chain link per candidate and election.
+    ids = result.clusters.entity_id
+    assert ids.str.fullmatch(r"candidate:[a-z]{2}:[a-z0-9-]+-[a-z0-9-]+-\d+").all() and ids.is_unique is False
+    entities = pd.read_parquet(result.output_dir / "entities.parquet").set_index("entity_id")
+    assert len(entities) == ids.nunique() and entities["candidate_name"].notna().all()
+    chains = pd.read_parquet(result.output_dir / "chains.parquet")
+    assert chains.groupby(["entity_id", "year", "chamber", "district_norm"]).size().max() == 1
+    assert chains["general_votes"].sum() == pytest.approx(
+        pd.read_csv(REPO / "data/fec/fec_2008_2014.csv")["general_votes"].sum()
+    )
+    assert result.run["registry"]["aliases"] > len(entities)  # some candidates appear under several names
 
 
 @pytest.mark.e2e

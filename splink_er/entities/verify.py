@@ -1,0 +1,149 @@
+"""Entity-level checks: what pairwise decisions cannot see.
+
+Connected components chain A~B~C even when the judge, a person or a gate said A and C differ. After clustering
+and before ids are assigned, `split_contradictions` finds such entities and (with `verify.contradictions:
+split`, the default) cuts them: the entity's accepted pairs are added back strongest first (human, then judge,
+then the model, each by probability), skipping any pair that would join two records decided different, so the
+decided non-matches end up in different entities and the weakest links are the ones dropped. With `flag` the
+entities are only listed. `check_rules` then flags entities that break the configured rules: columns that must
+have one value per entity (`verify.single_valued`, e.g. state), changes worth a look (`verify.flag_changes`,
+e.g. party) and spans too long for one career (`verify.max_span`). Everything found goes to verification.json.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..pairs import PAIR_KEY
+from ..sql import drop_relation, quote_ident, registered
+
+DECIDED = ("human", "judge", "gate")  # a non-match these decided is a fact the clustering must respect
+STRENGTH = {"human": 0, "judge": 1}  # accepted pairs added back first; the model's by probability after
+
+
+def split_contradictions(
+    con, clusters: str, decisions: str, mode: str, table: str = "verified_clusters"
+) -> tuple[str, dict]:
+    """`clusters` (source_dataset, unique_id, cluster_id) with contradicted entities split (mode 'split') or
+    as they are ('flag', 'off'); and what was found."""
+    drop_relation(con, table)
+    if mode == "off":
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {clusters}")
+        return table, {}
+    key = ", ".join(PAIR_KEY)
+    contradicted = con.execute(f"""
+        SELECT a.cluster_id, {", ".join("d." + k for k in PAIR_KEY)}, d.decided_by
+        FROM {decisions} d
+        JOIN {clusters} a ON a.source_dataset = d.source_dataset_l AND a.unique_id = d.unique_id_l
+        JOIN {clusters} b ON b.source_dataset = d.source_dataset_r AND b.unique_id = d.unique_id_r
+        WHERE NOT d.final_match AND d.decided_by IN {DECIDED} AND a.cluster_id = b.cluster_id
+        ORDER BY a.cluster_id, {key}""").df()
+    found = {
+        "contradicted_entities": int(contradicted["cluster_id"].nunique()),
+        "contradicting_pairs": len(contradicted),
+        "action": mode,
+        "examples": [
+            {"pair": [f"{r.source_dataset_l}:{r.unique_id_l}", f"{r.source_dataset_r}:{r.unique_id_r}"],
+             "decided_by": r.decided_by}
+            for r in contradicted.head(5).itertuples(index=False)
+        ],
+    }  # fmt: skip
+    if mode == "flag" or contradicted.empty:
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {clusters}")
+        return table, found
+    with registered(con, "contradicted_ids", contradicted[["cluster_id"]].drop_duplicates()):
+        links = con.execute(f"""
+            SELECT a.cluster_id, {", ".join("d." + k for k in PAIR_KEY)}, d.decided_by, d.match_probability
+            FROM {decisions} d
+            JOIN {clusters} a ON a.source_dataset = d.source_dataset_l AND a.unique_id = d.unique_id_l
+            JOIN contradicted_ids c ON c.cluster_id = a.cluster_id
+            WHERE d.final_match""").df()
+        members = con.execute(
+            f"SELECT m.* FROM {clusters} m JOIN contradicted_ids c USING (cluster_id) ORDER BY source_dataset, unique_id"
+        ).df()
+    parts = _cut(members, links, contradicted)
+    found["split_into"] = int(parts.groupby("old")["cluster_id"].nunique().sum())
+    with registered(con, "split_parts", parts[["source_dataset", "unique_id", "cluster_id"]]):
+        con.execute(f"""
+            CREATE TEMP TABLE {table} AS
+            SELECT c.source_dataset, c.unique_id, coalesce(p.cluster_id, CAST(c.cluster_id AS VARCHAR)) AS cluster_id
+            FROM {clusters} c LEFT JOIN split_parts p USING (source_dataset, unique_id)""")
+    return table, found
+
+
+def _cut(members: pd.DataFrame, links: pd.DataFrame, cannot: pd.DataFrame) -> pd.DataFrame:
+    """Union-find over each contradicted entity's accepted pairs, strongest first, never joining two records
+    decided different. Returns members with their part's cluster id ('<old>~<n>')."""
+    node = {(r.source_dataset, r.unique_id): i for i, r in enumerate(members.itertuples(index=False))}
+    parent = list(range(len(node)))
+    group = {i: {i} for i in range(len(node))}
+    apart: dict[int, set[int]] = {}
+    for r in cannot.itertuples(index=False):
+        a, b = node[(r.source_dataset_l, r.unique_id_l)], node[(r.source_dataset_r, r.unique_id_r)]
+        apart.setdefault(a, set()).add(b)
+        apart.setdefault(b, set()).add(a)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    order = links.assign(strength=links["decided_by"].map(STRENGTH).fillna(2)).sort_values(
+        ["strength", "match_probability", *PAIR_KEY], ascending=[True, False, True, True, True, True]
+    )
+    for r in order.itertuples(index=False):
+        a, b = root(node[(r.source_dataset_l, r.unique_id_l)]), root(node[(r.source_dataset_r, r.unique_id_r)])
+        if a == b:
+            continue
+        small, large = sorted((a, b), key=lambda g: len(group[g]))
+        if any(apart.get(x, set()) & group[large] for x in group[small]):
+            continue  # this link would put two records decided different in one entity
+        parent[small] = large
+        group[large] |= group.pop(small)
+    out = members.copy()
+    out["old"] = out["cluster_id"].astype(str)
+    roots = [root(node[(r.source_dataset, r.unique_id)]) for r in members.itertuples(index=False)]
+    out["root"] = roots
+    # Parts numbered by their first record, so the same cut gives the same labels.
+    first = out.groupby("root")[["source_dataset", "unique_id"]].transform("first").agg("\x1f".join, axis=1)
+    out["rank"] = first.groupby(out["old"]).rank(method="dense").astype(int)
+    out["cluster_id"] = out["old"] + "~" + out["rank"].astype(str)
+    return out
+
+
+def check_rules(con, settings, clusters: str, inputs: dict[str, str]) -> dict:
+    """Entities (with their stable ids) that break `verify`'s rules: counts and up to 5 examples per check."""
+    v = settings.verify
+    checks = [(c, "single_valued") for c in v.single_valued] + [(c, "changes") for c in v.flag_changes]
+    cols = list(dict.fromkeys([c for c, _ in checks] + ([v.max_span.column] if v.max_span else [])))
+    if not cols:
+        return {}
+    select = "".join(f", CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
+    union = " UNION ALL ".join(f"SELECT source_dataset, unique_id{select} FROM {t}" for t in inputs.values())
+    members = f"SELECT c.entity_id, i.* FROM {clusters} c JOIN ({union}) i USING (source_dataset, unique_id)"
+    out = {}
+    for col, kind in checks:
+        q = quote_ident(col)
+        rows = con.execute(f"""
+            SELECT entity_id, list(DISTINCT {q} ORDER BY {q}) AS values FROM ({members})
+            WHERE nullif(trim({q}), '') IS NOT NULL GROUP BY entity_id HAVING count(DISTINCT {q}) > 1
+            ORDER BY count(DISTINCT {q}) DESC, entity_id""").df()
+        out[f"{kind}:{col}"] = {
+            "entities": len(rows),
+            "examples": [{"entity_id": r.entity_id, "values": list(r.values)} for r in rows.head(5).itertuples()],
+        }
+    if v.max_span:
+        q = quote_ident(v.max_span.column)
+        rows = con.execute(f"""
+            SELECT entity_id, min(TRY_CAST(left({q}, 4) AS INT)) AS first, max(TRY_CAST(left({q}, 4) AS INT)) AS last
+            FROM ({members}) GROUP BY entity_id HAVING last - first > {int(v.max_span.years)}
+            ORDER BY last - first DESC, entity_id""").df()
+        out[f"span:{v.max_span.column}"] = {
+            "entities": len(rows),
+            "examples": [
+                {"entity_id": r.entity_id, "first": int(r.first), "last": int(r.last)}
+                for r in rows.head(5).itertuples()
+            ],
+        }
+    return out
