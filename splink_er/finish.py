@@ -6,6 +6,7 @@ from importlib.metadata import version
 
 from . import clusters as clusters_mod
 from .entities import registry, verify
+from .judging import Budget
 from .model_file import null_shares, probability_form
 from .outputs import (
     DecisionCounts,
@@ -14,6 +15,7 @@ from .outputs import (
     matches_sql,
     write_decisions,
 )
+from .pairs import pair_keys
 from .sql import Relation, sql_literal
 
 
@@ -32,8 +34,10 @@ def finish_run(job) -> dict:
         run_clusters, contradictions = verify.split_contradictions(
             s.con, run_clusters, kept.name, s.settings.verify.contradictions
         )
+    run_clusters, audit = audit_entities(job, run_clusters, kept.name)
     clusters = Relation(s.con, job.entities.assign(run_clusters, kept.name))  # stable ids (entities/)
     verification = {"contradictions": contradictions} if contradictions else {}
+    verification |= {"audit": audit} if audit else {}
     verification |= verify.check_rules(s.con, s.settings, clusters.name, s.loaded.tables)
     metrics = job.metrics()
     job.audit_result = job.evaluation.audit(inference.decisions, job.judging, job.round)
@@ -75,6 +79,50 @@ def finish_run(job) -> dict:
     print_summary(job, run)
     s.backend.cleanup()
     return run
+
+
+def audit_entities(job, clusters: str, decisions: str) -> tuple[str, dict]:
+    """The judge's audit of whole entities (`verify.audit`): each audited entity's anchor record against each of
+    its other records, asked like any pair (logged, stored, reused, replayable) within what is left of
+    judge.max_pairs; records the judge says differ from the anchor are then split off as contradictions are."""
+    s = job.session
+    a, mode = s.settings.verify.audit, s.settings.verify.contradictions
+    if not a.enabled or job.judging.judge is None:
+        return clusters, {}
+    questions = verify.audit_questions(s.con, s.settings, clusters, decisions, s.loaded.tables)
+    judging = job.judging
+    available = judging.budget.left + judging.reserved  # the audit's reserve and what the rounds left
+    budget = Budget(min(a.max_pairs, available))
+    granted = budget.left
+    stats = judging.ask(questions, reason="entity_audit", round_no=job.round, budget=budget)
+    judging.budget.left, judging.reserved = available - (granted - budget.left), 0
+    answered = job.judging.answers.by_key
+    keys = pair_keys(questions)
+    apart = questions[[answered.get(k, {}).get("match") is False for k in keys]].assign(decided_by="judge")
+    unanswered = sum(k not in answered for k in keys)
+    found = {
+        "entities": int(questions["entity"].nunique()),
+        "questions": len(questions),
+        "asked": stats.get("asked", 0),
+        "reused": stats.get("reused", 0),
+        "unanswered": unanswered,
+        "records_said_apart": len(apart),
+        "action": mode,
+        "examples": [
+            {"pair": [f"{r.source_dataset_l}:{r.unique_id_l}", f"{r.source_dataset_r}:{r.unique_id_r}"],
+             "reasoning": answered[k].get("reasoning", "")}
+            for r, k in zip(apart.head(5).itertuples(index=False), pair_keys(apart.head(5)))
+        ],
+    }  # fmt: skip
+    if unanswered:
+        s.reporter.warn(
+            f"entity audit: {unanswered} of {len(questions)} questions not asked (judge.max_pairs spent, or "
+            "verify.audit.max_pairs); raise judge.max_pairs to audit every chosen entity"
+        )
+    if mode != "split" or apart.empty:
+        return clusters, found
+    audited, _ = verify.split_contradictions(s.con, clusters, decisions, mode, table="audited_clusters", apart=apart)
+    return audited, found
 
 
 def write_registry(s, clusters: str, out: RunDirectory) -> dict:

@@ -68,7 +68,12 @@ class Judging:
         self.session = session
         self.judge, self.note = judge, note
         self.store, self.log = store, log
-        self.budget = Budget(session.settings.judge.max_pairs if judge is not None else 0)
+        s = session.settings
+        total = s.judge.max_pairs if judge is not None else 0
+        # The entity audit's share (verify.audit.max_pairs) is kept out of the rounds' budget, so they cannot
+        # spend it; the audit at the end of the run gets it and whatever the rounds left.
+        self.reserved = min(s.verify.audit.max_pairs, total) if s.verify.audit.enabled else 0
+        self.budget = Budget(total - self.reserved)
         self.answers = Answers()
         self.asked_by_reason: dict[str, int] = {}
         self.reused_by_reason: dict[str, int] = {}
@@ -103,7 +108,7 @@ class Judging:
 
     def disable(self, note: str) -> None:
         """No judge from here on (retrain without judging): the band goes to needs_review."""
-        self.judge, self.note, self.budget.left = None, note, 0
+        self.judge, self.note, self.budget.left, self.reserved = None, note, 0, 0
 
     # ---- asking -------------------------------------------------------------------------------------
     def ask(

@@ -96,6 +96,20 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
     return cols | set(settings.blocking.candidate_columns or [])
 
 
+def levels_with_cvv(comparison: dict) -> list[tuple[int, dict]]:
+    """(comparison vector value, level) pairs of a comparison dict, as Splink numbers them: the null level -1, the
+    rest counting down to 0 in order."""
+    n = sum(not lv.get("is_null_level") for lv in comparison["comparison_levels"])
+    out, k = [], n - 1
+    for lv in comparison["comparison_levels"]:
+        if lv.get("is_null_level"):
+            out.append((-1, lv))
+        else:
+            out.append((k, lv))
+            k -= 1
+    return out
+
+
 def make_linker(sdfs: list, model: dict) -> Linker:
     # log_level=None: Splink's logger is set once per job (splink_messages.route_splink_messages), not per Linker.
     return Linker(sdfs, copy.deepcopy(model), log_level=None)

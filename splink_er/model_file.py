@@ -25,20 +25,8 @@ import math
 
 from splink.internals.comparison_level import _default_m_values, _default_u_values
 
+from .model import levels_with_cvv
 from .sql import columns_in_sql
-
-
-def _levels(comparison: dict) -> list[tuple[int, dict]]:
-    """(comparison vector value, level): null -1, the rest count down to 0, as Splink numbers them."""
-    n = sum(not lv.get("is_null_level") for lv in comparison["comparison_levels"])
-    out, k = [], n - 1
-    for lv in comparison["comparison_levels"]:
-        if lv.get("is_null_level"):
-            out.append((-1, lv))
-        else:
-            out.append((k, lv))
-            k -= 1
-    return out
 
 
 def _effective(comparison: dict) -> tuple[dict, dict]:
@@ -47,7 +35,7 @@ def _effective(comparison: dict) -> tuple[dict, dict]:
     n = sum(not lv.get("is_null_level") for lv in comparison["comparison_levels"])
     m_default, u_default = _default_m_values(n), _default_u_values(n)
     m, u = {}, {}
-    for cvv, lv in _levels(comparison):
+    for cvv, lv in levels_with_cvv(comparison):
         if cvv == -1:
             continue
         m[cvv], u[cvv] = (
@@ -104,7 +92,7 @@ def probability_form(model: dict, shares: dict[str, float]) -> dict:
         has_null = any(lv.get("is_null_level") for lv in c["comparison_levels"])
         q = shares.get(c["output_column_name"], 1e-6) if has_null else 0.0
         z = q + sum(m.values())
-        for cvv, lv in _levels(c):
+        for cvv, lv in levels_with_cvv(c):
             if cvv == -1:
                 lv.pop("is_null_level", None)
                 lv["m_probability"], lv["u_probability"] = q / z, q

@@ -73,6 +73,26 @@ class RunResult:
         """What this run changed in the entity store (created, merged, split, records added and removed)."""
         return self._read(RunDirectory.entity_changes)
 
+    def _registry(self, name: str) -> pd.DataFrame:
+        if not (self.directory / name).exists():
+            raise FileNotFoundError(f"{self.directory / name}: this run has no canonical layer (set registry.fields)")
+        return self._read(name)
+
+    @cached_property
+    def entities(self) -> pd.DataFrame:
+        """One row per entity: size, sources, canonical values (with `registry:` settings)."""
+        return self._registry(RunDirectory.entities)
+
+    @cached_property
+    def aliases(self) -> pd.DataFrame:
+        """Every distinct value of the alias fields per entity, with sources and counts (with `registry:`)."""
+        return self._registry(RunDirectory.aliases)
+
+    @cached_property
+    def chains(self) -> pd.DataFrame:
+        """One row per entity and registry.chain.keys value, with counts and sums (with `registry.chain`)."""
+        return self._registry(RunDirectory.chains)
+
     @cached_property
     def matches(self) -> pd.DataFrame:
         """Final matches with entity ids and the kept columns of both records."""

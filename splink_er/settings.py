@@ -778,6 +778,18 @@ class SpanSettings(_Strict):
     years: int = Field(gt=0, description="Entities whose records span more years than this are flagged.")
 
 
+class EntityAuditSettings(_Strict):
+    """The judge's audit of whole entities: is each of its records the same entity as its anchor record?"""
+
+    enabled: bool = Field(False, description="Ask the judge about the entities below (uses judge.max_pairs).")
+    min_size: int = Field(5, ge=2, description="Entities with at least this many records are audited.")
+    flagged: bool = Field(True, description="Entities a verify rule flagged are audited whatever their size.")
+    max_entities: int = Field(50, ge=1, description="At most this many entities per run (largest first).")
+    max_pairs: int = Field(
+        300, ge=0, description="At most this many questions per run, within what is left of judge.max_pairs."
+    )
+
+
 class VerifySettings(_Strict):
     """Entity-level checks after clustering (see splink_er/entities/verify.py); results in verification.json."""
 
@@ -794,6 +806,7 @@ class VerifySettings(_Strict):
         default_factory=list, description="Columns whose change within an entity is listed (e.g. party)."
     )
     max_span: SpanSettings | None = Field(None, description="Flag entities spanning more years than this.")
+    audit: EntityAuditSettings = Field(default_factory=EntityAuditSettings)
 
     def columns(self) -> set[str]:
         return set(self.single_valued) | set(self.flag_changes) | ({self.max_span.column} if self.max_span else set())

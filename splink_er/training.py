@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from .errors import SettingsError
-from .model import blocking_rule, make_linker
+from .model import blocking_rule, levels_with_cvv, make_linker
 from .pairs import PAIR_KEY
 from .settings import Settings
 from .sql import registered
@@ -78,19 +78,6 @@ def stable_parameters(model: dict, digits: int = 12) -> dict:
     return model
 
 
-def _levels_with_cvv(comparison: dict) -> list[tuple[int, dict]]:
-    """(comparison vector value, level) pairs: null level -1, the rest count down to 0 as Splink numbers them."""
-    non_null = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-    out, k = [], len(non_null) - 1
-    for lv in comparison["comparison_levels"]:
-        if lv.get("is_null_level"):
-            out.append((-1, lv))
-        else:
-            out.append((k, lv))
-            k -= 1
-    return out
-
-
 def weight_shift_sql(before: dict, after: dict) -> str:
     """SQL over a scores table: how much each pair's match weight moved from model `before` to `after` (same
     comparisons, u and term frequencies; only m and the prior differ after training), read off the gamma columns
@@ -107,7 +94,7 @@ def weight_shift_sql(before: dict, after: dict) -> str:
     ]
     for cb, ca in zip(before["comparisons"], after["comparisons"], strict=True):
         whens = []
-        for (cvv, lb), (_, la) in zip(_levels_with_cvv(cb), _levels_with_cvv(ca), strict=True):
+        for (cvv, lb), (_, la) in zip(levels_with_cvv(cb), levels_with_cvv(ca), strict=True):
             mb, ma = lb.get("m_probability"), la.get("m_probability")
             if cvv != -1 and mb and ma and mb != ma:
                 whens.append(f"WHEN {cvv} THEN {math.log2(ma / mb)!r}")
@@ -173,7 +160,7 @@ def train_from_labels(
     for comp, gcol in zip(model["comparisons"], gamma_cols):
         seen = vectors[vectors[gcol] != -1]
         n, total_w = len(seen), seen["weight"].sum()
-        for cvv, level in _levels_with_cvv(comp):
+        for cvv, level in levels_with_cvv(comp):
             if cvv == -1:
                 continue
             m_hat = seen.loc[seen[gcol] == cvv, "weight"].sum() / total_w if total_w > 0 else 0.0
@@ -271,7 +258,7 @@ def train_logistic(
     columns = [
         (ci, cvv)
         for ci, c in enumerate(comps)
-        for cvv, level in _levels_with_cvv(c)
+        for cvv, level in levels_with_cvv(c)
         if cvv != -1 and level.get("m_probability") is not None
     ]
     x = np.column_stack([(rows[gammas[ci]].to_numpy() == cvv).astype(float) for ci, cvv in columns])
@@ -287,7 +274,7 @@ def train_logistic(
     )
     by_level = dict(zip(columns, beta[1:]))
     for ci, c in enumerate(comps):
-        for cvv, level in _levels_with_cvv(c):
+        for cvv, level in levels_with_cvv(c):
             if (ci, cvv) in by_level:
                 level["m_probability"] = level["m_probability"] * math.exp(by_level[(ci, cvv)])
     prior = model["probability_two_random_records_match"]

@@ -330,3 +330,37 @@ def test_an_unreachable_judge_stops_the_run(demo_dict, tmp_path, keyed):
     res = CliRunner().invoke(app, ["run", str(path)])
     said = " ".join(res.output.split())
     assert res.exit_code == 5 and f"3 of 3 calls to http://127.0.0.1:{port} failed" in said, res.output
+
+
+@pytest.mark.e2e
+def test_entity_audit_asks_the_llm_about_whole_entities_and_replays_without_a_server(demo_dict, tmp_path, keyed):
+    demo_dict["verify"] = {"audit": {"enabled": True, "min_size": 4, "max_entities": 10, "max_pairs": 60}}
+    with FakeLLMServer() as srv:
+        path = settings_file(demo_dict, tmp_path, srv, max_pairs=360)
+        result = splink_er.run(path, quiet=True)
+    audit = json.loads((result.output_dir / "verification.json").read_text())["audit"]
+    lines = [r for r in judge_lines(result.output_dir / "decision_log.jsonl") if r["reason"] == "entity_audit"]
+    # Asked within what the run's budget left, each answer logged with what the judge was shown.
+    assert 0 < audit["asked"] == len(lines) <= 60 and audit["entities"] <= 10
+    assert result.run["judge"]["pairs_judged"] <= 360 and result.run["judge"]["pairs_by_reason"]["entity_audit"] > 0
+    assert all(r["input"]["left"] and r["input"]["right"] for r in lines)
+    # Records the judge says are not the anchor's entity leave it (the simulated server says so for some).
+    assert audit["records_said_apart"] == sum(r["match"] is False for r in lines) > 0
+    ids = dict(zip(result.clusters.unique_id, result.clusters.entity_id))
+    for r in lines:
+        if r["match"] is False:
+            assert ids[r["unique_id_l"]] != ids[r["unique_id_r"]]
+    # Replay from the log, no server: the same audit answers and the same entities.
+    replay = splink_er.run(
+        path,
+        overrides=[
+            "judge.kind=replay",
+            f"output_dir={tmp_path / 'replay'}",
+            f"judge.log={result.output_dir / 'decision_log.jsonl'}",
+        ],
+        quiet=True,
+    )
+    again = json.loads((replay.output_dir / "verification.json").read_text())["audit"]
+    assert again["records_said_apart"] == audit["records_said_apart"] and again["questions"] == audit["questions"]
+    groups = lambda c: sorted(c.groupby("entity_id")["unique_id"].apply(lambda s: tuple(sorted(s))))  # noqa: E731
+    assert groups(replay.clusters) == groups(result.clusters)

@@ -40,9 +40,9 @@ def test_fec_candidate_dedupe_preset(tmp_path):
     # Readable stable ids, canonical names, aliases and one chain link per candidate and election.
     ids = result.clusters.entity_id
     assert ids.str.fullmatch(r"candidate:[a-z]{2}:[a-z0-9-]+-[a-z0-9-]+-\d+").all() and ids.is_unique is False
-    entities = pd.read_parquet(result.output_dir / "entities.parquet").set_index("entity_id")
+    entities = result.entities.set_index("entity_id")
     assert len(entities) == ids.nunique() and entities["candidate_name"].notna().all()
-    chains = pd.read_parquet(result.output_dir / "chains.parquet")
+    chains = result.chains
     assert chains.groupby(["entity_id", "year", "chamber", "district_norm"]).size().max() == 1
     assert chains["general_votes"].sum() == pytest.approx(
         pd.read_csv(REPO / "data/fec/fec_2008_2014.csv")["general_votes"].sum()

@@ -16,8 +16,9 @@ from __future__ import annotations
 from ..sql import drop_relation, quote_ident, sql_literal
 
 
-def _members_sql(clusters: str, inputs: dict[str, str], columns: list[str]) -> str:
-    """Every input record's chosen columns (as text) with its entity id."""
+def members_sql(clusters: str, inputs: dict[str, str], columns: list[str]) -> str:
+    """Every input record's chosen columns (as text) with its entity id (`clusters`: source_dataset, unique_id,
+    entity_id)."""
     cols = "".join(f", CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in columns)
     union = " UNION ALL ".join(f"SELECT source_dataset, unique_id{cols} FROM {t}" for t in inputs.values())
     return f"SELECT c.entity_id, i.* FROM {clusters} c JOIN ({union}) i USING (source_dataset, unique_id)"
@@ -32,7 +33,7 @@ def build(con, settings, clusters: str, inputs: dict[str, str]) -> dict[str, str
     recency = [r.recency_column] if r.recency_column else []
     cols = list(dict.fromkeys(fields + list(r.alias_fields) + chain_cols + recency))
     drop_relation(con, "reg_members")
-    con.execute(f"CREATE TEMP TABLE reg_members AS {_members_sql(clusters, inputs, cols)}")
+    con.execute(f"CREATE TEMP TABLE reg_members AS {members_sql(clusters, inputs, cols)}")
     priority = " ".join(f"WHEN {sql_literal(s)} THEN {i}" for i, s in enumerate(r.source_priority))
     priority_sql = f"CASE source_dataset {priority} ELSE {len(r.source_priority)} END" if priority else "0"
     filled = " + ".join(f"(nullif(trim({quote_ident(f)}), '') IS NOT NULL)::INT" for f in fields) or "0"

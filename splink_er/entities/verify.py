@@ -14,30 +14,37 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..pairs import PAIR_KEY
+from ..pairs import PAIR_KEY, canonical_key
 from ..sql import drop_relation, quote_ident, registered
+from .registry import members_sql
 
 DECIDED = ("human", "judge", "gate")  # a non-match these decided is a fact the clustering must respect
 STRENGTH = {"human": 0, "judge": 1}  # accepted pairs added back first; the model's by probability after
 
 
 def split_contradictions(
-    con, clusters: str, decisions: str, mode: str, table: str = "verified_clusters"
+    con, clusters: str, decisions: str, mode: str, table: str = "verified_clusters", apart: pd.DataFrame | None = None
 ) -> tuple[str, dict]:
     """`clusters` (source_dataset, unique_id, cluster_id) with contradicted entities split (mode 'split') or
-    as they are ('flag', 'off'); and what was found."""
+    as they are ('flag', 'off'); and what was found. `apart`: more pairs decided different (pair key and
+    decided_by; an entity audit's answers)."""
     drop_relation(con, table)
     if mode == "off":
         con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {clusters}")
         return table, {}
     key = ", ".join(PAIR_KEY)
-    contradicted = con.execute(f"""
-        SELECT a.cluster_id, {", ".join("d." + k for k in PAIR_KEY)}, d.decided_by
-        FROM {decisions} d
-        JOIN {clusters} a ON a.source_dataset = d.source_dataset_l AND a.unique_id = d.unique_id_l
-        JOIN {clusters} b ON b.source_dataset = d.source_dataset_r AND b.unique_id = d.unique_id_r
-        WHERE NOT d.final_match AND d.decided_by IN {DECIDED} AND a.cluster_id = b.cluster_id
-        ORDER BY a.cluster_id, {key}""").df()
+    extra = apart if apart is not None else pd.DataFrame(columns=[*PAIR_KEY, "decided_by"])
+    with registered(con, "apart_extra", extra[[*PAIR_KEY, "decided_by"]].astype(str)):
+        contradicted = con.execute(f"""
+            WITH decided_apart AS (
+                SELECT {key}, decided_by FROM {decisions} WHERE NOT final_match AND decided_by IN {DECIDED}
+                UNION ALL SELECT {key}, decided_by FROM apart_extra)
+            SELECT DISTINCT a.cluster_id, {", ".join("d." + k for k in PAIR_KEY)}, d.decided_by
+            FROM decided_apart d
+            JOIN {clusters} a ON a.source_dataset = d.source_dataset_l AND a.unique_id = d.unique_id_l
+            JOIN {clusters} b ON b.source_dataset = d.source_dataset_r AND b.unique_id = d.unique_id_r
+            WHERE a.cluster_id = b.cluster_id
+            ORDER BY a.cluster_id, {key}""").df()
     found = {
         "contradicted_entities": int(contradicted["cluster_id"].nunique()),
         "contradicting_pairs": len(contradicted),
@@ -112,38 +119,70 @@ def _cut(members: pd.DataFrame, links: pd.DataFrame, cannot: pd.DataFrame) -> pd
     return out
 
 
-def check_rules(con, settings, clusters: str, inputs: dict[str, str]) -> dict:
-    """Entities (with their stable ids) that break `verify`'s rules: counts and up to 5 examples per check."""
+def rule_hits(con, settings, clusters: str, inputs: dict[str, str], id_column: str = "entity_id") -> dict:
+    """Every entity that breaks one of `verify`'s rules: {check name: DataFrame (entity_id, what)}."""
     v = settings.verify
     checks = [(c, "single_valued") for c in v.single_valued] + [(c, "changes") for c in v.flag_changes]
     cols = list(dict.fromkeys([c for c, _ in checks] + ([v.max_span.column] if v.max_span else [])))
     if not cols:
         return {}
-    select = "".join(f", CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in cols)
-    union = " UNION ALL ".join(f"SELECT source_dataset, unique_id{select} FROM {t}" for t in inputs.values())
-    members = f"SELECT c.entity_id, i.* FROM {clusters} c JOIN ({union}) i USING (source_dataset, unique_id)"
+    ids = f"(SELECT source_dataset, unique_id, {id_column} AS entity_id FROM {clusters})"
+    members = members_sql(ids, inputs, cols)
     out = {}
     for col, kind in checks:
         q = quote_ident(col)
-        rows = con.execute(f"""
+        out[f"{kind}:{col}"] = con.execute(f"""
             SELECT entity_id, list(DISTINCT {q} ORDER BY {q}) AS values FROM ({members})
             WHERE nullif(trim({q}), '') IS NOT NULL GROUP BY entity_id HAVING count(DISTINCT {q}) > 1
             ORDER BY count(DISTINCT {q}) DESC, entity_id""").df()
-        out[f"{kind}:{col}"] = {
-            "entities": len(rows),
-            "examples": [{"entity_id": r.entity_id, "values": list(r.values)} for r in rows.head(5).itertuples()],
-        }
     if v.max_span:
         q = quote_ident(v.max_span.column)
-        rows = con.execute(f"""
+        out[f"span:{v.max_span.column}"] = con.execute(f"""
             SELECT entity_id, min(TRY_CAST(left({q}, 4) AS INT)) AS first, max(TRY_CAST(left({q}, 4) AS INT)) AS last
             FROM ({members}) GROUP BY entity_id HAVING last - first > {int(v.max_span.years)}
             ORDER BY last - first DESC, entity_id""").df()
-        out[f"span:{v.max_span.column}"] = {
-            "entities": len(rows),
-            "examples": [
-                {"entity_id": r.entity_id, "first": int(r.first), "last": int(r.last)}
-                for r in rows.head(5).itertuples()
-            ],
-        }
     return out
+
+
+def check_rules(con, settings, clusters: str, inputs: dict[str, str]) -> dict:
+    """Entities (with their stable ids) that break `verify`'s rules: counts and up to 5 examples per check."""
+    return {
+        name: {"entities": len(hits), "examples": hits.head(5).to_dict("records")}
+        for name, hits in rule_hits(con, settings, clusters, inputs).items()
+    }
+
+
+def audit_questions(con, settings, clusters: str, decisions: str, inputs: dict[str, str]) -> pd.DataFrame:
+    """The pairs an entity audit asks the judge: for each entity to audit (flagged by a rule, or at least
+    `verify.audit.min_size` records; largest first, at most `verify.audit.max_entities`), its anchor (the record
+    with the most accepted pairs in it, then the first) against each of its other records. Columns: the pair
+    key, match_probability (None for a pair blocking never scored), entity."""
+    a = settings.verify.audit
+    flagged = set()
+    if a.flagged:
+        for hits in rule_hits(con, settings, clusters, inputs, id_column="cluster_id").values():
+            flagged |= set(hits["entity_id"].astype(str))
+    sizes = con.execute(f"SELECT CAST(cluster_id AS VARCHAR) AS e, count(*) AS n FROM {clusters} GROUP BY 1").df()
+    chosen = sizes[(sizes.n > 1) & ((sizes.n >= a.min_size) | sizes.e.isin(flagged))]
+    chosen = chosen.sort_values(["n", "e"], ascending=[False, True]).head(a.max_entities)
+    columns = [*PAIR_KEY, "match_probability", "entity"]
+    if chosen.empty:
+        return pd.DataFrame(columns=columns)
+    with registered(con, "audit_entities", chosen[["e"]]):
+        members = con.execute(f"""
+            SELECT CAST(c.cluster_id AS VARCHAR) AS e, c.source_dataset, c.unique_id,
+                (SELECT count(*) FROM {decisions} d WHERE d.final_match AND (
+                    (d.source_dataset_l = c.source_dataset AND d.unique_id_l = c.unique_id) OR
+                    (d.source_dataset_r = c.source_dataset AND d.unique_id_r = c.unique_id))) AS links
+            FROM {clusters} c JOIN audit_entities a ON a.e = CAST(c.cluster_id AS VARCHAR)
+            ORDER BY e, links DESC, source_dataset, unique_id""").df()
+    rows = []
+    for e, m in members.groupby("e", sort=False):
+        anchor = m.iloc[0]
+        for r in m.iloc[1:].itertuples(index=False):
+            rows.append((*canonical_key(anchor.source_dataset, anchor.unique_id, r.source_dataset, r.unique_id), e))
+    asked = pd.DataFrame(rows, columns=[*PAIR_KEY, "entity"])
+    with registered(con, "audit_asked", asked):
+        return con.execute(f"""
+            SELECT q.*, d.match_probability FROM audit_asked q LEFT JOIN {decisions} d USING ({", ".join(PAIR_KEY)})
+            ORDER BY q.entity, {", ".join("q." + k for k in PAIR_KEY)}""").df()[columns]
