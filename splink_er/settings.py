@@ -198,6 +198,35 @@ class LevelSettings(_Strict):
     )
 
 
+def _exact_match_column(sql: str) -> str | None:
+    """The column a level's SQL is an exact match on (`x_l = x_r`), as Splink reads it; None for any other SQL."""
+    from splink.internals.comparison_level import ComparisonLevel
+    from splink.internals.dialects import SplinkDialect
+
+    if sql.strip().upper() == "ELSE":
+        return None
+    try:
+        level = ComparisonLevel(sql, SplinkDialect.from_string("duckdb"))
+        cols = level._exact_match_colnames if level._is_exact_match else []
+    except Exception:  # SQL sqlglot cannot read is reported by Splink later, with its own message
+        return None
+    return cols[0] if len(cols) == 1 else None
+
+
+def _check_tf_levels(name: str, levels: list[LevelSettings]) -> None:
+    """Splink takes a term-frequency adjustment's u from the comparison's exact-match level on that column and
+    fails deep inside training without one: say so before any work."""
+    exact = {_exact_match_column(lv.sql) for lv in levels}
+    for lv in levels:
+        col = lv.tf_adjustment_column
+        if col and col.lower() not in exact:
+            raise ValueError(
+                f"comparison {name!r}: tf_adjustment_column {col!r} needs a level `{col}_l = {col}_r` in the "
+                "same comparison (Splink reads the term frequency's u from that exact-match level); add one, or "
+                "drop tf_adjustment_column"
+            )
+
+
 class ComparisonSettings(_Strict):
     """One comparison: a Splink comparison library name, a named block of this library, or custom levels."""
 
@@ -231,6 +260,7 @@ class ComparisonSettings(_Strict):
                 raise ValueError("a custom comparison needs output_column_name and levels")
             if self.levels[-1].sql.strip().upper() != "ELSE":
                 raise ValueError("the last level of a custom comparison must be `sql: ELSE`")
+            _check_tf_levels(self.output_column_name, self.levels)
             return self
         factory = getattr(cl, self.kind, None)
         if factory is None or not inspect.isclass(factory):

@@ -1,5 +1,6 @@
 """Election presets run on the data in the repo and beat plain Splink with the (SIMULATED) truth judge."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,24 @@ def run_preset(name: str, tmp_path):
     plain = job.metrics_for_scores("scores", "match_probability >= 0.5")
     job.run_rounds()
     return job, plain, job.finish()
+
+
+@pytest.mark.e2e
+def test_nc_candidate_dedupe_preset(tmp_path):
+    """NC filings as persons across years (SILVER truth): readable person ids, chains, entity checks."""
+    job, plain, result = run_preset("nc_candidate_dedupe", tmp_path)
+    assert result.metrics["blocking_recall"] == 1.0
+    assert result.metrics["f1"] > plain["f1"] and result.metrics["f1"] > 0.95
+    ids = result.clusters.entity_id
+    assert ids.str.fullmatch(r"person:nc:[a-z-]+:[a-z0-9-]+-[a-z0-9-]+-\d+").all()
+    # One chain link per person, election and contest; every candidacy in one.
+    assert result.chains["records"].sum() == len(result.clusters)
+    found = json.loads((result.output_dir / "verification.json").read_text())
+    assert found["contradictions"]["action"] == "split" and "changes:party_candidate" in found
+    # No entity keeps two candidacies the judge said are different people.
+    judged_apart = result.decisions.query("decided_by == 'judge' and not final_match")
+    entity = dict(zip(result.clusters.unique_id, ids))
+    assert all(entity[a] != entity[b] for a, b in zip(judged_apart.unique_id_l, judged_apart.unique_id_r))
 
 
 @pytest.mark.e2e

@@ -110,3 +110,18 @@ def test_switching_the_judge_kind_drops_the_keys_the_new_kind_does_not_take(demo
     assert s.judge.kind == "truth" and s.judge.max_pairs == 30
     with pytest.raises(SettingsError, match="not a setting of kind 'truth'"):  # only --set judge.kind drops keys
         load_settings(demo_dict | {"judge": demo_dict["judge"] | {"kind": "truth"}})
+
+
+def test_a_term_frequency_level_without_its_exact_match_level_is_refused_before_any_work(demo_dict):
+    levels = [
+        {"sql": "city_l IS NULL OR city_r IS NULL", "null_level": True},
+        {"sql": "city_l = city_r AND dob_l = dob_r", "label": "same city and dob", "tf_adjustment_column": "city"},
+        {"sql": "ELSE"},
+    ]
+    demo_dict["comparisons"].append({"kind": "custom", "output_column_name": "place", "levels": levels})
+    with pytest.raises(
+        SettingsError, match=r"comparison 'place': tf_adjustment_column 'city' needs a level `city_l = city_r`"
+    ):
+        load_settings(demo_dict)
+    levels.insert(2, {"sql": '"city_l" = "city_r"', "label": "same city"})  # quoted: still Splink's exact match
+    load_settings(demo_dict)
