@@ -122,6 +122,18 @@ def run_cases(tmp: Path) -> list[tuple[str, str, int, str]]:
         ("the truth column as a blocking rule", run + s("blocking_rules=[[cluster]]")),
         ("a column derived from the truth", run + s("sources.0.derive={c2: cluster}", "blocking_rules=[[c2]]")),
         ("a blocking rule DuckDB cannot run", run + s('blocking_rules=["l.first_name + 1 = r.first_name"]')),
+        (
+            "a gate DuckDB cannot run",
+            run + s("routing.gates=[{name: odd, sql: 'first_name_l + 1 = first_name_r'}]"),
+        ),
+        (
+            "a term-frequency level with no exact-match level",
+            run
+            + s(
+                "comparisons.0={kind: custom, output_column_name: c, levels: [{sql: 'city_l = city_r AND "
+                "dob_l = dob_r', tf_adjustment_column: city}, {sql: ELSE}]}"
+            ),
+        ),
         ("a derive expression that fails", run + s("sources.0.derive={x: 'no_such_function(city)'}")),
         ("a normalizer on a missing column", run + s("sources.0.prepare=[{column: nope, kind: state}]")),
         ("a label on a record that does not exist", ["label", DEMO, "--pair", "0", "nope", "--match", *fresh]),

@@ -274,9 +274,11 @@ def column_lookup(con: duckdb.DuckDBPyConnection, loaded: LoadedSources, column:
 
 
 def check_rules_run(con: duckdb.DuckDBPyConnection, settings: Settings, loaded: LoadedSources) -> None:
-    """Every SQL blocking rule (blocking_rules, bootstrap rules) bound against the loaded records, so a rule that
-    parses but cannot run (a type mismatch, an unknown function) is an error naming it before any compute."""
-    table = next(iter(loaded.tables.values()))
+    """Every SQL blocking rule (blocking_rules, bootstrap rules) and every gate bound against the loaded records
+    of each pair of sources, so a rule that parses but cannot run (a type mismatch, an unknown function) is an
+    error naming it before any compute."""
+    tables = list(loaded.tables.values())
+    pairs = [(a, b) for a in tables for b in tables]
     sections = {
         "blocking_rules": settings.blocking_rules,
         "bootstrap.deterministic_rules": settings.bootstrap.deterministic_rules,
@@ -286,11 +288,25 @@ def check_rules_run(con: duckdb.DuckDBPyConnection, settings: Settings, loaded: 
         for i, rule in enumerate(rules):
             if isinstance(rule, list):
                 continue  # columns, checked with the other required columns
-            try:
-                con.execute(f"SELECT 1 FROM {table} AS l, {table} AS r WHERE ({rule}) LIMIT 0").fetchall()
-            except duckdb.Error as e:
-                first = str(e).splitlines()[0]
-                raise InputError(f"{section}[{i}]: DuckDB cannot run `{rule}`: {first}") from None
+            for a, b in pairs:
+                _bind(con, f"SELECT 1 FROM {a} AS l, {b} AS r WHERE ({rule}) LIMIT 0", f"{section}[{i}]", rule)
+    for gate in settings.routing.gates:  # over Splink's pair columns: <col>_l, <col>_r
+        cols = sorted(columns_in_sql(gate.sql))
+        renamed = ", ".join(
+            f"l.{quote_ident(c)} AS {quote_ident(c + '_l')}, r.{quote_ident(c)} AS {quote_ident(c + '_r')}"
+            for c in cols
+        )
+        for a, b in pairs:
+            sql = f"SELECT 1 FROM (SELECT {renamed or '1 AS x'} FROM {a} AS l, {b} AS r) WHERE ({gate.sql}) LIMIT 0"
+            _bind(con, sql, f"routing.gates[{gate.name}]", gate.sql)
+
+
+def _bind(con, sql: str, where: str, rule: str) -> None:
+    try:
+        con.execute(sql).fetchall()
+    except duckdb.Error as e:
+        first = str(e).splitlines()[0]
+        raise InputError(f"{where}: DuckDB cannot run `{rule}`: {first}") from None
 
 
 def truth_columns(settings: Settings) -> dict[str, str]:
