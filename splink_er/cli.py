@@ -348,6 +348,45 @@ def runs_(
     _guard(body)
 
 
+model_app = typer.Typer(no_args_is_help=True, help="A run's trained model as a file to score with (`model:`).")
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("export")
+def model_export(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML of the run.")],
+    to: Annotated[Path, typer.Option("--to", help="File to write (JSON).")],
+    set_: SetOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """Write a finished run's model with its run id, settings hash and training summary; score new data with it
+    unchanged by setting `model:` (or `--set model=FILE`).
+
+    Example: `splink-er model export settings/febrl4.yaml --out runs/febrl4 --to models/febrl4.json`
+    """
+    import json
+
+    from .model_file import EXPORT_KEY
+    from .outputs import RunDirectory
+    from .settings import load_settings
+
+    def body():
+        run_dir = RunDirectory(load_settings(settings, _overrides(set_, out)).output_path)
+        record = run_dir.complete_run_record()
+        model = json.loads(run_dir.require(RunDirectory.model).read_text())
+        model[EXPORT_KEY] = {
+            "run_id": record["run_id"],
+            "settings_hash": record["settings_hash"],
+            "training": (record.get("training") or [{}])[-1],
+            "metrics": record.get("metrics") or {},
+        }
+        to.parent.mkdir(parents=True, exist_ok=True)
+        to.write_text(json.dumps(model, indent=2, default=str))
+        err.print(f"model of run {record['run_id']} written to {to}; score with it: --set model={to}")
+
+    _guard(body)
+
+
 entities_app = typer.Typer(
     no_args_is_help=True, help="The entity store: stable entity ids, their records, and what each run changed."
 )

@@ -183,6 +183,7 @@ def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool
         },
         entities=n_entities,
         entity_changes=job.entities.summary(),
+        frozen_model=job.training.frozen,
         metrics=metrics,
         audit=job.audit_result,
         blocking=job.blocking_report,

@@ -104,3 +104,35 @@ def probability_form(model: dict, shares: dict[str, float]) -> dict:
     log_odds = math.log2(prior / (1 - prior)) + log2_z_total
     out["probability_two_random_records_match"] = 1 / (1 + 2 ** (-log_odds))
     return out
+
+
+EXPORT_KEY = "splink_er"  # what `splink-er model export` adds beside the model: run, settings hash, training
+
+
+def frozen_model(untrained: dict, path) -> tuple[dict, dict]:
+    """The model in `path` (model.json or an export) with these settings' blocking rules and link type, and
+    where it came from (path, sha256, the export's run). SettingsError when it was trained on other comparisons."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from .errors import SettingsError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(f"model: {path} not found (a run's model.json, or a file from `splink-er model export`)")
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+        comparisons, prior = data["comparisons"], data["probability_two_random_records_match"]
+    except (ValueError, KeyError, TypeError):
+        raise SettingsError(f"model: {path} is not a Splink model (model.json)") from None
+    want = [c["output_column_name"] for c in untrained["comparisons"]]
+    got = [c.get("output_column_name") for c in comparisons]
+    if want != got:
+        raise SettingsError(
+            f"model: {path} was trained on comparisons {got}, these settings have {want}; use the settings it was "
+            "trained with, or train a model for these"
+        )
+    source = {"path": str(path), "sha256": hashlib.sha256(raw).hexdigest()} | (data.get(EXPORT_KEY) or {})
+    return untrained | {"comparisons": comparisons, "probability_two_random_records_match": prior}, source

@@ -265,6 +265,7 @@ class RunRecord:
     outputs: str
     weight_histogram: list = field(default_factory=list)
     entity_changes: dict = field(default_factory=dict)
+    frozen_model: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)

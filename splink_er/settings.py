@@ -887,6 +887,11 @@ class Settings(_Strict):
     entities: EntitySettings = Field(default_factory=EntitySettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+    model: str | None = Field(
+        None,
+        description="A trained model.json (a run's, or `splink-er model export`) to score with as it is: no "
+        "bootstrap, no training (a frozen model). Its comparisons must be these settings' comparisons.",
+    )
     output_dir: str = Field("runs/{name}", description="Where outputs go; {name} is the settings name.")
     base_dir: str = Field(".", description="Set by the loader: the settings file's folder (input paths).")
 

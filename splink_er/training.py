@@ -31,6 +31,7 @@ from scipy.special import expit
 
 from .errors import SettingsError
 from .model import blocking_rule, levels_with_cvv, make_linker
+from .model_file import frozen_model
 from .pairs import PAIR_KEY
 from .settings import Settings
 from .sql import registered
@@ -300,10 +301,15 @@ class Training:
         self.model: dict | None = None
         self.previous_model: dict | None = None  # the model before the last training that changed it
         self.reports: list[dict] = []
+        self.frozen: dict = {}  # where a frozen model came from (settings.model): path, sha256, its run
 
     def bootstrap(self, model: dict | None = None) -> dict:
-        """Unsupervised model (prior from deterministic rules, u by random sampling, EM), or a given model."""
+        """Unsupervised model (prior from deterministic rules, u by random sampling, EM), or a given model, or the
+        frozen model of `settings.model` (never retrained)."""
         s = self.session
+        if model is None and s.settings.model:
+            model, self.frozen = frozen_model(s.untrained_model, s.settings.model)
+            s.reporter.info(f"frozen model {s.settings.model} (sha256 {self.frozen['sha256'][:12]}): not retrained")
         with s.clock.stage("bootstrap"), s.reporter.status("bootstrap: prior, u sampling, EM"):
             self.bootstrap_model = model if model is not None else s.backend.bootstrap(s.untrained_model)
         self.model = self.bootstrap_model
@@ -312,6 +318,11 @@ class Training:
     def train(self, scores, labels: pd.DataFrame, designs: pd.DataFrame, round_no: int) -> dict:
         """Retrain the match weights from `labels` (`training.method`), starting from the bootstrap model."""
         s = self.session
+        if self.frozen:  # settings.model: score with it as it is
+            report = TrainingReport(False, 0, 0, self.model["probability_two_random_records_match"], "frozen", "")
+            report.reason = f"frozen model {self.frozen['path']}: not retrained"
+            self.reports.append({"round": round_no, **report.__dict__})
+            return report.__dict__
         before = self.model
         labels = self._labels_for_training(labels)
         with s.clock.stage("train"):

@@ -413,3 +413,37 @@ def test_a_person_saying_two_records_differ_splits_their_entity_on_the_next_run(
     assert "single_valued:dob" in found and "span:dob" in found
     assert second.run["verification"]["contradictions"] >= 1
     assert {"split"} <= set(second.entity_changes.event)  # the change feed says the entity split
+
+
+# ---- a frozen model -------------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_a_frozen_model_scores_every_pair_as_the_run_that_trained_it_and_is_never_retrained(demo_dict, tmp_path):
+    from typer.testing import CliRunner
+
+    import splink_er
+    from splink_er.cli import app
+
+    demo_dict["judge"] = {"kind": "truth"}
+    first = splink_er.run(demo_dict, quiet=True)
+    settings = _yaml(demo_dict, tmp_path)
+    exported = tmp_path / "models" / "demo.json"
+    r = CliRunner().invoke(app, ["model", "export", str(settings), "--to", str(exported)])
+    assert r.exit_code == 0, r.output
+    again = dict(demo_dict, model=str(exported), output_dir=str(tmp_path / "frozen"), judge={"kind": "none"})
+    frozen = splink_er.run(again, quiet=True)
+    a = first.decisions.set_index(["unique_id_l", "unique_id_r"]).match_probability.sort_index()
+    b = frozen.decisions.set_index(["unique_id_l", "unique_id_r"]).match_probability.sort_index()
+    assert a.index.equals(b.index) and (a - b).abs().max() < 1e-9
+    assert (
+        frozen.run["frozen_model"]["run_id"] == first.run["run_id"] and len(frozen.run["frozen_model"]["sha256"]) == 64
+    )
+    assert all(t["prior_source"] == "frozen" for t in frozen.run["training"])
+    # A model trained on other comparisons is refused before any work, naming both.
+    other = tmp_path / "other.json"
+    other.write_text(
+        json.dumps({"comparisons": [{"output_column_name": "x"}], "probability_two_random_records_match": 0.1})
+    )
+    with pytest.raises(splink_er.SettingsError, match=r"trained on comparisons \['x'\]"):
+        splink_er.run(dict(again, model=str(other)), quiet=True)
