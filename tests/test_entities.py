@@ -119,6 +119,18 @@ def test_records_gone_from_the_inputs_leave_and_an_empty_entity_retires(tmp_path
     assert r.count("record_removed") == 2 and r.count("retired") == 1
     assert r.events[r.events.event == "retired"].entity_id.tolist() == [first["c"]]
     assert (r.entities().set_index("entity_id").loc[first["a"], "size"]) == 1
+    # The records table says what left and what changed, and writes nothing for a record that did not change.
+    r.step({"a": 1, "b": 1}, names={"a": "Ann"})  # b is back; a's content changed
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{r.path}' AS s (READ_ONLY)")
+    rec = con.execute("SELECT * FROM s.records").df().set_index("unique_id")
+    assert rec.loc["a", "changed_run"] == "run3" and rec.loc["a", "first_seen_run"] == "run1"
+    assert rec.loc["c", "gone_run"] == "run2" and pd.isna(rec.loc["b", "gone_run"]) and len(rec) == 3
+    con.close()
+    r.step({"a": 1, "b": 1}, names={"a": "Ann"})
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{r.path}' AS s (READ_ONLY)")
+    assert con.execute("SELECT count(*) FROM s.records WHERE changed_run = 'run4'").fetchall() == [(0,)]
 
 
 def test_a_tie_goes_to_the_larger_cluster_then_the_first_record(tmp_path):

@@ -38,7 +38,8 @@ class Plan:
     created: str  # entity_id, size, created_seq
     retired: str  # entity_id, merged_into
     changed_sizes: str  # entity_id, size
-    seen: str  # source_dataset, unique_id, content_hash
+    seen: str  # source_dataset, unique_id, content_hash, new: records new or changed (or back) in this run
+    gone: str  # source_dataset, unique_id: records no longer in the inputs
     events: str  # EVENT_COLUMNS
 
 
@@ -83,13 +84,21 @@ def plan_changes(
                 PARTITION BY h.cluster_id ORDER BY s.created_seq, s.size DESC, s.entity_id) AS rk
             FROM ent_heir h JOIN {e} s USING (entity_id)""",
     )
-    minted = _mint(con, store, clusters, inputs, template)
-    with registered(con, "ent_minted_df", minted):
+    if template == "{uuid}":  # the default: DuckDB mints them (a million in a blink, no Python loop)
+        minted_sql = "SELECT cluster_id, CAST(uuid() AS VARCHAR) AS entity_id FROM ent_comp ANTI JOIN ent_heir USING (cluster_id)"
         table(
             "ent_map",
-            """SELECT cluster_id, entity_id, false AS minted FROM ent_heir_ranked WHERE rk = 1
-               UNION ALL SELECT cluster_id, entity_id, true FROM ent_minted_df""",
+            f"""SELECT cluster_id, entity_id, false AS minted FROM ent_heir_ranked WHERE rk = 1
+               UNION ALL SELECT cluster_id, entity_id, true FROM ({minted_sql})""",
         )
+    else:
+        minted = _mint(con, store, clusters, inputs, template)
+        with registered(con, "ent_minted_df", minted):
+            table(
+                "ent_map",
+                """SELECT cluster_id, entity_id, false AS minted FROM ent_heir_ranked WHERE rk = 1
+                   UNION ALL SELECT cluster_id, entity_id, true FROM ent_minted_df""",
+            )
     assigned = table(
         "ent_assigned",
         f"SELECT c.source_dataset, c.unique_id, p.entity_id FROM {clusters} c JOIN ent_map p USING (cluster_id)",
@@ -126,15 +135,30 @@ def plan_changes(
         f"""SELECT p.entity_id, c.n AS size FROM ent_map p JOIN ent_comp c USING (cluster_id)
             JOIN {e} s USING (entity_id) WHERE NOT p.minted AND s.size IS DISTINCT FROM c.n""",
     )
-    seen = table(
+    # Records: only what changed is written (a run over the same inputs writes none): new records, records whose
+    # content changed (or that came back), records no longer in the inputs. The content hash is DuckDB's 64-bit
+    # hash of the whole normalized row, enough to tell a changed record from the same one.
+    r = store.table("records")
+    table(
         "ent_seen",
         " UNION ALL ".join(
-            f"SELECT source_dataset, unique_id, md5(CAST(t AS VARCHAR)) AS content_hash FROM {tbl} t"
+            f"SELECT source_dataset, unique_id, printf('%016x', hash(t)) AS content_hash FROM {tbl} t"
             for tbl in inputs.values()
         ),
     )
-    events = table("ent_events", _events_sql(con, decisions, m, run))
-    return Plan(assigned, added, removed, created, retired, changed, seen, events)
+    seen = table(
+        "ent_records_seen",
+        f"""SELECT s.source_dataset, s.unique_id, s.content_hash, r.unique_id IS NULL AS new
+            FROM ent_seen s LEFT JOIN {r} r USING (source_dataset, unique_id)
+            WHERE r.unique_id IS NULL OR r.content_hash <> s.content_hash OR r.gone_run IS NOT NULL""",
+    )
+    gone = table(
+        "ent_records_gone",
+        f"""SELECT r.source_dataset, r.unique_id FROM {r} r ANTI JOIN ent_seen s USING (source_dataset, unique_id)
+            WHERE r.gone_run IS NULL""",
+    )
+    events = table("ent_events", _events_sql(con, table, decisions, m, run))
+    return Plan(assigned, added, removed, created, retired, changed, seen, gone, events)
 
 
 def _mint(con, store: EntityStore, clusters: str, inputs: dict[str, str], template: str) -> pd.DataFrame:
@@ -167,67 +191,81 @@ def _mint(con, store: EntityStore, clusters: str, inputs: dict[str, str], templa
     return pd.DataFrame({"cluster_id": todo["cluster_id"], "entity_id": [mint(v) for v in rows]})
 
 
-def _events_sql(con, decisions: str, m: str, run: str) -> str:
-    """The events of this run (see the module docstring), numbered in a deterministic order."""
-    # Accepted pairs, both ways round: the evidence that put a record in its entity.
-    links = f"""
-        SELECT source_dataset_l AS sd, unique_id_l AS uid, source_dataset_r AS o_sd, unique_id_r AS o_uid,
-            decided_by, match_probability FROM {decisions} WHERE final_match
-        UNION ALL
-        SELECT source_dataset_r, unique_id_r, source_dataset_l, unique_id_l, decided_by, match_probability
-        FROM {decisions} WHERE final_match"""
-
-    # The three strongest of them, as JSON.
-    pairs = """to_json(list({'with': l.o_sd || ':' || l.o_uid, 'decided_by': l.decided_by,
-        'match_probability': round(l.match_probability, 4)} ORDER BY l.match_probability DESC,
-        l.o_sd, l.o_uid)[1:3])::VARCHAR"""
-
-    has_merge = con.execute("SELECT count(*) FROM ent_heir_ranked WHERE rk > 1").fetchall()[0][0] > 0
-    has_split = (
-        con.execute(
-            "SELECT count(*) FROM ent_overlap o JOIN ent_map p USING (cluster_id) "
-            "JOIN ent_heir h ON h.entity_id = o.entity_id WHERE p.minted"
-        ).fetchall()[0][0]
-        > 0
+def _events_sql(con, table, decisions: str, m: str, run: str) -> str:
+    """The events of this run (see the module docstring), numbered in a deterministic order. The evidence is
+    looked up only for the records that changed entity, so a run that changes nothing costs next to nothing."""
+    # The three strongest pairs of a group, as JSON (max_by with n: a list sorted per group cost 6x as much).
+    pairs = """to_json(max_by({'with': l.o_sd || ':' || l.o_uid, 'decided_by': l.decided_by,
+        'match_probability': round(l.match_probability, 4)}, (l.match_probability, l.o_sd, l.o_uid), 3))::VARCHAR"""
+    # Accepted pairs of each record that changed entity, to a record of its new entity (both ways round).
+    table(
+        "ent_added_links",
+        f"""WITH d AS (SELECT * FROM {decisions} WHERE final_match), both_ways AS (
+                SELECT a.source_dataset AS sd, a.unique_id AS uid, a.entity_id, d.source_dataset_r AS o_sd,
+                    d.unique_id_r AS o_uid, d.decided_by, d.match_probability
+                FROM ent_added a JOIN d ON d.source_dataset_l = a.source_dataset AND d.unique_id_l = a.unique_id
+                UNION ALL
+                SELECT a.source_dataset, a.unique_id, a.entity_id, d.source_dataset_l, d.unique_id_l, d.decided_by,
+                    d.match_probability
+                FROM ent_added a JOIN d ON d.source_dataset_r = a.source_dataset AND d.unique_id_r = a.unique_id)
+            SELECT l.* FROM both_ways l JOIN ent_assigned o
+                ON o.source_dataset = l.o_sd AND o.unique_id = l.o_uid AND o.entity_id = l.entity_id""",
     )
     parts = [
         """SELECT 1 AS k, 'created' AS event, entity_id, NULL AS other_entity_id, NULL AS source_dataset,
             NULL AS unique_id, json_object('size', size)::VARCHAR AS detail FROM ent_created""",
-        f"""SELECT 2, 'record_added', a.entity_id, a.prev_entity, a.source_dataset, a.unique_id,
-            (SELECT {pairs} FROM ({links}) l JOIN ent_assigned o
-                ON o.source_dataset = l.o_sd AND o.unique_id = l.o_uid
-             WHERE l.sd = a.source_dataset AND l.uid = a.unique_id AND o.entity_id = a.entity_id)
-            FROM ent_added a""",
+        f"""SELECT 2, 'record_added', a.entity_id, a.prev_entity, a.source_dataset, a.unique_id, c.detail
+            FROM ent_added a LEFT JOIN (SELECT sd, uid, {pairs} AS detail FROM ent_added_links l GROUP BY sd, uid) c
+                ON c.sd = a.source_dataset AND c.uid = a.unique_id""",
         """SELECT 3, 'record_removed', entity_id, new_entity, source_dataset, unique_id,
             CASE WHEN new_entity IS NULL THEN 'not in this run''s inputs' ELSE 'moved' END FROM ent_removed""",
         """SELECT 5, 'retired', entity_id, merged_into, NULL, NULL,
             CASE WHEN merged_into IS NULL THEN 'no records left' ELSE 'merged' END FROM ent_retired""",
+        # A merge: the accepted pairs that joined the retired entity's records to records it did not hold.
+        f"""SELECT 4, 'merged', r.merged_into, r.entity_id, NULL, NULL, {pairs}
+            FROM ent_retired r
+            JOIN ent_removed x ON x.entity_id = r.entity_id
+            JOIN ent_added_links l ON l.sd = x.source_dataset AND l.uid = x.unique_id
+            LEFT JOIN {m} oo ON oo.source_dataset = l.o_sd AND oo.unique_id = l.o_uid
+            WHERE r.merged_into IS NOT NULL AND oo.entity_id IS DISTINCT FROM r.entity_id
+            GROUP BY r.merged_into, r.entity_id""",
     ]
-    if has_merge:  # the pairs that joined a retired entity's records to the rest of the survivor's cluster
+    split = con.execute(
+        "SELECT count(*) FROM ent_overlap o JOIN ent_map p USING (cluster_id) WHERE p.minted"
+    ).fetchall()[0][0]
+    if split:  # a part of an entity went to a new entity: the decided non-matches between the parts
+        table(
+            "ent_split_moved",
+            """SELECT a.source_dataset AS sd, a.unique_id AS uid, a.prev_entity AS old_e, a.entity_id AS new_e
+               FROM ent_added a JOIN ent_map p ON p.entity_id = a.entity_id AND p.minted
+               WHERE a.prev_entity IS NOT NULL""",
+        )
+        evidence = f"""
+            SELECT old_e, new_e, to_json(list({{'pair': [pair_l, pair_r], 'decided_by': decided_by,
+                'match_probability': round(match_probability, 4)}}
+                ORDER BY match_probability DESC, pair_l, pair_r)[1:3])::VARCHAR AS detail
+            FROM (
+                SELECT mv.old_e, mv.new_e, d.source_dataset_l || ':' || d.unique_id_l AS pair_l,
+                    d.source_dataset_r || ':' || d.unique_id_r AS pair_r, d.decided_by, d.match_probability
+                FROM ent_split_moved mv
+                JOIN {decisions} d ON NOT d.final_match AND d.source_dataset_l = mv.sd AND d.unique_id_l = mv.uid
+                JOIN ent_assigned o ON o.source_dataset = d.source_dataset_r AND o.unique_id = d.unique_id_r
+                WHERE o.entity_id = mv.old_e
+                UNION ALL
+                SELECT mv.old_e, mv.new_e, d.source_dataset_l || ':' || d.unique_id_l,
+                    d.source_dataset_r || ':' || d.unique_id_r, d.decided_by, d.match_probability
+                FROM ent_split_moved mv
+                JOIN {decisions} d ON NOT d.final_match AND d.source_dataset_r = mv.sd AND d.unique_id_r = mv.uid
+                JOIN ent_assigned o ON o.source_dataset = d.source_dataset_l AND o.unique_id = d.unique_id_l
+                WHERE o.entity_id = mv.old_e)
+            GROUP BY old_e, new_e"""
+        # Every split, with the decided non-matches between its parts ([] when they were joined through
+        # records that are gone).
         parts.append(f"""
-            SELECT 4, 'merged', r.merged_into, r.entity_id, NULL, NULL,
-                (SELECT {pairs} FROM ({links}) l
-                 JOIN {m} om ON om.source_dataset = l.sd AND om.unique_id = l.uid AND om.entity_id = r.entity_id
-                 JOIN ent_assigned o ON o.source_dataset = l.o_sd AND o.unique_id = l.o_uid
-                 LEFT JOIN {m} oo ON oo.source_dataset = l.o_sd AND oo.unique_id = l.o_uid
-                 WHERE o.entity_id = r.merged_into AND oo.entity_id IS DISTINCT FROM r.entity_id)
-            FROM ent_retired r WHERE r.merged_into IS NOT NULL""")
-    if has_split:  # a part of an entity went to a new entity: the decided non-matches between the parts
-        parts.append(f"""
-            SELECT 4, 'split', h.entity_id, p.entity_id, NULL, NULL,
-                (SELECT to_json(list({{'pair': [d.source_dataset_l || ':' || d.unique_id_l,
-                        d.source_dataset_r || ':' || d.unique_id_r], 'decided_by': d.decided_by,
-                        'match_probability': round(d.match_probability, 4)}}
-                        ORDER BY d.match_probability DESC)[1:3])::VARCHAR
-                 FROM {decisions} d
-                 JOIN ent_assigned x ON x.source_dataset = d.source_dataset_l AND x.unique_id = d.unique_id_l
-                 JOIN ent_assigned y ON y.source_dataset = d.source_dataset_r AND y.unique_id = d.unique_id_r
-                 JOIN {m} mx ON mx.source_dataset = x.source_dataset AND mx.unique_id = x.unique_id
-                 JOIN {m} my ON my.source_dataset = y.source_dataset AND my.unique_id = y.unique_id
-                 WHERE NOT d.final_match AND mx.entity_id = h.entity_id AND my.entity_id = h.entity_id
-                   AND ((x.entity_id = p.entity_id) <> (y.entity_id = p.entity_id)))
-            FROM ent_overlap o JOIN ent_map p USING (cluster_id) JOIN ent_heir h ON h.entity_id = o.entity_id
-            WHERE p.minted""")
+            SELECT 4, 'split', s.old_e, s.new_e, NULL, NULL, coalesce(ev.detail, '[]')
+            FROM (SELECT DISTINCT h.entity_id AS old_e, p.entity_id AS new_e FROM ent_overlap o
+                  JOIN ent_map p USING (cluster_id) JOIN ent_heir h ON h.entity_id = o.entity_id WHERE p.minted) s
+            LEFT JOIN ({evidence}) ev USING (old_e, new_e)""")
     body = " UNION ALL ".join(parts)
     return f"""
         SELECT {run} AS run_id, row_number() OVER (ORDER BY k, entity_id, source_dataset, unique_id,

@@ -1,7 +1,8 @@
 """The entity store: one DuckDB file, readable with plain SQL.
 
 Tables (DuckDB SQL reads them directly: `ATTACH 'x.entities.duckdb' AS s (READ_ONLY); FROM s.entities`):
-    records     source_dataset, unique_id, content_hash, first_seen_run, last_seen_run
+    records     source_dataset, unique_id, content_hash, first_seen_run, changed_run (content last changed),
+                gone_run (the run whose inputs first lacked it; NULL while the inputs hold it)
     entities    entity_id, status (active / retired), created_run, updated_run, merged_into, size, created_seq
     membership  source_dataset, unique_id, entity_id, since_run   (active entities only)
     events      run_id, seq, event, entity_id, other_entity_id, source_dataset, unique_id, detail, time
@@ -21,21 +22,22 @@ from ..sql import sql_literal
 
 ALIAS = "entity_store"
 
+# No keys or indexes: every write is a set computed to be unique (stable_ids.py), and an index would cost more
+# per run than it saves (a million-row insert into an ART index took longer than the rest of the commit).
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS {s}.records (
         source_dataset VARCHAR, unique_id VARCHAR, content_hash VARCHAR, first_seen_run VARCHAR,
-        last_seen_run VARCHAR, PRIMARY KEY (source_dataset, unique_id))""",
+        changed_run VARCHAR, gone_run VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS {s}.entities (
-        entity_id VARCHAR PRIMARY KEY, status VARCHAR, created_run VARCHAR, updated_run VARCHAR,
+        entity_id VARCHAR, status VARCHAR, created_run VARCHAR, updated_run VARCHAR,
         merged_into VARCHAR, size BIGINT, created_seq BIGINT)""",
     """CREATE TABLE IF NOT EXISTS {s}.membership (
-        source_dataset VARCHAR, unique_id VARCHAR, entity_id VARCHAR, since_run VARCHAR,
-        PRIMARY KEY (source_dataset, unique_id))""",
+        source_dataset VARCHAR, unique_id VARCHAR, entity_id VARCHAR, since_run VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS {s}.events (
         run_id VARCHAR, seq BIGINT, event VARCHAR, entity_id VARCHAR, other_entity_id VARCHAR,
         source_dataset VARCHAR, unique_id VARCHAR, detail VARCHAR, time TIMESTAMPTZ)""",
     """CREATE TABLE IF NOT EXISTS {s}.runs (
-        run_id VARCHAR PRIMARY KEY, time TIMESTAMPTZ, records BIGINT, entities BIGINT, events BIGINT)""",
+        run_id VARCHAR, time TIMESTAMPTZ, records BIGINT, entities BIGINT, events BIGINT)""",
 ]
 
 EVENT_COLUMNS = [
@@ -103,11 +105,17 @@ class EntityStore:
                 SELECT entity_id, 'active', {sql_literal(run_id)}, {sql_literal(run_id)}, NULL, size, created_seq
                 FROM {plan.created}""")
             con.execute(f"""
-                INSERT INTO {t("records")} BY NAME
-                SELECT source_dataset, unique_id, content_hash, {sql_literal(run_id)} AS first_seen_run,
-                    {sql_literal(run_id)} AS last_seen_run
-                FROM {plan.seen}
-                ON CONFLICT DO UPDATE SET content_hash = excluded.content_hash, last_seen_run = excluded.last_seen_run""")
+                UPDATE {t("records")} r SET content_hash = s.content_hash, changed_run = {sql_literal(run_id)},
+                    gone_run = NULL
+                FROM {plan.seen} s WHERE NOT s.new AND r.source_dataset = s.source_dataset
+                    AND r.unique_id = s.unique_id""")
+            con.execute(f"""
+                INSERT INTO {t("records")}
+                SELECT source_dataset, unique_id, content_hash, {sql_literal(run_id)}, NULL, NULL
+                FROM {plan.seen} WHERE new""")
+            con.execute(f"""
+                UPDATE {t("records")} r SET gone_run = {sql_literal(run_id)}
+                FROM {plan.gone} g WHERE r.source_dataset = g.source_dataset AND r.unique_id = g.unique_id""")
             con.execute(f"INSERT INTO {t('events')} SELECT {', '.join(EVENT_COLUMNS)} FROM {plan.events}")
             con.execute(f"""
                 INSERT INTO {t("runs")} VALUES ({sql_literal(run_id)}, now(),
