@@ -9,7 +9,8 @@ Quick start:
     ['conflict', 'decided_by', 'final_match']
 
 The public surface on one screen:
-    entry points   run, retrain, prepare -> Job (steps: bootstrap, score, sample, judge_pairs, train, route, ...)
+    entry points   run, retrain, prepare -> Job (steps: bootstrap, score, sample, judge_pairs, train, route, ...);
+                   resolve -> ResolveResult (new records: MERGE / REVIEW / INSERT against the entity store)
     result         RunResult (metrics, decisions, clusters, matches; explain, explain_pairs, review, diff);
                    open_run -> the RunResult of a finished run on disk
     settings       Settings, load_settings, demo_settings_path
@@ -43,6 +44,8 @@ _LAZY = {
     "run": "job",
     "retrain": "job",
     "open_run": "job",
+    "resolve": "resolving",
+    "ResolveResult": "resolving",
     "RunResult": "result",
     "Settings": "settings",
     "load_settings": "settings",

@@ -43,6 +43,7 @@ app = typer.Typer(
 * `splink-er run settings/febrl4.yaml --set judge.kind=gemini` (key in GEMINI_API_KEY)
 * `splink-er run settings/febrl4.yaml --set judge.kind=replay` (no calls: answers from the log)
 * `splink-er runs settings/febrl4.yaml --out runs/febrl4` (run ids, judges, answers)
+* `splink-er resolve settings/febrl4.yaml new_records.csv` (MERGE / REVIEW / INSERT against the entity store)
 * `splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl`
 * `splink-er blocking suggest settings/fake_20000.yaml`
 """,
@@ -346,6 +347,53 @@ def runs_(
         )
 
     _guard(body)
+
+
+@app.command()
+def resolve(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML of the job whose entity store takes the records.")],
+    records: Annotated[Path, typer.Argument(help="New records: CSV, Parquet or JSON lines, the columns of a source.")],
+    source: Annotated[str | None, typer.Option(help="The source they belong to (default: the first).")] = None,
+    set_: SetOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for resolutions (default: <output_dir>/resolutions).")
+    ] = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Resolve new records against the entity store: MERGE into one entity, REVIEW, or INSERT a new one, with the
+    frozen model (`model:`, default the last run's model.json). Writes resolutions/<run_id>.parquet.
+
+    Example: `splink-er resolve settings/fec_candidate_dedupe.yaml new_filings.csv`
+    """
+    import pandas as pd
+
+    from .resolving import resolve as resolve_records
+    from .settings import load_settings
+
+    def read() -> pd.DataFrame:
+        if not records.is_file():
+            raise InputError(f"{records} not found")
+        suffix = records.suffix.lower()
+        try:
+            if suffix == ".parquet":
+                return pd.read_parquet(records).astype(str)
+            if suffix in (".jsonl", ".json"):
+                return pd.read_json(records, lines=suffix == ".jsonl", dtype=str)
+            return pd.read_csv(records, dtype=str, keep_default_na=False).replace("", None)
+        except (ValueError, OSError) as e:
+            raise InputError(f"{records} could not be read as {suffix or 'CSV'}: {e}") from None
+
+    def body():
+        s = load_settings(settings, list(set_ or []))
+        name = source or s.sources[0].name
+        result = resolve_records(s, {name: read()}, quiet=quiet or json_, out=out)
+        if json_:
+            import json
+
+            print(json.dumps({"run_id": result.run_id, "counts": result.counts(), "resolutions": str(result.path)}))
+
+    _guard(body, interrupted=": the entity store is as it was before this resolve")
 
 
 model_app = typer.Typer(no_args_is_help=True, help="A run's trained model as a file to score with (`model:`).")

@@ -27,7 +27,9 @@ def new_run_id() -> str:
 
 
 class Session:
-    def __init__(self, settings: Settings, reporter: Reporter, data: dict | None = None, spark=None) -> None:
+    def __init__(
+        self, settings: Settings, reporter: Reporter, data: dict | None = None, spark=None, allow_empty: bool = False
+    ) -> None:
         self.settings = settings
         self.reporter = reporter
         self.clock = Stopwatch()
@@ -38,7 +40,7 @@ class Session:
         self.untrained_model = splink_settings_dict(settings)
         required = required_columns(settings, self.untrained_model)
         with self.clock.stage("load"):
-            self.loaded = load_sources(self.con, settings, required, data)
+            self.loaded = load_sources(self.con, settings, required, data, allow_empty)
             check_rules_run(self.con, settings, self.loaded)
         self.sdfs = [self.db.register(t, dataset_display_name=n) for n, t in self.loaded.tables.items()]
         spark_job = settings.engine.kind == "spark"
@@ -50,7 +52,7 @@ class Session:
         self.display_columns = sorted((required | set(settings.columns_to_keep)) - truth_cols)
         self.n_possible = possible_pairs(settings.link_type, list(self.loaded.row_counts.values()))
         self.splink_messages.possible_pairs = self.n_possible
-        if self.n_possible == 0:
+        if self.n_possible == 0 and not allow_empty:
             raise InputError(
                 f"the inputs hold no pair to compare (records per source: {self.loaded.row_counts}); a dedupe needs "
                 "two records, a link a record in each of two sources"

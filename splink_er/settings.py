@@ -752,6 +752,11 @@ class EntitySettings(_Strict):
         description="DuckDB file of the entity store; {name} is the settings name (default: beside the label "
         "store, <labels dir>/{name}.entities.duckdb).",
     )
+    keep_values: bool = Field(
+        True,
+        description="Keep every record's normalized values in the store: what `splink-er resolve` compares new "
+        "records with, without the sources.",
+    )
     id_template: str = Field(
         "{uuid}",
         description="How new entity ids are minted: {uuid}, or a scoped id from the entity's most common "

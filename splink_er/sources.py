@@ -159,8 +159,11 @@ def load_sources(
     settings: Settings,
     required_columns: set[str],
     data: dict[str, pd.DataFrame] | None = None,
+    allow_empty: bool = False,
 ) -> LoadedSources:
-    """Read and validate every source; raise InputError before any Splink work if something is wrong."""
+    """Read and validate every source; raise InputError before any Splink work if something is wrong.
+    `allow_empty`: a source may hold no record (resolve: the new records of one source, the stored ones added
+    after)."""
     data = data or {}
     unknown = set(data) - {s.name for s in settings.sources}
     if unknown:
@@ -192,7 +195,7 @@ def load_sources(
         n, n_null, n_distinct = con.execute(
             f"SELECT count(*), count(*) - count({quote_ident(src.id_column)}), count(DISTINCT {quote_ident(src.id_column)}) FROM {clean}"
         ).fetchall()[0]
-        if n == 0:
+        if n == 0 and not allow_empty:
             raise InputError(f"Source {src.name!r} is empty: there is nothing to match.")
         if n_null:
             raise InputError(

@@ -47,6 +47,7 @@ class Runs:
                          ("t_input", recs[["source_dataset", "unique_id", "last_name"]])):  # fmt: skip
             con.register(f"{name}_df", df)
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name}_df")
+        con.execute("ALTER TABLE t_input ALTER last_name TYPE VARCHAR")  # as a run's inputs: typed, if all null
         store = EntityStore(con, self.path)
         plan = plan_changes(con, store, "t_clusters", "t_dec", {"s": "t_input"}, f"run{self.n}", self.template)
         self.events = con.execute(f"SELECT * FROM {plan.events} ORDER BY seq").df()

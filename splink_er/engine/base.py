@@ -24,6 +24,10 @@ class Backend(ABC):
 
     def __init__(self, session) -> None:
         self.session = session
+        # column -> table of term frequencies (`<col>`, `tf_<col>`) to predict with instead of the inputs' own:
+        # a resolve scores new records against part of the store, and must weigh a value by how common it is in
+        # all of it. DuckDB only (resolve runs on DuckDB).
+        self.tf_lookups: dict[str, str] = {}
 
     @property
     def settings(self):

@@ -36,7 +36,10 @@ class DuckDBBackend(Backend):
         return bootstrap(self.session.sdfs, self.settings, untrained_model)
 
     def predict(self, model: dict) -> Prediction:
-        pred = make_linker(self.session.sdfs, model).inference.predict()
+        linker = make_linker(self.session.sdfs, model)
+        for column, table in self.tf_lookups.items():
+            linker.table_management.register_term_frequency_lookup(self.session.db.register(table), column)
+        pred = linker.inference.predict()
         return Prediction(pred.physical_name, pred)
 
     def drop(self, prediction: Prediction) -> None:

@@ -40,6 +40,8 @@ class EntityLayer:
             self.plan = plan_changes(
                 con, self.store, clusters, decisions, s.loaded.tables, s.run_id, s.settings.entities.id_template
             )
+            if s.settings.entities.keep_values:
+                self.plan.inputs = dict(s.loaded.tables)
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM {self.plan.assigned}")
         return table
 

@@ -41,6 +41,9 @@ class Plan:
     seen: str  # source_dataset, unique_id, content_hash, new: records new or changed (or back) in this run
     gone: str  # source_dataset, unique_id: records no longer in the inputs
     events: str  # EVENT_COLUMNS
+    inputs: dict[str, str] | None = None  # source -> this run's input table, when the store keeps values
+    all_records: bool = True  # the inputs are every record (a run), not only new ones (a resolve)
+    resolutions: str | None = None  # RESOLUTION_COLUMNS rows (a resolve)
 
 
 def plan_changes(
@@ -158,7 +161,7 @@ def plan_changes(
             WHERE r.gone_run IS NULL""",
     )
     events = table("ent_events", _events_sql(con, table, decisions, m, run))
-    return Plan(assigned, added, removed, created, retired, changed, seen, gone, events)
+    return Plan(assigned, added, removed, created, retired, changed, seen, gone, events, inputs)
 
 
 def _mint(con, store: EntityStore, clusters: str, inputs: dict[str, str], template: str) -> pd.DataFrame:

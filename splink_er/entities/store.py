@@ -7,6 +7,9 @@ Tables (DuckDB SQL reads them directly: `ATTACH 'x.entities.duckdb' AS s (READ_O
     membership  source_dataset, unique_id, entity_id, since_run   (active entities only)
     events      run_id, seq, event, entity_id, other_entity_id, source_dataset, unique_id, detail, time
     runs        run_id, time, records, entities, events
+    resolutions run_id, source_dataset, unique_id, content_hash, action (MERGE / REVIEW / INSERT), entity_id:
+                what `resolve` decided for each record it was sent
+    values__<source>  every record's normalized values (entities.keep_values), what `resolve` compares with
 
 A run changes the store in one DuckDB transaction (`commit`): a run killed at any moment leaves the store as it
 was before or as it is after, never between. One process writes at a time (`locks.hold` beside the file, taken
@@ -18,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import Busy, InputError
-from ..sql import sql_literal
+from ..sql import quote_ident, sql_literal
 
 ALIAS = "entity_store"
 
@@ -38,6 +41,9 @@ SCHEMA = [
         source_dataset VARCHAR, unique_id VARCHAR, detail VARCHAR, time TIMESTAMPTZ)""",
     """CREATE TABLE IF NOT EXISTS {s}.runs (
         run_id VARCHAR, time TIMESTAMPTZ, records BIGINT, entities BIGINT, events BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS {s}.resolutions (
+        run_id VARCHAR, source_dataset VARCHAR, unique_id VARCHAR, content_hash VARCHAR, action VARCHAR,
+        entity_id VARCHAR)""",
 ]
 
 EVENT_COLUMNS = [
@@ -116,6 +122,10 @@ class EntityStore:
             con.execute(f"""
                 UPDATE {t("records")} r SET gone_run = {sql_literal(run_id)}
                 FROM {plan.gone} g WHERE r.source_dataset = g.source_dataset AND r.unique_id = g.unique_id""")
+            if plan.inputs:
+                self._write_values(plan)
+            if plan.resolutions:
+                con.execute(f"INSERT INTO {t('resolutions')} SELECT * FROM {plan.resolutions}")
             con.execute(f"INSERT INTO {t('events')} SELECT {', '.join(EVENT_COLUMNS)} FROM {plan.events}")
             con.execute(f"""
                 INSERT INTO {t("runs")} VALUES ({sql_literal(run_id)}, now(),
@@ -126,6 +136,45 @@ class EntityStore:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def values_table(self, source: str) -> str:
+        return f"{ALIAS}.{quote_ident('values__' + source)}"
+
+    def has_values(self, source: str) -> bool:
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+                [ALIAS, "values__" + source],
+            ).fetchall()[0][0]
+        )
+
+    def _write_values(self, plan) -> None:
+        """Each record's normalized values (inside the commit's transaction): rows of new, changed or returning
+        records replaced, rows of records gone deleted; the whole table rewritten when the columns changed (new
+        settings)."""
+        con = self.con
+        for source, table in plan.inputs.items():
+            vt = self.values_table(source)
+            cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            if self.has_values(source):
+                stored = [r[0] for r in con.execute(f"DESCRIBE {vt}").fetchall()]
+                if stored != cols and not plan.all_records:
+                    raise InputError(
+                        f"the store's records of {source!r} have columns {stored}, these settings make {cols}: "
+                        "run `splink-er run` with these settings first"
+                    )
+                if stored != cols:
+                    con.execute(f"DROP TABLE {vt}")
+            if not self.has_values(source):
+                con.execute(f"CREATE TABLE {vt} AS SELECT * FROM {table}")
+                continue
+            con.execute(f"""
+                DELETE FROM {vt} v USING (SELECT source_dataset, unique_id FROM {plan.seen} WHERE NOT new
+                                          UNION ALL SELECT source_dataset, unique_id FROM {plan.gone}) x
+                WHERE v.source_dataset = x.source_dataset AND v.unique_id = x.unique_id""")
+            con.execute(f"""
+                INSERT INTO {vt} SELECT t.* FROM {table} t
+                SEMI JOIN {plan.seen} s USING (source_dataset, unique_id)""")
 
     # ---- reading --------------------------------------------------------------------------------------
     @classmethod

@@ -1,0 +1,517 @@
+"""Resolve new records as they arrive: MERGE into one stored entity, send to REVIEW, or INSERT a new entity.
+
+A batch run re-blocks and re-scores everything; a resolve touches only what the new records touch:
+1. the new records are normalized exactly as a run normalizes them (the same Session and settings);
+2. a record sent again unchanged (same id, same content) keeps what it got (idempotent); a changed one is
+   resolved again;
+3. stored records that pass a blocking rule with a new record (the store keeps every record's normalized values,
+   `entities.keep_values`) are the candidates; Splink scores new x candidates and new x new with the frozen model
+   (`model:`, default the output directory's model.json) and term frequencies from the whole store;
+4. pairs are routed as a run routes them (labels, gates, thresholds, the band to the judge within its budget);
+5. new records joined by accepted pairs decide together: accepted into exactly one stored entity -> MERGE;
+   into none -> INSERT (one new entity); into two or more, or with a pair left in the band unjudged
+   (needs_review) that reaches another entity (or another new group) than the accepted pairs chose -> REVIEW
+   (nothing joins; a person decides: `splink-er label`, then send the record again); a band pair to the same
+   entity changes nothing and is no reason to ask;
+6. the store changes in one transaction (membership, new entities, events, the records' values, the
+   resolutions), and resolutions.parquet says per record what was done, with the candidates and the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .entities.ids import IdTemplate
+from .entities.stable_ids import Plan
+from .entities.store import EVENT_COLUMNS, EntityStore
+from .errors import InputError, SettingsError
+from .model import required_columns, splink_settings_dict
+from .outputs import RunDirectory
+from .pairs import PAIR_KEY
+from .settings import Settings, load_settings
+from .sql import columns_in_sql, drop_relation, quote_ident, registered, sql_literal
+
+ACTIONS = ("MERGE", "REVIEW", "INSERT")
+KEY = ["source_dataset", "unique_id"]
+
+
+@dataclass
+class ResolveResult:
+    """What a resolve did: one row per record sent (`resolutions`), and where that table was written."""
+
+    run_id: str
+    resolutions: pd.DataFrame
+    path: Path | None
+
+    def counts(self) -> dict[str, int]:
+        return self.resolutions["action"].value_counts().to_dict()
+
+
+def resolve(
+    settings, data, *, overrides: list[str] | None = None, judge=None, quiet: bool = True, out=None
+) -> ResolveResult:
+    """Resolve the records in `data` ({source name: DataFrame}, or one DataFrame for the first source) against
+    the entity store of `settings`. See the module docstring.
+
+    Example:
+        >>> import splink_er, pandas as pd
+        >>> o = ["output_dir=/tmp/se_resolve", "labels.path=/tmp/se_resolve/labels.jsonl", "judge.kind=none"]
+        >>> _ = splink_er.run(splink_er.demo_settings_path(), overrides=o, quiet=True)
+        >>> rows = pd.read_csv(splink_er.demo_settings_path().parent / "fake_1000.csv", dtype=str).head(2)
+        >>> rows["unique_id"] = ["new-1", "new-2"]
+        >>> done = splink_er.resolve(splink_er.demo_settings_path(), rows, overrides=o)
+        >>> sorted(done.resolutions["action"])   # both are copies of stored people
+        ['MERGE', 'MERGE']
+    """
+    from .job import Job
+
+    s = _with_frozen_model(load_settings(settings, overrides))
+    job = Job(s, data=_as_sources(s, data), judge=judge, quiet=quiet, allow_empty=True)
+    try:
+        return Resolver(job).run(out)
+    finally:
+        job.close()
+
+
+def _with_frozen_model(s: Settings) -> Settings:
+    if s.model:
+        return s
+    published = RunDirectory(s.output_path) / RunDirectory.model
+    if not published.exists():
+        raise SettingsError(
+            f"resolve scores with a trained model: set model: (a model.json, or `splink-er model export`), or run "
+            f"`splink-er run` first so that {published} exists"
+        )
+    return s.model_copy(update={"model": str(published)})
+
+
+def _as_sources(s: Settings, data) -> dict[str, pd.DataFrame]:
+    """{source: DataFrame} with every source present (an empty frame with its input columns where no record
+    arrives)."""
+    if isinstance(data, pd.DataFrame):
+        data = {s.sources[0].name: data}
+    names = [src.name for src in s.sources]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise InputError(f"records for {unknown}: no such source; the sources are {names}")
+    if not any(len(df) for df in data.values()):
+        raise InputError("no record to resolve")
+    out = {}
+    needed = required_columns(s, splink_settings_dict(s)) | set(s.columns_to_keep)
+    for src in s.sources:
+        if src.name in data:
+            out[src.name] = data[src.name]
+            continue
+        made = set(src.derive) | {c for step in src.prepare for c in _outputs(step)}
+        raw = {src.id_column} | {step.column for step in src.prepare}
+        raw |= set().union(*(columns_in_sql(sql) for sql in src.derive.values())) if src.derive else set()
+        raw |= (needed - made) | {t for t in (s.truth_column,) if t}
+        out[src.name] = pd.DataFrame({c: pd.Series(dtype=str) for c in sorted(raw - made)})
+    return out
+
+
+def _outputs(step) -> list[str]:
+    from .normalize import normalizer_for
+
+    return normalizer_for(step).output_columns()
+
+
+class Resolver:
+    """One resolve on a job whose inputs are the new records (see the module docstring)."""
+
+    def __init__(self, job) -> None:
+        self.job, self.session = job, job.session
+        self.con = job.session.con
+        s = self.session.settings
+        if s.engine.kind != "duckdb":
+            raise SettingsError("resolve runs on DuckDB: use engine.kind=duckdb (a resolve is small)")
+        if not s.entities.enabled or not s.entity_store_path.exists():
+            raise InputError(f"no entity store at {s.entity_store_path}: run `splink-er run` with these settings first")
+        self.store = EntityStore(self.con, s.entity_store_path)
+        missing = [src for src in self.session.loaded.tables if not self.store.has_values(src)]
+        if missing:
+            raise InputError(
+                f"the store keeps no record values for {missing} (entities.keep_values was off): run "
+                "`splink-er run` with entities.keep_values: true first"
+            )
+
+    def run(self, out) -> ResolveResult:
+        s, job = self.session, self.job
+        with s.clock.stage("resolve"):
+            known = self._set_aside_known()
+            n_new = self.con.execute("SELECT count(*) FROM res_new_keys").fetchall()[0][0]
+            if n_new:
+                self._add_candidates()
+                self._term_frequencies()
+                job.bootstrap()
+                job.score()
+                self._keep_pairs_of_new_records()
+                job.route()
+                job.judge_band()
+                job.inference.decide(1)
+                self._actions()
+                plan = self._plan()
+                self.store.commit(s.run_id, plan)
+            resolutions = self._resolutions(known, n_new)
+        self.store.detach()
+        path = self._write(resolutions, out)
+        counts = resolutions["action"].value_counts().to_dict()
+        s.reporter.info(
+            f"resolved {len(resolutions):,} records: "
+            + ", ".join(f"{a} {counts.get(a, 0):,}" for a in ACTIONS)
+            + (f" ({len(known):,} sent before, unchanged)" if len(known) else "")
+            + (f"; {path}" if path else "")
+        )
+        return ResolveResult(s.run_id, resolutions, path)
+
+    # ---- the records --------------------------------------------------------------------------------
+    def _hash_sql(self, table: str) -> str:
+        # The content hash of the store's records table (entities/stable_ids.py): the whole normalized row.
+        return f"SELECT source_dataset, unique_id, printf('%016x', hash(t)) AS content_hash FROM {table} t"
+
+    def _set_aside_known(self) -> pd.DataFrame:
+        """Records sent before with the same content that already belong to an entity: they keep it (no work,
+        no write). Returns them with their earlier action; the rest are `res_new_keys`."""
+        con, loaded = self.con, self.session.loaded.tables
+        rec, mem, res = (self.store.table(t) for t in ("records", "membership", "resolutions"))
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE res_sent AS " + " UNION ALL ".join(self._hash_sql(t) for t in loaded.values())
+        )
+        known = con.execute(f"""
+            SELECT s.source_dataset, s.unique_id, coalesce(
+                    (SELECT last(x.action ORDER BY x.run_id) FROM {res} x
+                     WHERE x.source_dataset = s.source_dataset AND x.unique_id = s.unique_id), 'MERGE') AS action,
+                m.entity_id
+            FROM res_sent s JOIN {rec} r USING (source_dataset, unique_id)
+            JOIN {mem} m USING (source_dataset, unique_id)
+            WHERE r.content_hash = s.content_hash AND r.gone_run IS NULL""").df()
+        with registered(con, "res_known_df", known[KEY]):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE res_new_keys AS SELECT * FROM res_sent ANTI JOIN res_known_df USING (source_dataset, unique_id)"
+            )
+            for table in loaded.values():  # the inputs keep only the records to resolve
+                con.execute(
+                    f"DELETE FROM {table} t USING res_known_df k WHERE t.source_dataset = k.source_dataset AND t.unique_id = k.unique_id"
+                )
+        return known
+
+    def _add_candidates(self) -> None:
+        """Stored records that pass a blocking rule with a new record join the inputs (each rule both ways round,
+        SQL rules included); a stored record sent again changed is replaced by its new version."""
+        con, s = self.con, self.session.settings
+        loaded = self.session.loaded.tables
+        for name, table in loaded.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE res_new_{name} AS SELECT * FROM {table}")
+        rules = [
+            " AND ".join(f"l.{quote_ident(c)} = r.{quote_ident(c)}" for c in rule) if isinstance(rule, list) else rule
+            for rule in s.blocking_rules
+        ]
+        for name, table in loaded.items():
+            stored = self.store.values_table(name)
+            cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            stored_cols = [r[0] for r in con.execute(f"DESCRIBE {stored}").fetchall()]
+            if stored_cols != cols:
+                raise InputError(
+                    f"the store's records of {name!r} were written with other settings (columns {stored_cols}, "
+                    f"these settings make {cols}): run `splink-er run` with these settings first"
+                )
+            picks = []
+            for other in loaded:
+                if not _compared(s.link_type, name, other):
+                    continue
+                for rule in rules:
+                    picks.append(f"SELECT l.* FROM {stored} l SEMI JOIN res_new_{other} r ON ({rule})")
+                    picks.append(f"SELECT r.* FROM {stored} r SEMI JOIN res_new_{other} l ON ({rule})")
+            if picks:
+                con.execute(f"""
+                    INSERT INTO {table}
+                    SELECT DISTINCT * FROM ({" UNION ALL ".join(picks)}) c
+                    WHERE (c.source_dataset, c.unique_id) NOT IN (SELECT source_dataset, unique_id FROM res_new_keys)""")
+
+    def _term_frequencies(self) -> None:
+        """Term frequencies over every stored record and the new ones, for the model's adjusted columns."""
+        con, job = self.con, self.job
+        columns = sorted(
+            {lv["tf_adjustment_column"] for c in self.session.untrained_model["comparisons"]
+             for lv in c["comparison_levels"] if lv.get("tf_adjustment_column")}
+        )  # fmt: skip
+        lookups = {}
+        for col in columns:
+            q = quote_ident(col)
+            everything = " UNION ALL ".join(
+                [
+                    f"SELECT {q} FROM {self.store.values_table(n)} ANTI JOIN res_new_keys USING (source_dataset, unique_id)"
+                    for n in self.session.loaded.tables
+                ]
+                + [f"SELECT {q} FROM res_new_{n}" for n in self.session.loaded.tables]
+            )
+            table = f"res_tf_{col}"
+            con.execute(f"""
+                CREATE OR REPLACE TABLE {table} AS
+                SELECT {q}, count(*)::DOUBLE / sum(count(*)) OVER () AS {quote_ident("tf_" + col)}
+                FROM ({everything}) WHERE {q} IS NOT NULL GROUP BY {q}""")
+            lookups[col] = table
+        job.session.backend.tf_lookups = lookups
+
+    def _keep_pairs_of_new_records(self) -> None:
+        """Only pairs with a new record are this resolve's business (candidates among themselves were decided by
+        the runs that stored them)."""
+        from .sql import Relation
+
+        con = self.con
+        drop_relation(con, "res_scores")
+        con.execute("""
+            CREATE TABLE res_scores AS SELECT s.* FROM scores s
+            WHERE (s.source_dataset_l, s.unique_id_l) IN (SELECT source_dataset, unique_id FROM res_new_keys)
+               OR (s.source_dataset_r, s.unique_id_r) IN (SELECT source_dataset, unique_id FROM res_new_keys)""")
+        self.job.inference.scores = Relation(con, "res_scores")
+
+    # ---- deciding -------------------------------------------------------------------------------------
+    def _actions(self) -> None:
+        """`res_actions` (source_dataset, unique_id, action, entity_id or NULL, group_id): new records joined by
+        accepted pairs decide together (see the module docstring)."""
+        con = self.con
+        mem = self.store.table("membership")
+        d = con.execute(f"""
+            SELECT {", ".join(PAIR_KEY)}, final_match, needs_review FROM decisions
+            WHERE final_match OR needs_review""").df()
+        new = {tuple(k) for k in con.execute("SELECT source_dataset, unique_id FROM res_new_keys").fetchall()}
+        entity_of = dict(
+            ((sd, uid), e)
+            for sd, uid, e in con.execute(f"""
+                SELECT m.source_dataset, m.unique_id, m.entity_id FROM {mem} m
+                SEMI JOIN (SELECT source_dataset_l AS source_dataset, unique_id_l AS unique_id FROM decisions
+                           UNION ALL SELECT source_dataset_r, unique_id_r FROM decisions) x
+                    USING (source_dataset, unique_id)""").fetchall()
+        )
+        parent = {k: k for k in new}
+
+        def root(k):
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        accepted = d[d.final_match & ~d.needs_review]
+        for r in accepted.itertuples(index=False):
+            a, b = (r.source_dataset_l, r.unique_id_l), (r.source_dataset_r, r.unique_id_r)
+            if a in new and b in new:
+                parent[root(a)] = root(b)
+        entities: dict = {}  # group -> stored entities its accepted pairs reach
+        doubtful: dict = {}  # group -> what its unjudged band pairs reach (a stored entity, or another group)
+        for r in d.itertuples(index=False):
+            a, b = (r.source_dataset_l, r.unique_id_l), (r.source_dataset_r, r.unique_id_r)
+            for mine, other in ((a, b), (b, a)):
+                if mine not in new:
+                    continue
+                reach = root(other) if other in new else entity_of.get(other)
+                if r.needs_review:
+                    doubtful.setdefault(root(mine), set()).add(reach)
+                elif other not in new and reach is not None:
+                    entities.setdefault(root(mine), set()).add(reach)
+        rows = []
+        for k in sorted(new):
+            g = root(k)
+            found = sorted(entities.get(g, ()))
+            # A band pair matters only when its answer could change the outcome: it reaches an entity (or
+            # another new group) other than the one the accepted pairs chose.
+            open_question = bool((doubtful.get(g, set()) - {None, g}) - set(found[:1]))
+            if open_question or len(found) > 1:
+                rows.append((*k, "REVIEW", None, f"{g[0]}:{g[1]}"))
+            elif found:
+                rows.append((*k, "MERGE", found[0], f"{g[0]}:{g[1]}"))
+            else:
+                rows.append((*k, "INSERT", None, f"{g[0]}:{g[1]}"))
+        frame = pd.DataFrame(rows, columns=[*KEY, "action", "entity_id", "group_id"])
+        with registered(con, "res_actions_df", frame):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE res_actions AS SELECT source_dataset, unique_id, action, "
+                "CAST(entity_id AS VARCHAR) AS entity_id, group_id FROM res_actions_df"
+            )
+        self._mint()
+
+    def _mint(self) -> None:
+        """New ids for the INSERT groups (entities.id_template, from the group's values)."""
+        con, s = self.con, self.session.settings
+        tpl = IdTemplate(s.entities.id_template)
+        groups = con.execute("SELECT DISTINCT group_id FROM res_actions WHERE action = 'INSERT' ORDER BY 1").df()
+        values = pd.DataFrame(index=groups["group_id"])
+        if tpl.fields and len(groups):
+            members = " UNION ALL ".join(
+                f"SELECT source_dataset, unique_id, {', '.join(quote_ident(f) for f in tpl.fields)} FROM res_new_{n}"
+                for n in self.session.loaded.tables
+            )
+            for f in tpl.fields:
+                top = con.execute(f"""
+                    SELECT group_id, v FROM (
+                        SELECT a.group_id, CAST(m.{quote_ident(f)} AS VARCHAR) AS v, row_number() OVER (
+                            PARTITION BY a.group_id ORDER BY count(*) DESC, CAST(m.{quote_ident(f)} AS VARCHAR)) AS rk
+                        FROM res_actions a JOIN ({members}) m USING (source_dataset, unique_id)
+                        WHERE nullif(CAST(m.{quote_ident(f)} AS VARCHAR), '') IS NOT NULL
+                        GROUP BY ALL) WHERE rk = 1""").df()
+                values[f] = top.set_index("group_id")["v"]
+        taken = {r[0] for r in con.execute(f"SELECT entity_id FROM {self.store.table('entities')}").fetchall()}
+        mint = tpl.minter(taken)
+        records = (
+            values.astype(object).where(values.notna(), None).to_dict("records") if tpl.fields else [{}] * len(groups)
+        )
+        ids = pd.DataFrame({"group_id": groups["group_id"], "minted": [mint(v) for v in records]})
+        with registered(con, "res_minted_df", ids):
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE res_actions AS
+                SELECT a.source_dataset, a.unique_id, a.action, coalesce(a.entity_id, CAST(m.minted AS VARCHAR)) AS entity_id, a.group_id
+                FROM res_actions a LEFT JOIN res_minted_df m USING (group_id)""")
+
+    # ---- the store ----------------------------------------------------------------------------------
+    def _plan(self) -> Plan:
+        """The store's changes, as a run's (entities/stable_ids.Plan): members added (and, for a changed
+        record that moved, removed), entities created and resized, the records' values, events, resolutions."""
+        con, s = self.con, self.session
+        mem, ent = self.store.table("membership"), self.store.table("entities")
+        run = sql_literal(s.run_id)
+        next_seq = self.store.next_created_seq()
+
+        def table(name, sql):
+            drop_relation(con, name)
+            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+            return name
+
+        assigned = table(
+            "res_assigned", "SELECT source_dataset, unique_id, entity_id FROM res_actions WHERE action <> 'REVIEW'"
+        )
+        added = table(
+            "res_added",
+            f"""
+            SELECT a.source_dataset, a.unique_id, a.entity_id, m.entity_id AS prev_entity
+            FROM res_assigned a LEFT JOIN {mem} m USING (source_dataset, unique_id)
+            WHERE m.entity_id IS DISTINCT FROM a.entity_id""",
+        )
+        removed = table(
+            "res_removed",
+            f"""
+            SELECT m.source_dataset, m.unique_id, m.entity_id, a.entity_id AS new_entity
+            FROM {mem} m JOIN res_added a USING (source_dataset, unique_id)""",
+        )
+        created = table(
+            "res_created",
+            f"""
+            SELECT entity_id, count(*) AS size, {next_seq} - 1 + row_number() OVER (ORDER BY entity_id) AS created_seq
+            FROM res_actions WHERE action = 'INSERT' GROUP BY entity_id""",
+        )
+        changed = table(
+            "res_sizes",
+            f"""
+            SELECT e.entity_id, e.size + coalesce(a.n, 0) - coalesce(r.n, 0) AS size FROM {ent} e
+            LEFT JOIN (SELECT entity_id, count(*) AS n FROM res_added GROUP BY 1) a USING (entity_id)
+            LEFT JOIN (SELECT entity_id, count(*) AS n FROM res_removed GROUP BY 1) r USING (entity_id)
+            WHERE (a.n IS NOT NULL OR r.n IS NOT NULL) AND e.entity_id NOT IN (SELECT entity_id FROM res_created)""",
+        )
+        retired = table("res_retired", "SELECT entity_id, NULL::VARCHAR AS merged_into FROM res_sizes WHERE size = 0")
+        rec = self.store.table("records")
+        seen = table(
+            "res_seen",
+            f"""
+            SELECT s.source_dataset, s.unique_id, s.content_hash, r.unique_id IS NULL AS new
+            FROM res_sent s SEMI JOIN res_new_keys USING (source_dataset, unique_id)
+            LEFT JOIN {rec} r USING (source_dataset, unique_id)""",
+        )
+        gone = table("res_gone", "SELECT source_dataset, unique_id FROM res_seen WHERE false")
+        pairs = """to_json(max_by({'with': o_sd || ':' || o_uid, 'decided_by': decided_by,
+            'match_probability': round(match_probability, 4)}, (match_probability, o_sd, o_uid), 3))::VARCHAR"""
+        events = table(
+            "res_events",
+            f"""
+            WITH links AS (
+                SELECT source_dataset_l AS sd, unique_id_l AS uid, source_dataset_r AS o_sd, unique_id_r AS o_uid,
+                    decided_by, match_probability FROM decisions WHERE final_match
+                UNION ALL SELECT source_dataset_r, unique_id_r, source_dataset_l, unique_id_l, decided_by,
+                    match_probability FROM decisions WHERE final_match),
+            evidence AS (SELECT sd, uid, {pairs} AS detail FROM links GROUP BY sd, uid),
+            body AS (
+                SELECT 1 AS k, 'created' AS event, entity_id, NULL AS other_entity_id, NULL AS source_dataset,
+                    NULL AS unique_id, json_object('size', size)::VARCHAR AS detail FROM res_created
+                UNION ALL
+                SELECT 2, 'record_added', a.entity_id, a.prev_entity, a.source_dataset, a.unique_id, e.detail
+                FROM res_added a LEFT JOIN evidence e ON e.sd = a.source_dataset AND e.uid = a.unique_id
+                UNION ALL
+                SELECT 3, 'record_removed', entity_id, new_entity, source_dataset, unique_id, 'changed, moved'
+                FROM res_removed
+                UNION ALL
+                SELECT 5, 'retired', entity_id, NULL, NULL, NULL, 'no records left' FROM res_retired)
+            SELECT {run} AS run_id, row_number() OVER (ORDER BY k, entity_id, source_dataset, unique_id) AS seq,
+                event, entity_id, other_entity_id, source_dataset, unique_id, detail, now() AS time FROM body""",
+        )
+        resolutions = table(
+            "res_store_rows",
+            f"""
+            SELECT {run} AS run_id, a.source_dataset, a.unique_id, h.content_hash, a.action, a.entity_id
+            FROM res_actions a JOIN res_sent h USING (source_dataset, unique_id)""",
+        )
+        inputs = {n: f"res_new_{n}" for n in s.loaded.tables} if s.settings.entities.keep_values else None
+        return Plan(
+            assigned, added, removed, created, retired, changed, seen, gone, events, inputs,
+            all_records=False, resolutions=resolutions,
+        )  # fmt: skip
+
+    # ---- the answer ---------------------------------------------------------------------------------
+    def _resolutions(self, known: pd.DataFrame, n_new: int) -> pd.DataFrame:
+        """One row per record sent: action, entity, candidate entities with their best probability, how the best
+        pair was decided and the judge's reasoning."""
+        columns = [*KEY, "action", "entity_id", "candidates", "decided_by", "match_probability", "reasoning"]
+        frames = []
+        if len(known):
+            frames.append(
+                known.assign(
+                    candidates=None, decided_by="sent before, unchanged", match_probability=None, reasoning=None
+                )
+            )
+        if n_new:
+            mem = self.store.table("membership")
+            frames.append(
+                self.con.execute(f"""
+                WITH mine AS (
+                    SELECT source_dataset_l AS sd, unique_id_l AS uid, source_dataset_r AS o_sd, unique_id_r AS o_uid,
+                        match_probability, decided_by, judge_reasoning, final_match FROM decisions
+                    UNION ALL SELECT source_dataset_r, unique_id_r, source_dataset_l, unique_id_l, match_probability,
+                        decided_by, judge_reasoning, final_match FROM decisions),
+                cand AS (
+                    SELECT m.sd, m.uid, coalesce(e.entity_id, a.entity_id) AS entity, max(m.match_probability) AS p
+                    FROM mine m LEFT JOIN {mem} e ON e.source_dataset = m.o_sd AND e.unique_id = m.o_uid
+                    LEFT JOIN res_actions a ON a.source_dataset = m.o_sd AND a.unique_id = m.o_uid
+                    WHERE m.match_probability > {self.session.settings.routing.low} GROUP BY ALL),
+                best AS (
+                    SELECT sd, uid, arg_max(decided_by, match_probability) AS decided_by,
+                        max(match_probability) AS match_probability,
+                        arg_max(judge_reasoning, match_probability) AS reasoning FROM mine GROUP BY ALL)
+                SELECT a.source_dataset, a.unique_id, a.action, CASE WHEN a.action = 'REVIEW' THEN NULL ELSE a.entity_id END AS entity_id,
+                    (SELECT list({{'entity_id': c.entity, 'match_probability': round(c.p, 4)}} ORDER BY c.p DESC)
+                     FROM cand c WHERE c.sd = a.source_dataset AND c.uid = a.unique_id AND c.entity IS NOT NULL) AS candidates,
+                    coalesce(b.decided_by, 'no candidate') AS decided_by, b.match_probability, b.reasoning
+                FROM res_actions a LEFT JOIN best b ON b.sd = a.source_dataset AND b.uid = a.unique_id
+                ORDER BY a.source_dataset, a.unique_id""").df()
+            )
+        return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+    def _write(self, resolutions: pd.DataFrame, out) -> Path | None:
+        folder = Path(out) if out else self.session.settings.output_path / "resolutions"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.session.run_id}.parquet"
+        part = path.with_name(f".{path.name}.part")
+        resolutions.to_parquet(part, index=False)
+        part.replace(path)  # never half a file under the final name
+        return path
+
+
+def _compared(link_type: str, a: str, b: str) -> bool:
+    """Whether records of sources a and b are compared under `link_type`."""
+    if link_type == "dedupe_only":
+        return a == b
+    if link_type == "link_only":
+        return a != b
+    return True
+
+
+__all__ = ["ACTIONS", "ResolveResult", "resolve", "EVENT_COLUMNS"]

@@ -1,0 +1,102 @@
+"""Resolving new records against the entity store: MERGE / REVIEW / INSERT, idempotent, one transaction."""
+
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import splink_er
+from splink_er import InputError, SettingsError
+from splink_er.cli import app
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stored(demo_dict, tmp_path):
+    """A batch run over 90% of the demo's records (the SIMULATED truth judge), and the other 10%, new ids."""
+    rows = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
+    later = rows.sample(frac=0.1, random_state=5)
+    rows.drop(later.index).to_csv(tmp_path / "base.csv", index=False)
+    demo_dict["sources"][0]["path"] = str(tmp_path / "base.csv")
+    demo_dict["judge"] = {"kind": "truth"}
+    first = splink_er.run(demo_dict, quiet=True)
+    later = later.assign(unique_id=[f"new-{i}" for i in range(len(later))])
+    return demo_dict, first, later
+
+
+def store_rows(d, sql):
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{splink_er.load_settings(d).entity_store_path}' AS s (READ_ONLY)")
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def test_new_records_merge_review_or_insert_and_sending_them_again_changes_nothing(stored):
+    d, first, later = stored
+    done = splink_er.resolve(d, later, overrides=["judge.kind=none"])
+    r = done.resolutions.set_index("unique_id")
+    assert len(r) == len(later) and set(r.action) <= {"MERGE", "REVIEW", "INSERT"}
+    assert set(r.action) >= {"MERGE", "INSERT"}
+    # A MERGE joins a stored entity; its best evidence is an accepted pair.
+    members = store_rows(d, "SELECT unique_id, entity_id FROM s.membership").set_index("unique_id").entity_id
+    merged = r[r.action == "MERGE"]
+    assert merged.entity_id.isin(set(first.clusters.entity_id)).all()
+    assert (members.loc[merged.index] == merged.entity_id).all()
+    assert not set(r[r.action == "REVIEW"].index) & set(members.index)  # review waits outside every entity
+    # Against the (SIMULATED) truth: a merged record's entity holds someone with its cluster.
+    truth = dict(zip(first.clusters.unique_id, first.clusters.entity_id))
+    cluster_of = pd.read_csv(d["sources"][0]["path"], dtype=str).set_index("unique_id").cluster
+    right = [
+        any(truth.get(u) == e for u in cluster_of[cluster_of == later.set_index("unique_id").cluster[k]].index)
+        for k, e in merged.entity_id.items()
+    ]
+    assert sum(right) / len(right) >= 0.9
+    # The change feed says what joined where.
+    events = store_rows(d, f"SELECT * FROM s.events WHERE run_id = '{done.run_id}'")
+    assert set(events[events.event == "record_added"].unique_id) == set(r[r.action != "REVIEW"].index)
+    assert (events.event == "created").sum() == r[r.action == "INSERT"].entity_id.nunique()
+    assert pd.read_parquet(done.path).shape[0] == len(later)
+    # Sent again unchanged: the same actions and entities, nothing written.
+    again = splink_er.resolve(d, later, overrides=["judge.kind=none"])
+    a = again.resolutions.set_index("unique_id")
+    kept = r.action != "REVIEW"
+    assert (a.action[kept] == r.action[kept]).all() and (a.entity_id[kept] == r.entity_id[kept]).all()
+    assert (a.decided_by[kept] == "sent before, unchanged").all()
+    assert store_rows(d, "SELECT count(*) AS n FROM s.membership").n[0] == len(members)
+    assert store_rows(d, f"SELECT count(*) AS n FROM s.events WHERE run_id = '{again.run_id}'").n[0] == 0
+
+
+def test_a_changed_record_is_resolved_again_and_leaves_its_old_entity(stored):
+    d, first, later = stored
+    done = splink_er.resolve(d, later, overrides=["judge.kind=none"])
+    merged = done.resolutions.query("action == 'MERGE'").iloc[0]
+    changed = later[later.unique_id == merged.unique_id].assign(
+        first_name="Zebulon", surname="Quixote", dob="1901-01-01", city="Nowhere", email="zq@example.invalid"
+    )
+    again = splink_er.resolve(d, changed, overrides=["judge.kind=none"])
+    row = again.resolutions.iloc[0]
+    assert row.action == "INSERT" and row.entity_id != merged.entity_id
+    events = store_rows(d, f"SELECT event, entity_id FROM s.events WHERE run_id = '{again.run_id}'")
+    assert ("record_removed", merged.entity_id) in set(zip(events.event, events.entity_id))
+
+
+def test_the_cli_resolves_a_file_and_errors_say_what_to_run_first(stored, tmp_path):
+    d, first, later = stored
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(d))
+    later.to_csv(tmp_path / "new.csv", index=False)
+    r = CliRunner().invoke(app, ["resolve", str(path), str(tmp_path / "new.csv"), "--json", "--set", "judge.kind=none"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert sum(summary["counts"].values()) == len(later) and summary["resolutions"].endswith(".parquet")
+    fresh = dict(d, output_dir=str(tmp_path / "none"), labels={"path": str(tmp_path / "none" / "l.jsonl")})
+    with pytest.raises(SettingsError, match="run `splink-er run` first"):
+        splink_er.resolve(fresh, later)
+    with pytest.raises(InputError, match="no entity store"):
+        splink_er.resolve(dict(fresh, model=str(first.output_dir / "model.json")), later)
