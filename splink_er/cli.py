@@ -44,6 +44,7 @@ app = typer.Typer(
 * `splink-er run settings/febrl4.yaml --set judge.kind=replay` (no calls: answers from the log)
 * `splink-er runs settings/febrl4.yaml --out runs/febrl4` (run ids, judges, answers)
 * `splink-er resolve settings/febrl4.yaml new_records.csv` (MERGE / REVIEW / INSERT against the entity store)
+* `splink-er serve settings/febrl4.yaml --port 8000` (the same over HTTP: POST /resolve)
 * `splink-er decisions diff runs/a/decision_log.jsonl runs/b/decision_log.jsonl`
 * `splink-er blocking suggest settings/fake_20000.yaml`
 """,
@@ -394,6 +395,28 @@ def resolve(
             print(json.dumps({"run_id": result.run_id, "counts": result.counts(), "resolutions": str(result.path)}))
 
     _guard(body, interrupted=": the entity store is as it was before this resolve")
+
+
+@app.command()
+def serve(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML of the job whose entity store it serves.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback unless you mean otherwise).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    token_env: Annotated[
+        str, typer.Option(help="Environment variable holding a bearer token; when set, every request needs it.")
+    ] = "SPLINK_ER_TOKEN",
+    max_batch: Annotated[int, typer.Option(help="Most records one POST /resolve may carry.")] = 1000,
+    set_: SetOpt = None,
+) -> None:
+    """An HTTP service (FastAPI) resolving records as they arrive: POST /resolve, GET /entities/{id},
+    GET /entities/{id}/records, GET /changes?since=RUN, GET /health. Needs `pip install 'splink-er[serve]'`.
+
+    Example: `splink-er serve settings/fec_candidate_dedupe.yaml --port 8000`, then
+    `curl -s localhost:8000/resolve -H 'content-type: application/json' -d '{"records": [{...}]}'`
+    """
+    from .service import serve as run_service
+
+    _guard(run_service, settings, list(set_ or []), host=host, port=port, token_env=token_env, max_batch=max_batch)
 
 
 model_app = typer.Typer(no_args_is_help=True, help="A run's trained model as a file to score with (`model:`).")

@@ -51,9 +51,26 @@ def _comparison(c: ComparisonSettings, translate=None, translate_args=None):
     return comp
 
 
+# Splink builds a settings dict by parsing every level's SQL (sqlglot): a tenth of a second that a service
+# resolving one record at a time would pay per request. The dict is a pure function of the settings.
+_SETTINGS_DICTS: dict[tuple[str, str], dict] = {}
+
+
 def splink_settings_dict(settings: Settings, dialect: str = "duckdb", translate=None, translate_args=None) -> dict:
     """The untrained Splink settings dict for these settings; DuckDB SQL unless a Spark twin is asked for
-    (`translate` rewrites custom and blocking-rule SQL, `translate_args` date formats; see spark_backend)."""
+    (`translate` rewrites custom and blocking-rule SQL, `translate_args` date formats; see spark_backend).
+    A fresh copy each call (callers may change it)."""
+    if translate is not None or translate_args is not None:
+        return _build_settings_dict(settings, dialect, translate, translate_args)
+    key = (settings.model_dump_json(), dialect)
+    if key not in _SETTINGS_DICTS:
+        if len(_SETTINGS_DICTS) > 32:  # a notebook trying many settings: keep the memo small
+            _SETTINGS_DICTS.clear()
+        _SETTINGS_DICTS[key] = _build_settings_dict(settings, dialect)
+    return copy.deepcopy(_SETTINGS_DICTS[key])
+
+
+def _build_settings_dict(settings: Settings, dialect: str, translate=None, translate_args=None) -> dict:
     creator = SettingsCreator(
         link_type=settings.link_type,
         comparisons=[_comparison(c, translate, translate_args) for c in settings.comparisons],

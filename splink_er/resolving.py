@@ -26,6 +26,7 @@ import pandas as pd
 
 from .entities.ids import IdTemplate
 from .entities.stable_ids import Plan
+from .entities.store import ALIAS as STORE_ALIAS
 from .entities.store import EVENT_COLUMNS, EntityStore
 from .errors import InputError, SettingsError
 from .model import required_columns, splink_settings_dict
@@ -74,6 +75,10 @@ def resolve(
         return Resolver(job).run(out)
     finally:
         job.close()
+        # The store file is free again only once no connection holds it: a service resolving the next request
+        # (or a failed resolve's traceback, kept alive) must not keep it attached.
+        job.session.con.execute(f"DETACH DATABASE IF EXISTS {STORE_ALIAS}")
+        job.session.con.close()
 
 
 def _with_frozen_model(s: Settings) -> Settings:
@@ -88,6 +93,33 @@ def _with_frozen_model(s: Settings) -> Settings:
     return s.model_copy(update={"model": str(published)})
 
 
+def check_resolvable(s: Settings) -> Path:
+    """Raise the error a resolve would raise before loading anything (no model, no store, Spark); returns the
+    model file a resolve scores with."""
+    s = _with_frozen_model(s)
+    if s.engine.kind != "duckdb":
+        raise SettingsError("resolve runs on DuckDB: use engine.kind=duckdb (a resolve is small)")
+    if not s.entities.enabled or not s.entity_store_path.exists():
+        raise InputError(f"no entity store at {s.entity_store_path}: run `splink-er run` with these settings first")
+    return Path(s.model)
+
+
+def input_columns(s: Settings, src) -> list[str]:
+    """The columns a new record of `src` may have: its input file's header when the file is there, and every raw
+    column the settings read (the id, what prepare steps and derive read, the matched columns)."""
+    from .sources import file_columns
+
+    path = s.input_path(src)
+    header = file_columns(src, path) if path is not None and path.is_file() else []
+    needed = required_columns(s, splink_settings_dict(s)) | set(s.columns_to_keep)
+    made = set(src.derive) | {c for step in src.prepare for c in _outputs(step)}
+    raw = {src.id_column} | {step.column for step in src.prepare}
+    raw |= set().union(*(columns_in_sql(sql) for sql in src.derive.values())) if src.derive else set()
+    raw |= (needed - made) | {t for t in (s.truth_column,) if t}
+    raw -= made | {"unique_id", "source_dataset"} - {src.id_column}
+    return header + sorted(raw - set(header))
+
+
 def _as_sources(s: Settings, data) -> dict[str, pd.DataFrame]:
     """{source: DataFrame} with every source present (an empty frame with its input columns where no record
     arrives)."""
@@ -99,18 +131,12 @@ def _as_sources(s: Settings, data) -> dict[str, pd.DataFrame]:
         raise InputError(f"records for {unknown}: no such source; the sources are {names}")
     if not any(len(df) for df in data.values()):
         raise InputError("no record to resolve")
-    out = {}
-    needed = required_columns(s, splink_settings_dict(s)) | set(s.columns_to_keep)
-    for src in s.sources:
-        if src.name in data:
-            out[src.name] = data[src.name]
-            continue
-        made = set(src.derive) | {c for step in src.prepare for c in _outputs(step)}
-        raw = {src.id_column} | {step.column for step in src.prepare}
-        raw |= set().union(*(columns_in_sql(sql) for sql in src.derive.values())) if src.derive else set()
-        raw |= (needed - made) | {t for t in (s.truth_column,) if t}
-        out[src.name] = pd.DataFrame({c: pd.Series(dtype=str) for c in sorted(raw - made)})
-    return out
+    return {
+        src.name: data[src.name]
+        if src.name in data
+        else pd.DataFrame({c: pd.Series(dtype=str) for c in input_columns(s, src)})
+        for src in s.sources
+    }
 
 
 def _outputs(step) -> list[str]:
@@ -126,10 +152,7 @@ class Resolver:
         self.job, self.session = job, job.session
         self.con = job.session.con
         s = self.session.settings
-        if s.engine.kind != "duckdb":
-            raise SettingsError("resolve runs on DuckDB: use engine.kind=duckdb (a resolve is small)")
-        if not s.entities.enabled or not s.entity_store_path.exists():
-            raise InputError(f"no entity store at {s.entity_store_path}: run `splink-er run` with these settings first")
+        check_resolvable(s)
         self.store = EntityStore(self.con, s.entity_store_path)
         missing = [src for src in self.session.loaded.tables if not self.store.has_values(src)]
         if missing:
@@ -156,7 +179,6 @@ class Resolver:
                 plan = self._plan()
                 self.store.commit(s.run_id, plan)
             resolutions = self._resolutions(known, n_new)
-        self.store.detach()
         path = self._write(resolutions, out)
         counts = resolutions["action"].value_counts().to_dict()
         s.reporter.info(

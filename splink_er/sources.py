@@ -46,7 +46,11 @@ def _read_raw(
     raw = f"raw_{src.name}"
     if frame is not None:
         with registered(con, f"{raw}_frame", frame) as view:
-            con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {view}")
+            # A column holding only None reads as DuckDB's NULL type, which nothing can compare: text, as a CSV.
+            untyped = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall() if r[1] == '"NULL"' or r[1] == "NULL"]
+            cast = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in untyped)
+            replace = f" REPLACE ({cast})" if cast else ""
+            con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT *{replace} FROM {view}")
         return raw
     if path is None:
         raise InputError(
@@ -58,21 +62,36 @@ def _read_raw(
         raise InputError(
             f"Source {src.name!r}: {path} is {'a directory' if path.is_dir() else 'empty'}; give a CSV or Parquet file."
         )
-    fmt = src.format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
-    if fmt == "parquet":
-        reader = f"read_parquet({sql_literal(str(path))})"
-    else:
-        # All text: ids like 00123 keep their zeros and no column is mistyped from a sample of rows.
-        r = src.read
-        options = [f"encoding={sql_literal(r.encoding)}"]
-        options += [f"delim={sql_literal(r.delimiter)}"] if r.delimiter else []
-        options += [f"max_line_size={int(r.max_line_size)}"] if r.max_line_size else []
-        reader = f"read_csv({sql_literal(str(path))}, all_varchar=true, header=true, {', '.join(options)})"
+    fmt, reader = _reader(src, path)
     try:
         con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT * FROM {reader}")
     except duckdb.Error as e:
         raise InputError(f"Source {src.name!r}: cannot read {path} as {fmt}: {_reading_advice(src, e)}") from None
     return raw
+
+
+def _reader(src: SourceSettings, path: Path) -> tuple[str, str]:
+    """(format, DuckDB table function reading the file)."""
+    fmt = src.format or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
+    if fmt == "parquet":
+        return fmt, f"read_parquet({sql_literal(str(path))})"
+    # All text: ids like 00123 keep their zeros and no column is mistyped from a sample of rows.
+    r = src.read
+    options = [f"encoding={sql_literal(r.encoding)}"]
+    options += [f"delim={sql_literal(r.delimiter)}"] if r.delimiter else []
+    options += [f"max_line_size={int(r.max_line_size)}"] if r.max_line_size else []
+    return fmt, f"read_csv({sql_literal(str(path))}, all_varchar=true, header=true, {', '.join(options)})"
+
+
+def file_columns(src: SourceSettings, path: Path) -> list[str]:
+    """The columns of a source's file, read from its header (or Parquet schema) alone; [] when unreadable."""
+    con = duckdb.connect()
+    try:
+        return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(src, path)[1]}").fetchall()]
+    except duckdb.Error:
+        return []
+    finally:
+        con.close()
 
 
 def _normalise(con: duckdb.DuckDBPyConnection, src: SourceSettings, raw: str) -> str:

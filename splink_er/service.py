@@ -1,0 +1,279 @@
+"""The HTTP service: resolve records as they arrive, read entities and the change feed (`splink-er serve`).
+
+    pip install 'splink-er[serve]'
+    splink-er serve settings/fec_candidate_dedupe.yaml --port 8000
+
+Endpoints (JSON):
+    POST /resolve                {"source": optional, "records": [{column: value, ...}, ...]} -> one action per
+                                 record (MERGE / REVIEW / INSERT, entity_id, candidates, how it was decided)
+    GET  /entities/{id}          the entity, the entity it now belongs to (after a merge), its size and runs
+    GET  /entities/{id}/records  its records with their stored values
+    GET  /changes?since=RUN      the events of every run committed after RUN (default: the latest run's)
+    GET  /health                 store, model and counts
+
+The settings, the frozen model and Splink's settings are loaded once; each resolve is `resolving.resolve` on
+them, so a record resolved here and one resolved by `splink-er resolve` get the same answer. Requests that touch
+the store run one at a time (DuckDB has one writer; a batch run started meanwhile waits for the file lock, and a
+resolve arriving during a batch run gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when
+the environment variable named by `--token-env` (default SPLINK_ER_TOKEN) is set, every request needs
+`Authorization: Bearer <token>`. A malformed request gets a 4xx and a message that says what to change; it
+never stops the service.
+"""
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import Busy, DependencyMissing, InputError, SplinkERError
+
+TOKEN_ENV = "SPLINK_ER_TOKEN"
+MAX_BATCH = 1000
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def create_app(
+    settings,
+    overrides: list[str] | None = None,
+    *,
+    token_env: str = TOKEN_ENV,
+    max_batch: int = MAX_BATCH,
+    judge=None,
+):
+    """The FastAPI application for one job's entity store (see the module docstring)."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import JSONResponse
+        from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+    except ImportError:
+        raise DependencyMissing("the service needs FastAPI and uvicorn: pip install 'splink-er[serve]'") from None
+
+    from .entities.store import EntityStore
+    from .resolving import check_resolvable, input_columns
+    from .settings import load_settings
+
+    s = load_settings(settings, overrides)
+    model_path = check_resolvable(s)  # fail at start, not on the first request
+    columns = {src.name: input_columns(s, src) for src in s.sources}
+    id_columns = {src.name: src.id_column for src in s.sources}
+    store_lock = threading.Lock()  # one request at a time touches the store (DuckDB: one writer per file)
+
+    Value = StrictStr | StrictInt | StrictFloat | StrictBool | None
+
+    class ResolveRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        source: str | None = Field(None, description="The source the records belong to (default: the first).")
+        records: list[dict[str, Value]] = Field(..., description="Records with the columns of the source's input.")
+
+    app = FastAPI(title="splink_er", description=f"Entity resolution service for {s.name}.")
+
+    def error(status: int, message: str, headers: dict | None = None):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        expected = os.environ.get(token_env)
+        if expected:
+            given = request.headers.get("authorization", "")
+            if not given.lower().startswith("bearer "):
+                return error(401, f"send Authorization: Bearer <token> (the token in ${token_env})")
+            if not hmac.compare_digest(given[7:].strip().encode(), expected.encode()):
+                return error(403, "the bearer token is not the one this service was started with")
+        size = request.headers.get("content-length")
+        if size and size.isdigit() and int(size) > MAX_BODY_BYTES:
+            return error(413, f"request body over {MAX_BODY_BYTES:,} bytes: send fewer records per request")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            problems.append(f"{where or 'body'}: {e.get('msg')}")
+        return error(422, "invalid request: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # a bug, not a bad request: say so, keep serving
+        return error(500, f"internal error ({type(exc).__name__}); the service keeps running, see its log")
+
+    def frame(body: ResolveRequest):
+        import pandas as pd
+
+        name = body.source or s.sources[0].name
+        if name not in columns:
+            raise InputError(f"no source {name!r}; the sources are {list(columns)}")
+        if not body.records:
+            raise InputError("records is empty: send at least one record")
+        if len(body.records) > max_batch:
+            raise OverflowError(f"{len(body.records):,} records in one request; at most {max_batch:,} (--max-batch)")
+        id_col, allowed = id_columns[name], set(columns[name])
+        ids = []
+        for i, rec in enumerate(body.records):
+            unknown = sorted(set(rec) - allowed)
+            if unknown:
+                raise InputError(f"records[{i}] has column(s) {unknown} that source {name!r} does not have; "
+                                 f"its columns: {sorted(allowed)}")  # fmt: skip
+            if rec.get(id_col) in (None, ""):
+                raise InputError(f"records[{i}] has no {id_col!r}: every record needs its id")
+            for k, v in rec.items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise InputError(f"records[{i}].{k} is {v}: send a number, a string or null")
+            ids.append(str(rec[id_col]))
+        if len(set(ids)) != len(ids):
+            dup = sorted({x for x in ids if ids.count(x) > 1})[:3]
+            raise InputError(f"{id_col!r} repeats within the request ({dup}): send each record once")
+        rows = [{c: (None if rec.get(c) is None else _text(rec.get(c))) for c in columns[name]} for rec in body.records]
+        return name, pd.DataFrame(rows, columns=columns[name], dtype=object)
+
+    @app.post("/resolve")
+    def resolve_records(body: ResolveRequest):
+        from .resolving import resolve
+
+        try:
+            name, df = frame(body)
+        except OverflowError as e:
+            return error(413, str(e))
+        except InputError as e:
+            return error(422, str(e))
+        with store_lock:
+            try:
+                done = resolve(s, {name: df}, judge=judge, quiet=True)
+            except Busy as e:
+                return error(503, str(e), {"Retry-After": "5"})
+            except InputError as e:
+                return error(422, str(e))
+            except SplinkERError as e:
+                return error(500, f"{e.title}: {e}")
+        rows = json.loads(done.resolutions.to_json(orient="records", date_format="iso"))
+        return {"run_id": done.run_id, "counts": done.counts(), "resolutions": rows}
+
+    def reading(fn):
+        with store_lock:
+            try:
+                store = EntityStore.reader(s.entity_store_path)
+            except SplinkERError as e:  # a batch run holds the file, or it went away: not the caller's fault
+                return error(503, str(e), {"Retry-After": "5"})
+            try:
+                return fn(store)
+            finally:
+                store.con.close()
+
+    @app.get("/entities/{entity_id}")
+    def entity(entity_id: str):
+        def read(store):
+            try:
+                found = store.entity(entity_id)
+            except InputError:
+                return error(404, f"no entity {entity_id!r}")
+            row = _plain(found["entity"])
+            return {**row, "now": found["now"], "records": len(found["records"]), "events": len(found["events"])}
+
+        return reading(read)
+
+    @app.get("/entities/{entity_id}/records")
+    def entity_records(entity_id: str):
+        def read(store):
+            try:
+                found = store.entity(entity_id)
+            except InputError:
+                return error(404, f"no entity {entity_id!r}")
+            members = found["records"]
+            out = []
+            for name in sorted(set(members["source_dataset"])):
+                ids = members.loc[members["source_dataset"] == name, "unique_id"].tolist()
+                if store.has_values(name):
+                    values = store.df(f"SELECT * FROM {store.values_table(name)} WHERE unique_id IN ?", [ids])
+                    out += [_plain(r) for r in values.to_dict("records")]
+                else:
+                    out += [{"source_dataset": name, "unique_id": i} for i in ids]
+            return {"entity_id": entity_id, "now": found["now"], "records": out}
+
+        return reading(read)
+
+    @app.get("/changes")
+    def changes(since: str | None = None, limit: int = 10_000):
+        if not 1 <= limit <= 100_000:
+            return error(422, "limit must be between 1 and 100000")
+
+        def read(store):
+            runs = store.runs()
+            if runs.empty:
+                return {"runs": [], "events": [], "truncated": False}
+            if since is None:
+                after = runs.iloc[[-1]]
+            elif since not in set(runs["run_id"]):
+                return error(404, f"no run {since!r} in the store; GET /changes without since gives the latest")
+            else:
+                after = runs[runs["time"] > runs.loc[runs["run_id"] == since, "time"].iloc[0]]
+            ids = after["run_id"].tolist()
+            events = store.df(
+                f"SELECT * FROM {store.table('events')} WHERE run_id IN ? ORDER BY time, run_id, seq LIMIT ?",
+                [ids or [""], limit + 1],
+            )
+            rows = [_plain(r) for r in events.head(limit).to_dict("records")]
+            return {"runs": ids, "events": rows, "truncated": len(events) > limit}
+
+        return reading(read)
+
+    @app.get("/health")
+    def health():
+        def read(store):
+            counts = store.df(f"""
+                SELECT (SELECT count(*) FROM {store.table("entities")} WHERE status = 'active') AS entities,
+                       (SELECT count(*) FROM {store.table("membership")}) AS records,
+                       (SELECT max_by(run_id, time) FROM {store.table("runs")}) AS last_run""")
+            return {
+                "status": "ok",
+                "job": s.name,
+                "store": str(s.entity_store_path),
+                "model": {"path": str(model_path), "sha256": _sha256(model_path)},
+                **_plain(counts.iloc[0].to_dict()),
+            }
+
+        return reading(read)
+
+    return app
+
+
+def serve(settings, overrides=None, *, host="127.0.0.1", port=8000, token_env=TOKEN_ENV, max_batch=MAX_BATCH):
+    """Run the service until stopped (Ctrl-C)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise DependencyMissing("the service needs FastAPI and uvicorn: pip install 'splink-er[serve]'") from None
+    app = create_app(settings, overrides, token_env=token_env, max_batch=max_batch)
+    # One worker process: the store has one writer, and the warm state lives in this process.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
+
+
+def _text(v: Any) -> str:
+    """A JSON value as the text a CSV would hold (a run reads every input column as text)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _plain(row: dict) -> dict:
+    """JSON-ready values (timestamps as ISO text, NaN and NaT as null)."""
+    out = {}
+    for k, v in row.items():
+        if v is None or (isinstance(v, float) and v != v):
+            out[k] = None
+        elif hasattr(v, "isoformat"):
+            out[k] = None if str(v) == "NaT" else v.isoformat()
+        elif hasattr(v, "item"):  # numpy scalars
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
