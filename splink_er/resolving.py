@@ -46,6 +46,7 @@ class ResolveResult:
     run_id: str
     resolutions: pd.DataFrame
     path: Path | None
+    review: Path | None = None  # the review file of the pairs that hold REVIEW records (None when there is none)
 
     def counts(self) -> dict[str, int]:
         return self.resolutions["action"].value_counts().to_dict()
@@ -177,17 +178,20 @@ class Resolver:
                 job.inference.decide(1)
                 self._actions()
                 plan = self._plan()
-                self.store.commit(s.run_id, plan)
+                if _changes_anything(self.con, plan):  # a request sent again writes nothing
+                    self.store.commit(s.run_id, plan)
             resolutions = self._resolutions(known, n_new)
         path = self._write(resolutions, out)
+        review = self._write_review(path) if n_new and (resolutions["action"] == "REVIEW").any() else None
         counts = resolutions["action"].value_counts().to_dict()
         s.reporter.info(
             f"resolved {len(resolutions):,} records: "
             + ", ".join(f"{a} {counts.get(a, 0):,}" for a in ACTIONS)
             + (f" ({len(known):,} sent before, unchanged)" if len(known) else "")
             + (f"; {path}" if path else "")
+            + (f"; pairs to review in {review} (answer, `splink-er review import`, send again)" if review else "")
         )
-        return ResolveResult(s.run_id, resolutions, path)
+        return ResolveResult(s.run_id, resolutions, path, review)
 
     # ---- the records --------------------------------------------------------------------------------
     def _hash_sql(self, table: str) -> str:
@@ -375,7 +379,13 @@ class Resolver:
                         WHERE nullif(CAST(m.{quote_ident(f)} AS VARCHAR), '') IS NOT NULL
                         GROUP BY ALL) WHERE rk = 1""").df()
                 values[f] = top.set_index("group_id")["v"]
-        taken = {r[0] for r in con.execute(f"SELECT entity_id FROM {self.store.table('entities')}").fetchall()}
+        # A sequence-numbered id must not repeat a stored one; a uuid cannot (and reading a million ids per
+        # request would cost more than the resolve).
+        taken = (
+            {r[0] for r in con.execute(f"SELECT entity_id FROM {self.store.table('entities')}").fetchall()}
+            if "{seq}" in tpl.template
+            else set()
+        )
         mint = tpl.minter(taken)
         records = (
             values.astype(object).where(values.notna(), None).to_dict("records") if tpl.fields else [{}] * len(groups)
@@ -438,7 +448,8 @@ class Resolver:
             f"""
             SELECT s.source_dataset, s.unique_id, s.content_hash, r.unique_id IS NULL AS new
             FROM res_sent s SEMI JOIN res_new_keys USING (source_dataset, unique_id)
-            LEFT JOIN {rec} r USING (source_dataset, unique_id)""",
+            LEFT JOIN {rec} r USING (source_dataset, unique_id)
+            WHERE r.content_hash IS DISTINCT FROM s.content_hash OR r.gone_run IS NOT NULL""",
         )
         gone = table("res_gone", "SELECT source_dataset, unique_id FROM res_seen WHERE false")
         pairs = """to_json(max_by({'with': o_sd || ':' || o_uid, 'decided_by': decided_by,
@@ -469,8 +480,16 @@ class Resolver:
         resolutions = table(
             "res_store_rows",
             f"""
-            SELECT {run} AS run_id, a.source_dataset, a.unique_id, h.content_hash, a.action, a.entity_id
-            FROM res_actions a JOIN res_sent h USING (source_dataset, unique_id)""",
+            WITH latest AS (
+                SELECT source_dataset, unique_id, max_by(struct_pack(content_hash, action, entity_id), run_id) AS x
+                FROM {self.store.table("resolutions")} GROUP BY ALL)
+            SELECT {run} AS run_id, a.source_dataset, a.unique_id, h.content_hash, a.action,
+                CASE WHEN a.action = 'REVIEW' THEN NULL ELSE a.entity_id END AS entity_id
+            FROM res_actions a JOIN res_sent h USING (source_dataset, unique_id)
+            LEFT JOIN latest l USING (source_dataset, unique_id)
+            -- the same outcome for the same content is not news (a record waiting for review, sent again)
+            WHERE l.x IS DISTINCT FROM struct_pack(content_hash := h.content_hash, action := a.action,
+                entity_id := CASE WHEN a.action = 'REVIEW' THEN NULL ELSE a.entity_id END)""",
         )
         inputs = {n: f"res_new_{n}" for n in s.loaded.tables} if s.settings.entities.keep_values else None
         return Plan(
@@ -517,6 +536,23 @@ class Resolver:
             )
         return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
+    def _write_review(self, resolutions_path: Path) -> Path:
+        """The pairs that hold a record in REVIEW (its unjudged band pairs, and its accepted pairs when they reach
+        two entities), in the review file format: a person answers them, `splink-er review import` stores the
+        answers as human labels, and the record sent again is decided by them."""
+        from .review import write_queue
+
+        queue = self.con.execute(f"""
+            SELECT d.* FROM decisions d
+            WHERE (d.needs_review OR d.final_match) AND EXISTS (
+                SELECT 1 FROM res_actions a WHERE a.action = 'REVIEW' AND (
+                    (a.source_dataset = d.source_dataset_l AND a.unique_id = d.unique_id_l)
+                    OR (a.source_dataset = d.source_dataset_r AND a.unique_id = d.unique_id_r)))
+            ORDER BY abs(d.match_probability - 0.5), {", ".join(PAIR_KEY)}""").df()
+        csv = resolutions_path.with_name(resolutions_path.stem + ".review.csv")
+        write_queue(self.job, queue, csv)
+        return csv
+
     def _write(self, resolutions: pd.DataFrame, out) -> Path | None:
         folder = Path(out) if out else self.session.settings.output_path / "resolutions"
         folder.mkdir(parents=True, exist_ok=True)
@@ -525,6 +561,11 @@ class Resolver:
         resolutions.to_parquet(part, index=False)
         part.replace(path)  # never half a file under the final name
         return path
+
+
+def _changes_anything(con, plan: Plan) -> bool:
+    tables = (plan.seen, plan.events, plan.resolutions)
+    return any(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in tables)
 
 
 def _compared(link_type: str, a: str, b: str) -> bool:

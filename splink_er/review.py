@@ -39,6 +39,16 @@ def export(job, *, limit: int | None = None) -> dict:
     queue = job.con.execute(f"""SELECT * FROM read_parquet({sql_literal(path)})
         WHERE needs_review OR (conflict AND decided_by <> 'human')
         ORDER BY abs(match_probability - 0.5), {", ".join(PAIR_KEY)} {f"LIMIT {int(limit)}" if limit else ""}""").df()
+    folder = job.outputs / RunDirectory.review_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    csv, kept = _free_review_file(folder)
+    page = write_queue(job, queue, csv)
+    return {"csv": csv, "html": page, "pairs": len(queue), "kept": kept}
+
+
+def write_queue(job, queue: pd.DataFrame, csv: Path) -> Path:
+    """The review file for `queue` (decisions rows): `csv`, and the same pairs side by side in an HTML page
+    beside it (returned). Used by `export` and by `resolve` for the pairs of records it sends to review."""
     keys = [tuple(k) for k in queue[PAIR_KEY].itertuples(index=False)]
     cols = job.session.display_columns
     recs = record_lookup(job.con, job.loaded, [k[:2] for k in keys] + [k[2:] for k in keys], cols)
@@ -55,9 +65,6 @@ def export(job, *, limit: int | None = None) -> dict:
     for c in cols:
         out[f"left_{c}"] = [recs.get(k[:2], {}).get(c) for k in keys]
         out[f"right_{c}"] = [recs.get(k[2:], {}).get(c) for k in keys]
-    folder = job.outputs / RunDirectory.review_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    csv, kept = _free_review_file(folder)
     page = csv.with_suffix(".html")
     out.to_csv(csv, index=False)
     blocks = []
@@ -84,7 +91,7 @@ def export(job, *, limit: int | None = None) -> dict:
 {"".join(blocks)}</body></html>""",
         encoding="utf-8",
     )
-    return {"csv": csv, "html": page, "pairs": len(out), "kept": kept}
+    return page
 
 
 def _answered(csv: Path) -> int:

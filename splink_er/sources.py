@@ -364,6 +364,27 @@ def truth_columns(settings: Settings) -> dict[str, str]:
     return tainted
 
 
+def _not_resolved(settings: Settings, missing: list[str]) -> list[str]:
+    """Of `missing` ("source:id"), those that did not arrive by `resolve` either (the entity store holds those)."""
+    path = settings.entity_store_path
+    if not missing or not settings.entities.enabled or not path.exists():
+        return missing
+    with duckdb.connect() as con:
+        try:
+            con.execute(f"ATTACH {sql_literal(path)} AS store (READ_ONLY)")
+            known = {
+                f"{sd}:{uid}"
+                for sd, uid in con.execute(
+                    "SELECT source_dataset, unique_id FROM store.records WHERE gone_run IS NULL AND "
+                    "source_dataset || ':' || unique_id IN ?",
+                    [missing],
+                ).fetchall()
+            }
+        except duckdb.Error:  # a store being written: the inputs' answer stands
+            return missing
+    return [m for m in missing if m not in known]
+
+
 def check_records_exist(settings: Settings, records: list[tuple[str, str]]) -> None:
     """InputError naming every (source, id) that is not a record of the inputs: a label on a record that does not
     exist (a typo, the sides swapped) would otherwise be stored and never used. Reads only the id columns."""
@@ -389,6 +410,7 @@ def check_records_exist(settings: Settings, records: list[tuple[str, str]]) -> N
                 ).fetchall()
             }
             missing += [f"{name}:{i}" for i in ids if i not in found]
+    missing = _not_resolved(settings, missing)
     if missing:
         raise InputError(
             f"record(s) {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''} not found in the inputs "

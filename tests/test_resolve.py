@@ -70,6 +70,8 @@ def test_new_records_merge_review_or_insert_and_sending_them_again_changes_nothi
     assert (a.decided_by[kept] == "sent before, unchanged").all()
     assert store_rows(d, "SELECT count(*) AS n FROM s.membership").n[0] == len(members)
     assert store_rows(d, f"SELECT count(*) AS n FROM s.events WHERE run_id = '{again.run_id}'").n[0] == 0
+    assert store_rows(d, f"SELECT count(*) AS n FROM s.runs WHERE run_id = '{again.run_id}'").n[0] == 0
+    assert (a.action == r.action).all()  # records waiting for review are still waiting, and say so
 
 
 def test_a_changed_record_is_resolved_again_and_leaves_its_old_entity(stored):
@@ -100,3 +102,95 @@ def test_the_cli_resolves_a_file_and_errors_say_what_to_run_first(stored, tmp_pa
         splink_er.resolve(fresh, later)
     with pytest.raises(InputError, match="no entity store"):
         splink_er.resolve(dict(fresh, model=str(first.output_dir / "model.json")), later)
+
+
+def store_shape(path) -> dict:
+    """What a resolve changes, independent of minted ids and run ids: the partition of records into active
+    entities, and the row counts of every table. Opened read-write, as the next resolve opens it (DuckDB
+    replays its write-ahead log)."""
+    con = duckdb.connect(str(path))
+    try:
+        groups = con.execute(
+            "SELECT list(source_dataset || ':' || unique_id) FROM membership GROUP BY entity_id"
+        ).fetchall()
+        counts = {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("membership", "entities", "records", "events", "runs", "resolutions", '"values__fake_1000"')
+        }
+    finally:
+        con.close()
+    return {"partition": frozenset(frozenset(g[0]) for g in groups), **counts}
+
+
+@pytest.mark.slow
+def test_a_resolve_killed_at_random_moments_leaves_the_store_before_or_after_and_replays_the_same(stored, tmp_path):
+    import random
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    d, first, later = stored
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(d))
+    later.to_csv(tmp_path / "new.csv", index=False)
+    store = splink_er.load_settings(d).entity_store_path
+    pristine = tmp_path / "pristine.duckdb"
+    shutil.copy(store, pristine)
+    cmd = [sys.executable, "-m", "splink_er.cli", "resolve", str(path), str(tmp_path / "new.csv"), "--json", "-q"]
+    cmd += ["--set", "judge.kind=none"]
+
+    def restore():
+        shutil.copy(pristine, store)
+        store.with_name(store.name + ".wal").unlink(missing_ok=True)
+
+    def actions(out: str) -> dict:
+        rows = pd.read_parquet(json.loads(out.strip().splitlines()[-1])["resolutions"])
+        return dict(zip(rows.unique_id, rows.action))
+
+    before = store_shape(store)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    whole = time.perf_counter() - t0
+    assert done.returncode == 0, done.stderr
+    after, reference = store_shape(store), actions(done.stdout)
+    assert after != before and after["partition"] != before["partition"]
+    rng = random.Random(20261201)
+    seen = {"before": 0, "after": 0}
+    for _ in range(8):
+        restore()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5 * whole, whole))  # the first half is starting Python and loading
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        shape = store_shape(store)
+        assert shape in (before, after), "the store is between before and after"
+        seen["before" if shape == before else "after"] += 1
+        again = subprocess.run(cmd, capture_output=True, text=True)  # replaying the request
+        assert again.returncode == 0, again.stderr
+        assert store_shape(store) == after and actions(again.stdout) == reference
+    assert seen["before"] >= 1  # the kills landed inside resolves (a kill after the end proves nothing)
+
+
+def test_records_held_for_review_are_answered_in_the_review_file_and_decided_when_sent_again(stored, tmp_path):
+    d, first, later = stored
+    done = splink_er.resolve(d, later, overrides=["judge.kind=none"])
+    held = set(done.resolutions.query("action == 'REVIEW'").unique_id)
+    assert held and done.review is not None and done.review.exists()
+    queue = pd.read_csv(done.review, dtype=str, keep_default_na=False)
+    assert held <= set(queue.unique_id_l) | set(queue.unique_id_r)
+    # A person answers (here: the SIMULATED truth answers for them), the answers become human labels.
+    cluster = pd.concat([pd.read_csv(d["sources"][0]["path"], dtype=str), later]).set_index("unique_id").cluster
+    queue["answer"] = [
+        "match" if cluster[a] == cluster[b] else "non-match" for a, b in zip(queue.unique_id_l, queue.unique_id_r)
+    ]
+    queue.to_csv(done.review, index=False)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(d))
+    r = CliRunner().invoke(app, ["review", "import", str(path), str(done.review)])
+    assert r.exit_code == 0, r.output
+    again = splink_er.resolve(d, later[later.unique_id.isin(held)], overrides=["judge.kind=none"])
+    decided = again.resolutions.set_index("unique_id")
+    assert (decided.action != "REVIEW").mean() >= 0.9  # the answers decide (a new band pair may still ask)
+    assert set(decided.decided_by) & {"human"}
