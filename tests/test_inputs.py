@@ -81,3 +81,14 @@ def test_derive_errors_name_the_source_and_setting(demo_dict):
     demo_dict["comparisons"].append({"kind": "ExactMatch", "column": "x"})
     with pytest.raises(InputError, match=r"Source 'fake_1000': preparing the records failed"):
         _prepare(demo_dict, _frame())
+
+
+@pytest.mark.parametrize("empty", [None, pd.NA])
+def test_a_column_with_no_value_at_all_is_prepared_as_null(demo_dict, empty):
+    """An e-mail column holding no value (one record sent to resolve without one, a source that has none): the
+    e-mail rules' output is null, not a DuckDB binding error, and an all-None object column reads as text."""
+    demo_dict["sources"][0]["prepare"] = [{"column": "email", "kind": "email", "into": "email_norm"}]
+    df = _frame().astype({"email": object}).assign(email=empty, city=None)
+    job = _prepare(demo_dict, df)
+    got = job.con.execute("SELECT email_norm, city FROM input_fake_1000").fetchall()
+    assert got == [(None, None)] * 3
