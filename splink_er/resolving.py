@@ -71,6 +71,9 @@ def resolve(
     from .job import Job
 
     s = _with_frozen_model(load_settings(settings, overrides))
+    # A resolve's pairs are few: tables in memory, not Parquet files in a scratch folder (and Splink's predict
+    # SQL can then be replayed, engine/recorded_predict.py).
+    s = s.model_copy(update={"engine": s.engine.model_copy(update={"materialisation": "table"})})
     job = Job(s, data=_as_sources(s, data), judge=judge, quiet=quiet, allow_empty=True)
     try:
         return Resolver(job).run(out)
@@ -170,6 +173,7 @@ class Resolver:
             if n_new:
                 self._add_candidates()
                 self._term_frequencies()
+                job.session.backend.replay_predict = True
                 job.bootstrap()
                 job.score()
                 self._keep_pairs_of_new_records()
@@ -225,14 +229,17 @@ class Resolver:
         return known
 
     def _add_candidates(self) -> None:
-        """Stored records that pass a blocking rule with a new record join the inputs (each rule both ways round,
-        SQL rules included); a stored record sent again changed is replaced by its new version."""
+        """Stored records that pass a blocking rule with a new record join the inputs (SQL rules both ways
+        round); a stored record sent again changed is replaced by its new version."""
         con, s = self.con, self.session.settings
         loaded = self.session.loaded.tables
         for name, table in loaded.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE res_new_{name} AS SELECT * FROM {table}")
+        # (SQL, symmetric): a rule of equal columns reads the same both ways round, so it is joined once.
         rules = [
-            " AND ".join(f"l.{quote_ident(c)} = r.{quote_ident(c)}" for c in rule) if isinstance(rule, list) else rule
+            (" AND ".join(f"l.{quote_ident(c)} = r.{quote_ident(c)}" for c in rule), True)
+            if isinstance(rule, list)
+            else (rule, False)
             for rule in s.blocking_rules
         ]
         for name, table in loaded.items():
@@ -248,9 +255,10 @@ class Resolver:
             for other in loaded:
                 if not _compared(s.link_type, name, other):
                     continue
-                for rule in rules:
+                for rule, symmetric in rules:
                     picks.append(f"SELECT l.* FROM {stored} l SEMI JOIN res_new_{other} r ON ({rule})")
-                    picks.append(f"SELECT r.* FROM {stored} r SEMI JOIN res_new_{other} l ON ({rule})")
+                    if not symmetric:
+                        picks.append(f"SELECT r.* FROM {stored} r SEMI JOIN res_new_{other} l ON ({rule})")
             if picks:
                 con.execute(f"""
                     INSERT INTO {table}
@@ -258,27 +266,33 @@ class Resolver:
                     WHERE (c.source_dataset, c.unique_id) NOT IN (SELECT source_dataset, unique_id FROM res_new_keys)""")
 
     def _term_frequencies(self) -> None:
-        """Term frequencies over every stored record and the new ones, for the model's adjusted columns."""
+        """Term frequencies over every stored record and the new ones, for the model's adjusted columns: only of
+        the values this resolve's records hold (all a lookup is asked for), over the whole store's count."""
         con, job = self.con, self.job
         columns = sorted(
             {lv["tf_adjustment_column"] for c in self.session.untrained_model["comparisons"]
              for lv in c["comparison_levels"] if lv.get("tf_adjustment_column")}
         )  # fmt: skip
         lookups = {}
+        names = list(self.session.loaded.tables)
         for col in columns:
             q = quote_ident(col)
             everything = " UNION ALL ".join(
                 [
                     f"SELECT {q} FROM {self.store.values_table(n)} ANTI JOIN res_new_keys USING (source_dataset, unique_id)"
-                    for n in self.session.loaded.tables
+                    for n in names
                 ]
-                + [f"SELECT {q} FROM res_new_{n}" for n in self.session.loaded.tables]
+                + [f"SELECT {q} FROM res_new_{n}" for n in names]
+            )
+            wanted = " UNION ".join(
+                f"SELECT {q} FROM {t} WHERE {q} IS NOT NULL" for t in self.session.loaded.tables.values()
             )
             table = f"res_tf_{col}"
             con.execute(f"""
                 CREATE OR REPLACE TABLE {table} AS
-                SELECT {q}, count(*)::DOUBLE / sum(count(*)) OVER () AS {quote_ident("tf_" + col)}
-                FROM ({everything}) WHERE {q} IS NOT NULL GROUP BY {q}""")
+                WITH everything AS ({everything})
+                SELECT {q}, count(*)::DOUBLE / (SELECT count({q}) FROM everything) AS {quote_ident("tf_" + col)}
+                FROM everything WHERE {q} IN ({wanted}) GROUP BY {q}""")
             lookups[col] = table
         job.session.backend.tf_lookups = lookups
 

@@ -7,6 +7,7 @@ so a path or a source name with a quote in it is data, never syntax.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,11 @@ def columns_in_sql(sql: str) -> set[str]:
         >>> sorted(columns_in_sql("l.surname = r.surname AND dob_l = dob_r"))
         ['dob', 'surname']
     """
+    return set(_columns_in_sql(sql))
+
+
+@functools.lru_cache(maxsize=4096)  # the same settings' SQL is parsed by every job (and every resolve) again
+def _columns_in_sql(sql: str) -> frozenset[str]:
     import sqlglot  # only users' SQL needs parsing: keep it off the import path
     from sqlglot import exp
 
@@ -53,7 +59,7 @@ def columns_in_sql(sql: str) -> set[str]:
     names = set()
     for col in tree.find_all(exp.Column):
         names.add(col.name if col.table in ("l", "r") else re.sub(r"_(l|r)$", "", col.name))
-    return names
+    return frozenset(names)
 
 
 @contextmanager
@@ -75,10 +81,14 @@ def registered(con, name: str, frame) -> Iterator[str]:
 
 
 def drop_relation(con, name: str) -> None:
-    """Drop a table or view of this name, whichever it is (outputs switch between the two by job size)."""
-    rows = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
-    for (kind,) in rows:
-        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {quote_ident(name)}")
+    """Drop a table or view of this name, whichever it is (outputs switch between the two by job size).
+    Tried as a table first: asking the catalog which it is cost more than the drop (a resolve drops ~15)."""
+    import duckdb
+
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+    except duckdb.CatalogException:  # it is a view
+        con.execute(f"DROP VIEW IF EXISTS {quote_ident(name)}")
 
 
 def pairs_in_groups(link_type: str, sum_of_squared_totals: int, sum_of_squared_parts: int, total: int) -> int:

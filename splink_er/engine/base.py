@@ -28,6 +28,9 @@ class Backend(ABC):
         # a resolve scores new records against part of the store, and must weigh a value by how common it is in
         # all of it. DuckDB only (resolve runs on DuckDB).
         self.tf_lookups: dict[str, str] = {}
+        # Replay Splink's predict SQL recorded for the same model and tables (engine/recorded_predict.py): set by
+        # resolve, whose inputs are small and whose predict would be mostly Splink building SQL.
+        self.replay_predict = False
 
     @property
     def settings(self):

@@ -7,6 +7,7 @@ import shutil
 from ..model import make_linker
 from ..sql import sql_literal
 from ..training import bootstrap
+from . import recorded_predict
 from .base import Backend, Prediction
 
 
@@ -36,6 +37,13 @@ class DuckDBBackend(Backend):
         return bootstrap(self.session.sdfs, self.settings, untrained_model)
 
     def predict(self, model: dict) -> Prediction:
+        if self.replay_predict and self.settings.engine.materialisation == "table":
+            tables = [sdf.physical_name for sdf in self.session.sdfs]
+            key = recorded_predict.key(model, tables, self.tf_lookups)
+            return recorded_predict.predict(self.session.db, key, lambda: self._splink_predict(model))
+        return self._splink_predict(model)
+
+    def _splink_predict(self, model: dict) -> Prediction:
         linker = make_linker(self.session.sdfs, model)
         for column, table in self.tf_lookups.items():
             linker.table_management.register_term_frequency_lookup(self.session.db.register(table), column)
