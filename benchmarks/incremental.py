@@ -257,8 +257,10 @@ def real(name: str, tmp: Path) -> dict:
         side = "batch only" if (a, b) in bat_pairs else "incremental only"
         if "REVIEW" in (action.get(a), action.get(b)):
             reason = "a record held for review by the resolve (the batch decided it)"
+        elif a not in late_ids and b not in late_ids and side == "batch only":
+            reason = "two stored records the batch joined (the store keeps the early run's entities apart)"
         elif a not in late_ids and b not in late_ids:
-            reason = "two stored records: the batch re-clustered them, the store keeps the early run's entities"
+            reason = "two stored records whose entities a new record merged (the batch kept them apart)"
         elif side == "batch only" and (a, b) not in direct:
             reason = "joined in the batch through a chain of other matches"
         elif side == "incremental only" and (a, b) not in direct:

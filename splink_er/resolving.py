@@ -9,10 +9,12 @@ A batch run re-blocks and re-scores everything; a resolve touches only what the 
    (`model:`, default the output directory's model.json) and term frequencies from the whole store;
 4. pairs are routed as a run routes them (labels, gates, thresholds, the band to the judge within its budget);
 5. new records joined by accepted pairs decide together: accepted into exactly one stored entity -> MERGE;
-   into none -> INSERT (one new entity); into two or more, or with a pair left in the band unjudged
-   (needs_review) that reaches another entity (or another new group) than the accepted pairs chose -> REVIEW
-   (nothing joins; a person decides: `splink-er label`, then send the record again); a band pair to the same
-   entity changes nothing and is no reason to ask;
+   into none -> INSERT (one new entity); into two or more -> MERGE into the oldest, the others merged into it
+   as a run over all the records would (`entities.bridges: merge`, a `merged` event) or REVIEW
+   (`bridges: review`); with a pair left in the band unjudged (needs_review) that reaches another entity (or
+   another new group) than the accepted pairs chose -> REVIEW (nothing joins; the pairs go to a review file, a
+   person answers, `splink-er review import`, then the record is sent again); a band pair to the same entity
+   changes nothing and is no reason to ask. `note` says why a record waits or what it joined;
 6. the store changes in one transaction (membership, new entities, events, the records' values, the
    resolutions), and resolutions.parquet says per record what was done, with the candidates and the evidence.
 """
@@ -172,6 +174,7 @@ class Resolver:
             n_new = self.con.execute("SELECT count(*) FROM res_new_keys").fetchall()[0][0]
             if n_new:
                 self._add_candidates()
+                self._show_candidates_to_simulated_judge()
                 self._term_frequencies()
                 job.session.backend.replay_predict = True
                 job.bootstrap()
@@ -265,6 +268,16 @@ class Resolver:
                     SELECT DISTINCT * FROM ({" UNION ALL ".join(picks)}) c
                     WHERE (c.source_dataset, c.unique_id) NOT IN (SELECT source_dataset, unique_id FROM res_new_keys)""")
 
+    def _show_candidates_to_simulated_judge(self) -> None:
+        """The SIMULATED truth judge reads the truth of the records loaded when it was made (the new ones): add
+        the stored candidates' (a real judge reads every record at asking time)."""
+        from .judges.truth import TruthJudge
+        from .sources import column_lookup
+
+        for asker in getattr(self.job.judge, "askers", [self.job.judge]):
+            if isinstance(asker, TruthJudge):
+                asker.truth.update(column_lookup(self.con, self.session.loaded, asker.truth_column))
+
     def _term_frequencies(self) -> None:
         """Term frequencies over every stored record and the new ones, for the model's adjusted columns: only of
         the values this resolve's records hold (all a lookup is asked for), over the whole store's count."""
@@ -352,26 +365,86 @@ class Resolver:
                     doubtful.setdefault(root(mine), set()).add(reach)
                 elif other not in new and reach is not None:
                     entities.setdefault(root(mine), set()).add(reach)
+        merging = self.session.settings.entities.bridges == "merge"
+        survivor = self._survivors(entities.values()) if merging else {}
         rows = []
         for k in sorted(new):
             g = root(k)
             found = sorted(entities.get(g, ()))
+            into = sorted({survivor.get(e, e) for e in found})
             # A band pair matters only when its answer could change the outcome: it reaches an entity (or
             # another new group) other than the one the accepted pairs chose.
-            open_question = bool((doubtful.get(g, set()) - {None, g}) - set(found[:1]))
-            if open_question or len(found) > 1:
-                rows.append((*k, "REVIEW", None, f"{g[0]}:{g[1]}"))
-            elif found:
-                rows.append((*k, "MERGE", found[0], f"{g[0]}:{g[1]}"))
+            open_question = sorted(str(x) for x in (doubtful.get(g, set()) - {None, g}) - set(found) - set(into[:1]))
+            gid = f"{g[0]}:{g[1]}"
+            if open_question:
+                rows.append((*k, "REVIEW", None, gid, f"a band pair left unjudged reaches {len(open_question)} "
+                             "other entit" + ("y" if len(open_question) == 1 else "ies")))  # fmt: skip
+            elif len(into) > 1:
+                rows.append((*k, "REVIEW", None, gid, f"accepted into {len(into)} entities"))
+            elif into:
+                joined = f"joined {len(found)} entities into one" if len(found) > 1 else None
+                rows.append((*k, "MERGE", into[0], gid, joined))
             else:
-                rows.append((*k, "INSERT", None, f"{g[0]}:{g[1]}"))
-        frame = pd.DataFrame(rows, columns=[*KEY, "action", "entity_id", "group_id"])
+                rows.append((*k, "INSERT", None, gid, None))
+        frame = pd.DataFrame(rows, columns=[*KEY, "action", "entity_id", "group_id", "note"])
+        merges = pd.DataFrame(
+            [(e, w) for e, w in survivor.items() if e != w], columns=["entity_id", "merged_into"], dtype=object
+        )
+        with registered(con, "res_merges_df", merges):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE res_merges AS SELECT CAST(entity_id AS VARCHAR) AS entity_id, "
+                "CAST(merged_into AS VARCHAR) AS merged_into FROM res_merges_df"
+            )
         with registered(con, "res_actions_df", frame):
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE res_actions AS SELECT source_dataset, unique_id, action, "
-                "CAST(entity_id AS VARCHAR) AS entity_id, group_id FROM res_actions_df"
+                "CAST(entity_id AS VARCHAR) AS entity_id, group_id, CAST(note AS VARCHAR) AS note FROM res_actions_df"
             )
         self._mint()
+
+    def _survivors(self, reached) -> dict:
+        """Stored entity -> the entity it merges into, for entities a new group's accepted pairs join together
+        (chained: two groups sharing an entity merge all three). The survivor is the oldest entity, then the
+        larger, as a run keeps it (entities/stable_ids.py)."""
+        joined = [sorted(es) for es in reached if len(es) > 1]
+        if not joined:
+            return {}
+        parent: dict = {}
+
+        def root(e):
+            parent.setdefault(e, e)
+            while parent[e] != e:
+                parent[e] = parent[parent[e]]
+                e = parent[e]
+            return e
+
+        for es in joined:
+            for e in es[1:]:
+                parent[root(e)] = root(es[0])
+        ent, mem = self.store.table("entities"), self.store.table("membership")
+        # Entities a label (a person's, a judge's) says hold different people are not merged: such a record waits
+        # for review instead, as a run would split the chain again (verify.contradictions).
+        member_of = {
+            (sd, uid): e
+            for sd, uid, e in self.con.execute(
+                f"SELECT source_dataset, unique_id, entity_id FROM {mem} WHERE entity_id IN ?", [sorted(parent)]
+            ).fetchall()
+        }
+        labels = self.job.store.effective()
+        apart = set()
+        if len(labels):
+            for r in labels[~labels["match"].astype(bool)][PAIR_KEY].itertuples(index=False):
+                a, b = member_of.get((r[0], r[1])), member_of.get((r[2], r[3]))
+                if a and b and a != b and root(a) == root(b):
+                    apart.add(root(a))
+        order = self.con.execute(
+            f"SELECT entity_id FROM {ent} WHERE entity_id IN ? ORDER BY created_seq, size DESC, entity_id",
+            [sorted(parent)],
+        ).fetchall()
+        keep: dict = {}
+        for (e,) in order:
+            keep.setdefault(root(e), e)
+        return {e: (e if root(e) in apart else keep[root(e)]) for e in parent}
 
     def _mint(self) -> None:
         """New ids for the INSERT groups (entities.id_template, from the group's values)."""
@@ -391,7 +464,7 @@ class Resolver:
                             PARTITION BY a.group_id ORDER BY count(*) DESC, CAST(m.{quote_ident(f)} AS VARCHAR)) AS rk
                         FROM res_actions a JOIN ({members}) m USING (source_dataset, unique_id)
                         WHERE nullif(CAST(m.{quote_ident(f)} AS VARCHAR), '') IS NOT NULL
-                        GROUP BY ALL) WHERE rk = 1""").df()
+                        GROUP BY a.group_id, CAST(m.{quote_ident(f)} AS VARCHAR)) WHERE rk = 1""").df()
                 values[f] = top.set_index("group_id")["v"]
         # A sequence-numbered id must not repeat a stored one; a uuid cannot (and reading a million ids per
         # request would cost more than the resolve).
@@ -408,7 +481,8 @@ class Resolver:
         with registered(con, "res_minted_df", ids):
             con.execute("""
                 CREATE OR REPLACE TEMP TABLE res_actions AS
-                SELECT a.source_dataset, a.unique_id, a.action, coalesce(a.entity_id, CAST(m.minted AS VARCHAR)) AS entity_id, a.group_id
+                SELECT a.source_dataset, a.unique_id, a.action, coalesce(a.entity_id, CAST(m.minted AS VARCHAR)) AS entity_id,
+                    a.group_id, a.note
                 FROM res_actions a LEFT JOIN res_minted_df m USING (group_id)""")
 
     # ---- the store ----------------------------------------------------------------------------------
@@ -425,8 +499,13 @@ class Resolver:
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
             return name
 
+        # The new records, and the members of entities a new record joined to an older one (they move to it).
         assigned = table(
-            "res_assigned", "SELECT source_dataset, unique_id, entity_id FROM res_actions WHERE action <> 'REVIEW'"
+            "res_assigned",
+            f"""
+            SELECT source_dataset, unique_id, entity_id FROM res_actions WHERE action <> 'REVIEW'
+            UNION ALL
+            SELECT m.source_dataset, m.unique_id, g.merged_into FROM {mem} m JOIN res_merges g USING (entity_id)""",
         )
         added = table(
             "res_added",
@@ -455,7 +534,11 @@ class Resolver:
             LEFT JOIN (SELECT entity_id, count(*) AS n FROM res_removed GROUP BY 1) r USING (entity_id)
             WHERE (a.n IS NOT NULL OR r.n IS NOT NULL) AND e.entity_id NOT IN (SELECT entity_id FROM res_created)""",
         )
-        retired = table("res_retired", "SELECT entity_id, NULL::VARCHAR AS merged_into FROM res_sizes WHERE size = 0")
+        retired = table(
+            "res_retired",
+            """SELECT z.entity_id, g.merged_into FROM res_sizes z LEFT JOIN res_merges g USING (entity_id)
+               WHERE z.size = 0""",
+        )
         rec = self.store.table("records")
         seen = table(
             "res_seen",
@@ -484,10 +567,17 @@ class Resolver:
                 SELECT 2, 'record_added', a.entity_id, a.prev_entity, a.source_dataset, a.unique_id, e.detail
                 FROM res_added a LEFT JOIN evidence e ON e.sd = a.source_dataset AND e.uid = a.unique_id
                 UNION ALL
-                SELECT 3, 'record_removed', entity_id, new_entity, source_dataset, unique_id, 'changed, moved'
+                SELECT 3, 'record_removed', entity_id, new_entity, source_dataset, unique_id,
+                    CASE WHEN entity_id IN (SELECT entity_id FROM res_merges) THEN 'merged' ELSE 'changed, moved' END
                 FROM res_removed
                 UNION ALL
-                SELECT 5, 'retired', entity_id, NULL, NULL, NULL, 'no records left' FROM res_retired)
+                SELECT 4, 'merged', g.merged_into, g.entity_id, NULL, NULL, json_object('by', list(DISTINCT
+                    a.source_dataset || ':' || a.unique_id ORDER BY a.source_dataset || ':' || a.unique_id))::VARCHAR
+                FROM res_merges g JOIN res_actions a ON a.entity_id = g.merged_into AND a.note IS NOT NULL
+                GROUP BY ALL
+                UNION ALL
+                SELECT 5, 'retired', entity_id, merged_into, NULL, NULL,
+                    CASE WHEN merged_into IS NULL THEN 'no records left' ELSE 'merged' END FROM res_retired)
             SELECT {run} AS run_id, row_number() OVER (ORDER BY k, entity_id, source_dataset, unique_id) AS seq,
                 event, entity_id, other_entity_id, source_dataset, unique_id, detail, now() AS time FROM body""",
         )
@@ -515,12 +605,16 @@ class Resolver:
     def _resolutions(self, known: pd.DataFrame, n_new: int) -> pd.DataFrame:
         """One row per record sent: action, entity, candidate entities with their best probability, how the best
         pair was decided and the judge's reasoning."""
-        columns = [*KEY, "action", "entity_id", "candidates", "decided_by", "match_probability", "reasoning"]
+        columns = [*KEY, "action", "entity_id", "note", "candidates", "decided_by", "match_probability", "reasoning"]
         frames = []
         if len(known):
             frames.append(
                 known.assign(
-                    candidates=None, decided_by="sent before, unchanged", match_probability=None, reasoning=None
+                    note=None,
+                    candidates=None,
+                    decided_by="sent before, unchanged",
+                    match_probability=None,
+                    reasoning=None,
                 )
             )
         if n_new:
@@ -541,7 +635,7 @@ class Resolver:
                     SELECT sd, uid, arg_max(decided_by, match_probability) AS decided_by,
                         max(match_probability) AS match_probability,
                         arg_max(judge_reasoning, match_probability) AS reasoning FROM mine GROUP BY ALL)
-                SELECT a.source_dataset, a.unique_id, a.action, CASE WHEN a.action = 'REVIEW' THEN NULL ELSE a.entity_id END AS entity_id,
+                SELECT a.source_dataset, a.unique_id, a.action, CASE WHEN a.action = 'REVIEW' THEN NULL ELSE a.entity_id END AS entity_id, a.note,
                     (SELECT list({{'entity_id': c.entity, 'match_probability': round(c.p, 4)}} ORDER BY c.p DESC)
                      FROM cand c WHERE c.sd = a.source_dataset AND c.uid = a.unique_id AND c.entity IS NOT NULL) AS candidates,
                     coalesce(b.decided_by, 'no candidate') AS decided_by, b.match_probability, b.reasoning

@@ -757,6 +757,12 @@ class EntitySettings(_Strict):
         description="Keep every record's normalized values in the store: what `splink-er resolve` compares new "
         "records with, without the sources.",
     )
+    bridges: Literal["merge", "review"] = Field(
+        "merge",
+        description="`resolve`: a new record accepted into two or more stored entities merges them (merge: the "
+        "oldest id survives, the others are retired pointing to it, as a run over all the records would join "
+        "them) or waits for a person (review).",
+    )
     id_template: str = Field(
         "{uuid}",
         description="How new entity ids are minted: {uuid}, or a scoped id from the entity's most common "

@@ -59,19 +59,24 @@ def test_new_records_merge_review_or_insert_and_sending_them_again_changes_nothi
     assert sum(right) / len(right) >= 0.9
     # The change feed says what joined where.
     events = store_rows(d, f"SELECT * FROM s.events WHERE run_id = '{done.run_id}'")
-    assert set(events[events.event == "record_added"].unique_id) == set(r[r.action != "REVIEW"].index)
+    added = events[events.event == "record_added"]
+    assert set(added.unique_id) & set(r.index) == set(r[r.action != "REVIEW"].index)
+    # Stored records moved only where a new record joined their entity to an older one (a merge).
+    moved = added[~added.unique_id.isin(r.index)]
+    merged_away = set(events[events.event == "merged"].other_entity_id)
+    assert set(moved.other_entity_id) <= merged_away
     assert (events.event == "created").sum() == r[r.action == "INSERT"].entity_id.nunique()
     assert pd.read_parquet(done.path).shape[0] == len(later)
     # Sent again unchanged: the same actions and entities, nothing written.
     again = splink_er.resolve(d, later, overrides=["judge.kind=none"])
-    a = again.resolutions.set_index("unique_id")
+    a = again.resolutions.set_index("unique_id").reindex(r.index)
     kept = r.action != "REVIEW"
     assert (a.action[kept] == r.action[kept]).all() and (a.entity_id[kept] == r.entity_id[kept]).all()
     assert (a.decided_by[kept] == "sent before, unchanged").all()
     assert store_rows(d, "SELECT count(*) AS n FROM s.membership").n[0] == len(members)
     assert store_rows(d, f"SELECT count(*) AS n FROM s.events WHERE run_id = '{again.run_id}'").n[0] == 0
     assert store_rows(d, f"SELECT count(*) AS n FROM s.runs WHERE run_id = '{again.run_id}'").n[0] == 0
-    assert (a.action.reindex(r.index) == r.action).all()  # records waiting for review still wait, and say so
+    assert (a.action == r.action).all()  # records waiting for review still wait, and say so
 
 
 def test_a_changed_record_is_resolved_again_and_leaves_its_old_entity(stored):
@@ -222,3 +227,61 @@ def test_a_replayed_predict_equals_splinks_own_to_the_last_bit(demo_dict):
         assert n > 1000 and differ == 0
         assert any(c.startswith("tf_") for c in job.con.execute(f"SELECT * FROM {own} LIMIT 0").df().columns)
     assert len(recorded_predict._RECORDED) == 2
+
+
+def test_new_entities_get_scoped_ids_that_never_repeat_a_stored_one(demo_dict, tmp_path):
+    rows = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
+    rows.iloc[:-40].to_csv(tmp_path / "base.csv", index=False)
+    demo_dict["sources"][0]["path"] = str(tmp_path / "base.csv")
+    demo_dict.update(judge={"kind": "none"}, entities={"id_template": "person:{surname}-{seq}"})
+    first = splink_er.run(demo_dict, quiet=True)
+    done = splink_er.resolve(demo_dict, rows.iloc[-40:].assign(unique_id=lambda f: "n" + f.unique_id))
+    inserted = done.resolutions.query("action == 'INSERT'")
+    assert len(inserted) and inserted.entity_id.str.match(r"^person:[a-z0-9-]+-\d+$").all()
+    assert not set(inserted.entity_id) & set(first.clusters.entity_id)
+
+
+def test_a_record_joining_two_entities_merges_them_or_waits_when_a_label_says_they_differ(demo_dict, tmp_path):
+    """Two records of one person kept apart by a gate in the run; a third copy arrives (the gate gone) and is
+    accepted into both entities: with entities.bridges merge (the default) the older entity absorbs the other (a
+    `merged` event, the other retired pointing to it); with a label saying they differ, or bridges review, the
+    record waits for review."""
+    rows = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
+    sizes = rows.groupby("cluster").unique_id.transform("size")
+    pair = rows[(sizes == 2) & rows.email.notna() & rows.dob.notna()].groupby("cluster").head(2)
+    a, b = pair.unique_id.iloc[0], pair.unique_id.iloc[1]
+    demo_dict["judge"] = {"kind": "none"}
+    gated = dict(
+        demo_dict,
+        routing={
+            "gates": [{"name": "apart", "sql": f"unique_id_l IN ('{a}', '{b}') AND unique_id_r IN ('{a}', '{b}')"}]
+        },
+    )
+    first = splink_er.run(gated, quiet=True)
+    ids = first.clusters.set_index("unique_id").entity_id
+    assert ids[a] != ids[b]
+    copy = rows[rows.unique_id == a].assign(unique_id="copy-of-" + a)
+    store = splink_er.load_settings(demo_dict).entity_store_path
+    before = tmp_path / "before.duckdb"
+    before.write_bytes(store.read_bytes())
+
+    done = splink_er.resolve(demo_dict, copy).resolutions.iloc[0]
+    assert done.action == "MERGE" and done.note == "joined 2 entities into one"
+    survivor, retired = done.entity_id, ({ids[a], ids[b]} - {done.entity_id}).pop()
+    events = store_rows(demo_dict, "SELECT event, entity_id, other_entity_id FROM s.events ORDER BY seq DESC")
+    assert ("merged", survivor, retired) in set(events.itertuples(index=False, name=None))
+    assert ("retired", retired, survivor) in set(events.itertuples(index=False, name=None))
+    members = store_rows(demo_dict, "SELECT unique_id, entity_id FROM s.membership").set_index("unique_id").entity_id
+    assert members[a] == members[b] == members[copy.unique_id.iloc[0]] == survivor
+
+    store.write_bytes(before.read_bytes())  # the same arrival, with bridges review
+    waits = splink_er.resolve(demo_dict, copy, overrides=["entities.bridges=review"]).resolutions.iloc[0]
+    assert waits.action == "REVIEW" and waits.note == "accepted into 2 entities"
+
+    store.write_bytes(before.read_bytes())  # the same arrival, with a person's label saying a and b differ
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(demo_dict))
+    r = CliRunner().invoke(app, ["label", str(path), "--pair", a, b, "--non-match"])
+    assert r.exit_code == 0, r.output
+    labelled = splink_er.resolve(demo_dict, copy).resolutions.iloc[0]
+    assert labelled.action == "REVIEW" and labelled.note == "accepted into 2 entities"
