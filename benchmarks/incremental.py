@@ -1,7 +1,7 @@
 """Incremental resolution against the entity store, next to a full re-run, and through the HTTP service.
 
     python -m benchmarks.incremental                                  # stores of 100K and 1M, 1,000 and 10,000 new
-    python -m benchmarks.incremental --sizes 100000 --new 1000 --repeat 1 --skip-real
+    python -m benchmarks.incremental --sizes 100000 --new 1000 --repeat 1 --skip-real --requests 0
     python -m benchmarks.incremental --real-only                      # the agreement scenarios only (a minute)
 
 1. SIMULATED persons (benchmarks/synthetic_persons.py, seed 7; the scale benchmark's settings, judge none). Per
@@ -90,10 +90,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 # ---- 1. simulated persons ------------------------------------------------------------------------------
-def simulated(size: int, news: list[int], repeat: int, service: bool, tmp: Path) -> dict:
+def simulated(size: int, news: list[int], repeat: int, requests: int, tmp: Path) -> dict:
     from benchmarks.synthetic_persons import make_persons
 
-    persons = make_persons(size + max(news) + 1_500, seed=7)
+    persons = make_persons(size + max(news) + 1 + 2 * requests + 1_000, seed=7)
     base = tmp / "base.parquet"
     persons.iloc[:size].drop(columns="entity").to_parquet(base, index=False)
     out, store = tmp / "out", tmp / "store.duckdb"
@@ -124,13 +124,14 @@ def simulated(size: int, news: list[int], repeat: int, service: bool, tmp: Path)
             "actions": counts,
         }
     shutil.copy(pristine, store)
-    if service:
+    if requests:
         fresh = persons.iloc[size + max(news) :].drop(columns="entity")
-        result["service"] = service_latency(base, out, store, fresh, tmp)
+        result["service"] = service_latency(base, out, store, fresh, requests, tmp)
     return result
 
 
-def service_latency(base: Path, out: Path, store: Path, fresh, tmp: Path) -> dict:
+def service_latency(base: Path, out: Path, store: Path, fresh, n: int, tmp: Path) -> dict:
+    """`n` single records one after another, 8 clients sending n / 8 each, then batches of 100."""
     d = settings_dict(str(base), str(out), "parquet")
     d["entities"] = {"path": str(store)}
     (tmp / "serve.yaml").write_text(yaml.safe_dump(d))
@@ -153,6 +154,8 @@ def service_latency(base: Path, out: Path, store: Path, fresh, tmp: Path) -> dic
 
     try:
         for _ in range(600):
+            if proc.poll() is not None:
+                raise RuntimeError("the service stopped:\n" + (tmp / "serve.log").read_text()[-3000:])
             try:
                 urllib.request.urlopen(url + "/health", timeout=5)
                 break
@@ -160,7 +163,7 @@ def service_latency(base: Path, out: Path, store: Path, fresh, tmp: Path) -> dic
                 time.sleep(0.5)
         recs = [{k: v for k, v in r.items() if v == v and v is not None} for r in fresh.to_dict("records")]
         post(recs[:1])  # warm up (first request imports and plans)
-        single = [post([r]) for r in recs[1:201]]
+        single = [post([r]) for r in recs[1 : 1 + n]]
         lat_conc, lock = [], threading.Lock()
 
         def client(part):
@@ -169,7 +172,8 @@ def service_latency(base: Path, out: Path, store: Path, fresh, tmp: Path) -> dic
                 with lock:
                     lat_conc.append(x)
 
-        parts = [recs[201 + 25 * i : 201 + 25 * (i + 1)] for i in range(8)]
+        per = max(1, n // 8)
+        parts = [recs[1 + n + per * i : 1 + n + per * (i + 1)] for i in range(8)]
         threads = [threading.Thread(target=client, args=(p,)) for p in parts]
         t0 = time.perf_counter()
         for th in threads:
@@ -177,7 +181,8 @@ def service_latency(base: Path, out: Path, store: Path, fresh, tmp: Path) -> dic
         for th in threads:
             th.join()
         conc_seconds = time.perf_counter() - t0
-        batches = [recs[401 + 100 * i : 401 + 100 * (i + 1)] for i in range(10)]
+        start = 1 + n + 8 * per
+        batches = [recs[start + 100 * i : start + 100 * (i + 1)] for i in range(10)]
         batch_times = [post(b) for b in batches if b]
     finally:
         proc.send_signal(signal.SIGINT)
@@ -380,7 +385,7 @@ def main() -> None:
     ap.add_argument("--new", type=int, nargs="+", default=[1_000, 10_000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-real", action="store_true")
-    ap.add_argument("--skip-service", action="store_true")
+    ap.add_argument("--requests", type=int, default=200, help="single-record requests to the service (0: none)")
     ap.add_argument("--real-only", action="store_true")
     ap.add_argument("--child", nargs="+")
     a = ap.parse_args()
@@ -392,7 +397,7 @@ def main() -> None:
     if not a.real_only:
         for size in a.sizes:
             with tempfile.TemporaryDirectory() as d:
-                sim.append(simulated(size, a.new, a.repeat, not a.skip_service, Path(d)))
+                sim.append(simulated(size, a.new, a.repeat, a.requests, Path(d)))
     if not a.skip_real:
         for name in SCENARIOS:
             with tempfile.TemporaryDirectory() as d:

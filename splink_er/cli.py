@@ -378,7 +378,7 @@ def resolve(
         suffix = records.suffix.lower()
         try:
             if suffix == ".parquet":
-                return pd.read_parquet(records).astype(str)
+                return pd.read_parquet(records).astype("string")  # text, as a run reads a CSV; nulls stay null
             if suffix in (".jsonl", ".json"):
                 return pd.read_json(records, lines=suffix == ".jsonl", dtype=str)
             return pd.read_csv(records, dtype=str, keep_default_na=False).replace("", None)

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .entities.ids import IdTemplate
-from .entities.stable_ids import Plan
+from .entities.ids import mint_ids
+from .entities.stable_ids import Plan, content_hash_sql
 from .entities.store import ALIAS as STORE_ALIAS
 from .entities.store import EVENT_COLUMNS, EntityStore
 from .errors import InputError, SettingsError
 from .model import required_columns, splink_settings_dict
 from .outputs import RunDirectory
-from .pairs import PAIR_KEY
+from .pairs import PAIR_KEY, pair_keys
 from .settings import Settings, load_settings
 from .sql import columns_in_sql, drop_relation, quote_ident, registered, sql_literal
 
@@ -76,15 +76,16 @@ def resolve(
     # A resolve's pairs are few: tables in memory, not Parquet files in a scratch folder (and Splink's predict
     # SQL can then be replayed, engine/recorded_predict.py).
     s = s.model_copy(update={"engine": s.engine.model_copy(update={"materialisation": "table"})})
+    check_resolvable(s)  # before any record is loaded
     job = Job(s, data=_as_sources(s, data), judge=judge, quiet=quiet, allow_empty=True)
     try:
         return Resolver(job).run(out)
     finally:
-        job.close()
         # The store file is free again only once no connection holds it: a service resolving the next request
-        # (or a failed resolve's traceback, kept alive) must not keep it attached.
+        # (or a failed resolve's traceback, kept alive) must not keep it attached. Then the locks go.
         job.session.con.execute(f"DETACH DATABASE IF EXISTS {STORE_ALIAS}")
         job.session.con.close()
+        job.close()
 
 
 def _with_frozen_model(s: Settings) -> Settings:
@@ -178,7 +179,7 @@ class Resolver:
                 self._term_frequencies()
                 job.session.backend.replay_predict = True
                 job.bootstrap()
-                job.score()
+                self._score()
                 self._keep_pairs_of_new_records()
                 job.route()
                 job.judge_band()
@@ -201,26 +202,24 @@ class Resolver:
         return ResolveResult(s.run_id, resolutions, path, review)
 
     # ---- the records --------------------------------------------------------------------------------
-    def _hash_sql(self, table: str) -> str:
-        # The content hash of the store's records table (entities/stable_ids.py): the whole normalized row.
-        return f"SELECT source_dataset, unique_id, printf('%016x', hash(t)) AS content_hash FROM {table} t"
-
     def _set_aside_known(self) -> pd.DataFrame:
         """Records sent before with the same content that already belong to an entity: they keep it (no work,
         no write). Returns them with their earlier action; the rest are `res_new_keys`."""
         con, loaded = self.con, self.session.loaded.tables
         rec, mem, res = (self.store.table(t) for t in ("records", "membership", "resolutions"))
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE res_sent AS " + " UNION ALL ".join(self._hash_sql(t) for t in loaded.values())
+            "CREATE OR REPLACE TEMP TABLE res_sent AS "
+            + " UNION ALL ".join(content_hash_sql(t) for t in loaded.values())
         )
+        # A record still waiting for review is never "known": it is resolved again (answers may have come).
         known = con.execute(f"""
-            SELECT s.source_dataset, s.unique_id, coalesce(
-                    (SELECT last(x.action ORDER BY x.run_id) FROM {res} x
-                     WHERE x.source_dataset = s.source_dataset AND x.unique_id = s.unique_id), 'MERGE') AS action,
-                m.entity_id
+            WITH latest AS ({self._latest_resolutions_sql()})
+            SELECT s.source_dataset, s.unique_id, coalesce(l.action, 'MERGE') AS action, m.entity_id
             FROM res_sent s JOIN {rec} r USING (source_dataset, unique_id)
             JOIN {mem} m USING (source_dataset, unique_id)
-            WHERE r.content_hash = s.content_hash AND r.gone_run IS NULL""").df()
+            LEFT JOIN latest l USING (source_dataset, unique_id)
+            WHERE r.content_hash = s.content_hash AND r.gone_run IS NULL
+                AND l.action IS DISTINCT FROM 'REVIEW'""").df()
         with registered(con, "res_known_df", known[KEY]):
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE res_new_keys AS SELECT * FROM res_sent ANTI JOIN res_known_df USING (source_dataset, unique_id)"
@@ -230,6 +229,15 @@ class Resolver:
                     f"DELETE FROM {table} t USING res_known_df k WHERE t.source_dataset = k.source_dataset AND t.unique_id = k.unique_id"
                 )
         return known
+
+    def _latest_resolutions_sql(self) -> str:
+        """Each record's latest resolution (action, entity_id, content_hash), in commit order (run ids are
+        only to the second)."""
+        res, runs = self.store.table("resolutions"), self.store.table("runs")
+        return f"""
+            SELECT x.source_dataset, x.unique_id, max_by(x.action, r.time) AS action,
+                max_by(x.entity_id, r.time) AS entity_id, max_by(x.content_hash, r.time) AS content_hash
+            FROM {res} x JOIN {runs} r USING (run_id) GROUP BY ALL"""
 
     def _add_candidates(self) -> None:
         """Stored records that pass a blocking rule with a new record join the inputs (SQL rules both ways
@@ -309,6 +317,16 @@ class Resolver:
             lookups[col] = table
         job.session.backend.tf_lookups = lookups
 
+    def _score(self) -> None:
+        """Job.score, with only the human labels that involve a new record (a label outside blocking is scored
+        by a Splink linker of its own: every label of the store would cost that on every resolve)."""
+        human = self.job.store.human()
+        keys = []
+        if len(human):
+            new = {tuple(k) for k in self.con.execute("SELECT source_dataset, unique_id FROM res_new_keys").fetchall()}
+            keys = [k for k in pair_keys(human) if k[:2] in new or k[2:] in new]
+        self.job.inference.score(self.job.training.model, keys)
+
     def _keep_pairs_of_new_records(self) -> None:
         """Only pairs with a new record are this resolve's business (candidates among themselves were decided by
         the runs that stored them)."""
@@ -355,32 +373,42 @@ class Resolver:
                 parent[root(a)] = root(b)
         entities: dict = {}  # group -> stored entities its accepted pairs reach
         doubtful: dict = {}  # group -> what its unjudged band pairs reach (a stored entity, or another group)
+        pending: set = set()  # groups with a pair to a stored record that itself waits for review
         for r in d.itertuples(index=False):
             a, b = (r.source_dataset_l, r.unique_id_l), (r.source_dataset_r, r.unique_id_r)
             for mine, other in ((a, b), (b, a)):
                 if mine not in new:
                     continue
                 reach = root(other) if other in new else entity_of.get(other)
-                if r.needs_review:
+                if reach is None:
+                    pending.add(root(mine))
+                elif r.needs_review:
                     doubtful.setdefault(root(mine), set()).add(reach)
-                elif other not in new and reach is not None:
+                elif other not in new:
                     entities.setdefault(root(mine), set()).add(reach)
+        # A band pair matters only when its answer could change the outcome: it reaches an entity (or another new
+        # group) other than those the accepted pairs chose.
+        open_question = {g: (doubtful.get(g, set()) - {g}) - entities.get(g, set()) for g in set(map(root, new))}
+        settled = [es for g, es in entities.items() if not open_question[g] and g not in pending]
         merging = self.session.settings.entities.bridges == "merge"
-        survivor = self._survivors(entities.values()) if merging else {}
+        survivor = self._survivors(settled) if merging else {}
+        held = self._one_to_one_held(entities)
         rows = []
         for k in sorted(new):
             g = root(k)
             found = sorted(entities.get(g, ()))
             into = sorted({survivor.get(e, e) for e in found})
-            # A band pair matters only when its answer could change the outcome: it reaches an entity (or
-            # another new group) other than the one the accepted pairs chose.
-            open_question = sorted(str(x) for x in (doubtful.get(g, set()) - {None, g}) - set(found) - set(into[:1]))
             gid = f"{g[0]}:{g[1]}"
-            if open_question:
-                rows.append((*k, "REVIEW", None, gid, f"a band pair left unjudged reaches {len(open_question)} "
-                             "other entit" + ("y" if len(open_question) == 1 else "ies")))  # fmt: skip
+            if open_question[g]:
+                n = len(open_question[g])
+                rows.append((*k, "REVIEW", None, gid, f"a band pair left unjudged reaches {n} other entit"
+                             + ("y" if n == 1 else "ies")))  # fmt: skip
+            elif g in pending:
+                rows.append((*k, "REVIEW", None, gid, "matches a record that waits for review"))
             elif len(into) > 1:
                 rows.append((*k, "REVIEW", None, gid, f"accepted into {len(into)} entities"))
+            elif into and (into[0], k[0]) in held:
+                rows.append((*k, "REVIEW", None, gid, "one-to-one: the entity already holds a record of this source"))
             elif into:
                 joined = f"joined {len(found)} entities into one" if len(found) > 1 else None
                 rows.append((*k, "MERGE", into[0], gid, joined))
@@ -401,6 +429,20 @@ class Resolver:
                 "CAST(entity_id AS VARCHAR) AS entity_id, group_id, CAST(note AS VARCHAR) AS note FROM res_actions_df"
             )
         self._mint()
+
+    def _one_to_one_held(self, entities: dict) -> set:
+        """(entity, source) pairs where the entity already holds a record of that source, with
+        routing.one_to_one in a link job: a new record of that source would be its second (a run keeps one)."""
+        s = self.session.settings
+        reached = sorted(set().union(*entities.values())) if entities else []
+        if not (s.routing.one_to_one and s.link_type != "dedupe_only" and reached):
+            return set()
+        return set(
+            self.con.execute(
+                f"SELECT DISTINCT entity_id, source_dataset FROM {self.store.table('membership')} WHERE entity_id IN ?",
+                [reached],
+            ).fetchall()
+        )
 
     def _survivors(self, reached) -> dict:
         """Stored entity -> the entity it merges into, for entities a new group's accepted pairs join together
@@ -448,37 +490,16 @@ class Resolver:
 
     def _mint(self) -> None:
         """New ids for the INSERT groups (entities.id_template, from the group's values)."""
-        con, s = self.con, self.session.settings
-        tpl = IdTemplate(s.entities.id_template)
-        groups = con.execute("SELECT DISTINCT group_id FROM res_actions WHERE action = 'INSERT' ORDER BY 1").df()
-        values = pd.DataFrame(index=groups["group_id"])
-        if tpl.fields and len(groups):
-            members = " UNION ALL ".join(
-                f"SELECT source_dataset, unique_id, {', '.join(quote_ident(f) for f in tpl.fields)} FROM res_new_{n}"
-                for n in self.session.loaded.tables
-            )
-            for f in tpl.fields:
-                top = con.execute(f"""
-                    SELECT group_id, v FROM (
-                        SELECT a.group_id, CAST(m.{quote_ident(f)} AS VARCHAR) AS v, row_number() OVER (
-                            PARTITION BY a.group_id ORDER BY count(*) DESC, CAST(m.{quote_ident(f)} AS VARCHAR)) AS rk
-                        FROM res_actions a JOIN ({members}) m USING (source_dataset, unique_id)
-                        WHERE nullif(CAST(m.{quote_ident(f)} AS VARCHAR), '') IS NOT NULL
-                        GROUP BY a.group_id, CAST(m.{quote_ident(f)} AS VARCHAR)) WHERE rk = 1""").df()
-                values[f] = top.set_index("group_id")["v"]
-        # A sequence-numbered id must not repeat a stored one; a uuid cannot (and reading a million ids per
-        # request would cost more than the resolve).
-        taken = (
-            {r[0] for r in con.execute(f"SELECT entity_id FROM {self.store.table('entities')}").fetchall()}
-            if "{seq}" in tpl.template
-            else set()
+        con = self.con
+        ids = mint_ids(
+            con,
+            self.session.settings.entities.id_template,
+            "SELECT group_id AS g, group_id AS k, source_dataset, unique_id FROM res_actions WHERE action = 'INSERT'",
+            {n: f"res_new_{n}" for n in self.session.loaded.tables},
+            f"SELECT entity_id FROM {self.store.table('entities')}",
         )
-        mint = tpl.minter(taken)
-        records = (
-            values.astype(object).where(values.notna(), None).to_dict("records") if tpl.fields else [{}] * len(groups)
-        )
-        ids = pd.DataFrame({"group_id": groups["group_id"], "minted": [mint(v) for v in records]})
-        with registered(con, "res_minted_df", ids):
+        minted = pd.DataFrame({"group_id": list(ids), "minted": list(ids.values())}, dtype=object)
+        with registered(con, "res_minted_df", minted):
             con.execute("""
                 CREATE OR REPLACE TEMP TABLE res_actions AS
                 SELECT a.source_dataset, a.unique_id, a.action, coalesce(a.entity_id, CAST(m.minted AS VARCHAR)) AS entity_id,
@@ -505,7 +526,8 @@ class Resolver:
             f"""
             SELECT source_dataset, unique_id, entity_id FROM res_actions WHERE action <> 'REVIEW'
             UNION ALL
-            SELECT m.source_dataset, m.unique_id, g.merged_into FROM {mem} m JOIN res_merges g USING (entity_id)""",
+            SELECT m.source_dataset, m.unique_id, g.merged_into FROM {mem} m JOIN res_merges g USING (entity_id)
+            ANTI JOIN res_actions a USING (source_dataset, unique_id)""",
         )
         added = table(
             "res_added",
@@ -518,7 +540,10 @@ class Resolver:
             "res_removed",
             f"""
             SELECT m.source_dataset, m.unique_id, m.entity_id, a.entity_id AS new_entity
-            FROM {mem} m JOIN res_added a USING (source_dataset, unique_id)""",
+            FROM {mem} m JOIN res_added a USING (source_dataset, unique_id)
+            UNION ALL  -- a stored record sent again changed that now waits for review leaves its entity
+            SELECT m.source_dataset, m.unique_id, m.entity_id, NULL FROM {mem} m
+            JOIN res_actions a USING (source_dataset, unique_id) WHERE a.action = 'REVIEW'""",
         )
         created = table(
             "res_created",
@@ -568,7 +593,8 @@ class Resolver:
                 FROM res_added a LEFT JOIN evidence e ON e.sd = a.source_dataset AND e.uid = a.unique_id
                 UNION ALL
                 SELECT 3, 'record_removed', entity_id, new_entity, source_dataset, unique_id,
-                    CASE WHEN entity_id IN (SELECT entity_id FROM res_merges) THEN 'merged' ELSE 'changed, moved' END
+                    CASE WHEN entity_id IN (SELECT entity_id FROM res_merges) THEN 'merged'
+                         WHEN new_entity IS NULL THEN 'changed, waits for review' ELSE 'changed, moved' END
                 FROM res_removed
                 UNION ALL
                 SELECT 4, 'merged', g.merged_into, g.entity_id, NULL, NULL, json_object('by', list(DISTINCT
@@ -584,16 +610,14 @@ class Resolver:
         resolutions = table(
             "res_store_rows",
             f"""
-            WITH latest AS (
-                SELECT source_dataset, unique_id, max_by(struct_pack(content_hash, action, entity_id), run_id) AS x
-                FROM {self.store.table("resolutions")} GROUP BY ALL)
+            WITH latest AS ({self._latest_resolutions_sql()})
             SELECT {run} AS run_id, a.source_dataset, a.unique_id, h.content_hash, a.action,
                 CASE WHEN a.action = 'REVIEW' THEN NULL ELSE a.entity_id END AS entity_id
             FROM res_actions a JOIN res_sent h USING (source_dataset, unique_id)
             LEFT JOIN latest l USING (source_dataset, unique_id)
             -- the same outcome for the same content is not news (a record waiting for review, sent again)
-            WHERE l.x IS DISTINCT FROM struct_pack(content_hash := h.content_hash, action := a.action,
-                entity_id := CASE WHEN a.action = 'REVIEW' THEN NULL ELSE a.entity_id END)""",
+            WHERE (l.content_hash, l.action, l.entity_id) IS DISTINCT FROM (h.content_hash, a.action,
+                CASE WHEN a.action = 'REVIEW' THEN NULL ELSE a.entity_id END)""",
         )
         inputs = {n: f"res_new_{n}" for n in s.loaded.tables} if s.settings.entities.keep_values else None
         return Plan(

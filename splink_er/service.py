@@ -6,12 +6,13 @@
 Endpoints (JSON):
     POST /resolve                {"source": optional, "records": [{column: value, ...}, ...]} -> one action per
                                  record (MERGE / REVIEW / INSERT, entity_id, candidates, how it was decided)
-    GET  /entities/{id}          the entity, the entity it now belongs to (after a merge), its size and runs
+    GET  /entities/{id}          the entity, the entity it now belongs to (after a merge), its counts
     GET  /entities/{id}/records  its records with their stored values
     GET  /changes?since=RUN      the events of every run committed after RUN (default: the latest run's)
     GET  /health                 store, model and counts
 
-The settings, the frozen model and Splink's settings are loaded once; each resolve is `resolving.resolve` on
+The settings and Splink's settings are loaded once (Splink's predict SQL is recorded on the first resolve
+and replayed after, engine/recorded_predict.py); each resolve is `resolving.resolve` on
 them, so a record resolved here and one resolved by `splink-er resolve` get the same answer. Requests that touch
 the store run one at a time (DuckDB has one writer; a batch run started meanwhile waits for the file lock, and a
 resolve arriving during a batch run gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when
@@ -123,7 +124,7 @@ def create_app(
             for k, v in rec.items():
                 if isinstance(v, float) and not math.isfinite(v):
                     raise InputError(f"records[{i}].{k} is {v}: send a number, a string or null")
-            ids.append(str(rec[id_col]))
+            ids.append(_text(rec[id_col]))
         if len(set(ids)) != len(ids):
             dup = sorted({x for x in ids if ids.count(x) > 1})[:3]
             raise InputError(f"{id_col!r} repeats within the request ({dup}): send each record once")
@@ -163,25 +164,29 @@ def create_app(
             finally:
                 store.con.close()
 
-    @app.get("/entities/{entity_id}")
-    def entity(entity_id: str):
+    def reading_entity(entity_id: str, fn):
+        """`fn(store, found)` for an entity the store holds (`EntityStore.entity`), else 404."""
+
         def read(store):
             try:
                 found = store.entity(entity_id)
             except InputError:
                 return error(404, f"no entity {entity_id!r}")
-            row = _plain(found["entity"])
-            return {**row, "now": found["now"], "records": len(found["records"]), "events": len(found["events"])}
+            return fn(store, found)
 
         return reading(read)
 
+    @app.get("/entities/{entity_id}")
+    def entity(entity_id: str):
+        def read(store, found):
+            row = _plain(found["entity"])
+            return {**row, "now": found["now"], "records": len(found["records"]), "events": len(found["events"])}
+
+        return reading_entity(entity_id, read)
+
     @app.get("/entities/{entity_id}/records")
     def entity_records(entity_id: str):
-        def read(store):
-            try:
-                found = store.entity(entity_id)
-            except InputError:
-                return error(404, f"no entity {entity_id!r}")
+        def read(store, found):
             members = found["records"]
             out = []
             for name in sorted(set(members["source_dataset"])):
@@ -193,7 +198,7 @@ def create_app(
                     out += [{"source_dataset": name, "unique_id": i} for i in ids]
             return {"entity_id": entity_id, "now": found["now"], "records": out}
 
-        return reading(read)
+        return reading_entity(entity_id, read)
 
     @app.get("/changes")
     def changes(since: str | None = None, limit: int = 10_000):

@@ -143,9 +143,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, ste
     expr = normalizer.sql_expression("__value")
     if expr is not None and not con.execute(f"SELECT 1 FROM {view} WHERE {col} IS NOT NULL LIMIT 1").fetchall():
         # Every value null (one record sent to resolve without an e-mail): DuckDB 2.0 fails to bind some rules
-        # over a column its statistics know to be all null, and the answer is null anyway.
+        # over a column its statistics know to be all null, and the answer is null anyway, of the rule's type
+        # (read from the rule over one made-up value: a date rule gives DATE).
+        kind = con.execute(f"DESCRIBE SELECT {expr} AS v FROM (SELECT 'x'::VARCHAR AS __value)").fetchall()[0][1]
         con.execute(
-            f"CREATE OR REPLACE VIEW {out} AS SELECT *, CAST(NULL AS VARCHAR) AS {quote_ident(new[0])} FROM {view}"
+            f"CREATE OR REPLACE VIEW {out} AS SELECT *, CAST(NULL AS {kind}) AS {quote_ident(new[0])} FROM {view}"
         )
         return out
     if expr is not None:  # a rule DuckDB runs itself, vectorised

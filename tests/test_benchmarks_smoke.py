@@ -27,6 +27,10 @@ SMOKE = {
     "normalize_names": (["2000"], "normalize_names.json"),
     "scale": (["--sizes", "2000"], "scale.json"),
     "entity_store": (["--records", "2000", "--repeat", "1"], "entity_store.json"),
+    "incremental": (
+        ["--sizes", "2000", "--new", "50", "--repeat", "1", "--requests", "8", "--skip-real"],
+        "incremental.json",
+    ),
 }
 # Run by other tests: tests/test_spark.py runs its DuckDB-Spark equality checks through spark_vs_duckdb.run_both
 # (a smoke run here would repeat the fake_1000 one, 2 minutes on 2 cores).

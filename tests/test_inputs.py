@@ -92,3 +92,12 @@ def test_a_column_with_no_value_at_all_is_prepared_as_null(demo_dict, empty):
     job = _prepare(demo_dict, df)
     got = job.con.execute("SELECT email_norm, city FROM input_fake_1000").fetchall()
     assert got == [(None, None)] * 3
+
+
+def test_a_date_column_with_no_value_at_all_is_a_null_date(demo_dict):
+    """The all-null shortcut keeps the rule's type: a date rule over no value gives a DATE column, so date
+    arithmetic in rules and gates still binds (a resolve sends one source's records; the other is empty)."""
+    demo_dict["sources"][0]["prepare"] = [{"column": "dob", "kind": "date", "into": "dob_date"}]
+    job = _prepare(demo_dict, _frame().astype({"dob": object}).assign(dob=None))
+    kinds = dict(job.con.execute("SELECT column_name, column_type FROM (DESCRIBE input_fake_1000)").fetchall())
+    assert kinds["dob_date"] == "DATE"

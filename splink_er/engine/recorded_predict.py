@@ -58,8 +58,9 @@ def predict(db, key_: str, run_splink) -> Prediction:
     send = db._execute_sql_against_backend
 
     def recording(sql: str):
-        statements.append(sql)
-        return send(sql)
+        out = send(sql)
+        statements.append(sql)  # only what ran: a statement Splink tried and caught is not replayed
+        return out
 
     db._execute_sql_against_backend = recording  # this session's DuckDBAPI only
     try:

@@ -52,3 +52,33 @@ class IdTemplate:
             return new
 
         return mint
+
+
+def mint_ids(con, template: str, groups_sql: str, members: dict[str, str], taken_sql: str) -> dict:
+    """{group: new id} for groups of records. `groups_sql` rows: g (the group), k (its sort key: ids are minted
+    in that order, so a `{seq}` is deterministic), source_dataset, unique_id of each member. `members`: source ->
+    table holding the template's fields; `taken_sql`: the ids in use (read only when the template has `{seq}`:
+    a uuid cannot repeat, and reading a million ids would cost more than minting)."""
+    import pandas as pd
+
+    from ..sql import quote_ident
+
+    tpl = IdTemplate(template)
+    groups = [r[0] for r in con.execute(f"SELECT g FROM ({groups_sql}) GROUP BY g ORDER BY min(k)").fetchall()]
+    values = pd.DataFrame(index=pd.Index(groups, dtype=object))
+    if tpl.fields and groups:
+        cols = ", ".join(quote_ident(f) for f in tpl.fields)
+        union = " UNION ALL ".join(f"SELECT source_dataset, unique_id, {cols} FROM {t}" for t in members.values())
+        for f in tpl.fields:  # the most common non-empty value of each field per group (ties: the smallest)
+            v = f"CAST(m.{quote_ident(f)} AS VARCHAR)"
+            top = con.execute(f"""
+                SELECT g, v FROM (
+                    SELECT x.g, {v} AS v, row_number() OVER (PARTITION BY x.g ORDER BY count(*) DESC, {v}) AS rk
+                    FROM ({groups_sql}) x JOIN ({union}) m USING (source_dataset, unique_id)
+                    WHERE nullif({v}, '') IS NOT NULL
+                    GROUP BY x.g, {v}) WHERE rk = 1""").df()
+            values[f] = top.set_index("g")["v"]
+    taken = {r[0] for r in con.execute(taken_sql).fetchall()} if "{seq}" in tpl.template else set()
+    mint = tpl.minter(taken)
+    rows = values.astype(object).where(values.notna(), None).to_dict("records") if tpl.fields else [{}] * len(groups)
+    return {g: mint(r) for g, r in zip(groups, rows)}

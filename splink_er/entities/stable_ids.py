@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..sql import drop_relation, registered, sql_literal
-from .ids import IdTemplate
+from .ids import mint_ids
 from .store import EVENT_COLUMNS, EntityStore
 
 SEP = "chr(31)"  # between source and id in a record key: a character no id contains
@@ -144,10 +144,7 @@ def plan_changes(
     r = store.table("records")
     table(
         "ent_seen",
-        " UNION ALL ".join(
-            f"SELECT source_dataset, unique_id, printf('%016x', hash(t)) AS content_hash FROM {tbl} t"
-            for tbl in inputs.values()
-        ),
+        " UNION ALL ".join(content_hash_sql(tbl) for tbl in inputs.values()),
     )
     seen = table(
         "ent_records_seen",
@@ -164,34 +161,25 @@ def plan_changes(
     return Plan(assigned, added, removed, created, retired, changed, seen, gone, events, inputs)
 
 
+def content_hash_sql(table: str) -> str:
+    """Each record's content hash: DuckDB's 64-bit hash of its whole normalized row, enough to tell a changed
+    record from the same one (runs and resolves compare it with the store's)."""
+    return f"SELECT source_dataset, unique_id, printf('%016x', hash(t)) AS content_hash FROM {table} t"
+
+
 def _mint(con, store: EntityStore, clusters: str, inputs: dict[str, str], template: str) -> pd.DataFrame:
     """New ids for the clusters heir to no stored entity, in record-key order (so a scoped `{seq}` is
     deterministic)."""
-    tpl = IdTemplate(template)
-    todo = con.execute(
-        "SELECT c.cluster_id, c.first_key FROM ent_comp c "
-        "WHERE c.cluster_id NOT IN (SELECT cluster_id FROM ent_heir) ORDER BY c.first_key"
-    ).df()
-    if todo.empty:
-        return pd.DataFrame({"cluster_id": pd.Series(dtype=str), "entity_id": pd.Series(dtype=str)})
-    values = pd.DataFrame(index=todo["cluster_id"])
-    if tpl.fields:
-        members = " UNION ALL ".join(
-            f"SELECT source_dataset, unique_id, {', '.join(tpl.fields)} FROM {t}" for t in inputs.values()
-        )
-        for f in tpl.fields:  # the most common non-empty value of each field per cluster (ties: the smallest)
-            top = con.execute(f"""
-                SELECT cluster_id, v FROM (
-                    SELECT c.cluster_id, CAST(i.{f} AS VARCHAR) AS v, row_number() OVER (
-                        PARTITION BY c.cluster_id ORDER BY count(*) DESC, CAST(i.{f} AS VARCHAR)) AS rk
-                    FROM {clusters} c JOIN ({members}) i USING (source_dataset, unique_id)
-                    WHERE i.{f} IS NOT NULL AND CAST(i.{f} AS VARCHAR) <> ''
-                    GROUP BY c.cluster_id, CAST(i.{f} AS VARCHAR)) WHERE rk = 1""").df()
-            values[f] = top.set_index("cluster_id")["v"]
-    taken = {r[0] for r in con.execute(f"SELECT entity_id FROM {store.table('entities')}").fetchall()}
-    mint = tpl.minter(taken)
-    rows = values.astype(object).where(values.notna(), None).to_dict("records") if tpl.fields else [{}] * len(todo)
-    return pd.DataFrame({"cluster_id": todo["cluster_id"], "entity_id": [mint(v) for v in rows]})
+    ids = mint_ids(
+        con,
+        template,
+        f"""SELECT c.cluster_id AS g, t.first_key AS k, c.source_dataset, c.unique_id
+            FROM {clusters} c JOIN ent_comp t USING (cluster_id)
+            WHERE c.cluster_id NOT IN (SELECT cluster_id FROM ent_heir)""",
+        inputs,
+        f"SELECT entity_id FROM {store.table('entities')}",
+    )
+    return pd.DataFrame({"cluster_id": list(ids), "entity_id": list(ids.values())}, dtype=object)
 
 
 def _events_sql(con, table, decisions: str, m: str, run: str) -> str:

@@ -243,9 +243,16 @@ class EntityStore:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
-        for name in ("entities", "membership", "records", "events", "runs"):
+        values = [
+            r[0]
+            for r in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND table_name LIKE 'values__%'",
+                [ALIAS],
+            ).fetchall()
+        ]
+        for name in ("entities", "membership", "records", "events", "runs", "resolutions", *values):
             path = folder / f"{name}.parquet"
-            self.con.execute(f"COPY {self.table(name)} TO {sql_literal(path)} (FORMAT parquet)")
+            self.con.execute(f"COPY {self.table(quote_ident(name))} TO {sql_literal(path)} (FORMAT parquet)")
             written.append(path)
         return written
 
