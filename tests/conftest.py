@@ -41,3 +41,21 @@ def finished_demo(tmp_path_factory):
     overrides = [f"output_dir={out}", f"labels.path={out}/labels.jsonl"]
     result = splink_er.run(splink_er.demo_settings_path(), overrides=overrides, quiet=True)
     return result, ["--set", f"labels.path={out}/labels.jsonl", "--out", str(out)]
+
+
+@pytest.fixture
+def stored_demo(demo_dict, tmp_path):
+    """A function of a judge kind: a batch run over 90% of the demo's records with that judge, returning (the
+    settings dict, the RunResult, the other 10% of the records with new ids): what resolve tests send."""
+    import pandas as pd
+
+    def make(judge_kind: str):
+        rows = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
+        later = rows.sample(frac=0.1, random_state=5)
+        rows.drop(later.index).to_csv(tmp_path / "base.csv", index=False)
+        demo_dict["sources"][0]["path"] = str(tmp_path / "base.csv")
+        demo_dict["judge"] = {"kind": judge_kind}
+        first = splink_er.run(demo_dict, quiet=True)
+        return demo_dict, first, later.assign(unique_id=[f"new-{i}" for i in range(len(later))])
+
+    return make

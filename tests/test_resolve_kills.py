@@ -14,16 +14,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def stored(demo_dict, tmp_path):
+def stored(stored_demo):
     """A batch run over 90% of the demo's records (judge none), and the other 10%, new ids."""
-    rows = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
-    later = rows.sample(frac=0.1, random_state=5)
-    rows.drop(later.index).to_csv(tmp_path / "base.csv", index=False)
-    demo_dict["sources"][0]["path"] = str(tmp_path / "base.csv")
-    demo_dict["judge"] = {"kind": "none"}
-    first = splink_er.run(demo_dict, quiet=True)
-    later = later.assign(unique_id=[f"new-{i}" for i in range(len(later))])
-    return demo_dict, first, later
+    return stored_demo("none")
 
 
 def store_shape(path) -> dict:
