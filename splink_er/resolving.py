@@ -159,7 +159,6 @@ class Resolver:
         self.job, self.session = job, job.session
         self.con = job.session.con
         s = self.session.settings
-        check_resolvable(s)
         self.store = EntityStore(self.con, s.entity_store_path)
         missing = [src for src in self.session.loaded.tables if not self.store.has_values(src)]
         if missing:
@@ -255,13 +254,7 @@ class Resolver:
         ]
         for name, table in loaded.items():
             stored = self.store.values_table(name)
-            cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
-            stored_cols = [r[0] for r in con.execute(f"DESCRIBE {stored}").fetchall()]
-            if stored_cols != cols:
-                raise InputError(
-                    f"the store's records of {name!r} were written with other settings (columns {stored_cols}, "
-                    f"these settings make {cols}): run `splink-er run` with these settings first"
-                )
+            self.store.require_values_match(name, table)
             picks = []
             for other in loaded:
                 if not _compared(s.link_type, name, other):
@@ -579,11 +572,7 @@ class Resolver:
         events = table(
             "res_events",
             f"""
-            WITH links AS (
-                SELECT source_dataset_l AS sd, unique_id_l AS uid, source_dataset_r AS o_sd, unique_id_r AS o_uid,
-                    decided_by, match_probability FROM decisions WHERE final_match
-                UNION ALL SELECT source_dataset_r, unique_id_r, source_dataset_l, unique_id_l, decided_by,
-                    match_probability FROM decisions WHERE final_match),
+            WITH links AS ({_each_side("decided_by, match_probability", "WHERE final_match")}),
             evidence AS (SELECT sd, uid, {pairs} AS detail FROM links GROUP BY sd, uid),
             body AS (
                 SELECT 1 AS k, 'created' AS event, entity_id, NULL AS other_entity_id, NULL AS source_dataset,
@@ -645,11 +634,7 @@ class Resolver:
             mem = self.store.table("membership")
             frames.append(
                 self.con.execute(f"""
-                WITH mine AS (
-                    SELECT source_dataset_l AS sd, unique_id_l AS uid, source_dataset_r AS o_sd, unique_id_r AS o_uid,
-                        match_probability, decided_by, judge_reasoning, final_match FROM decisions
-                    UNION ALL SELECT source_dataset_r, unique_id_r, source_dataset_l, unique_id_l, match_probability,
-                        decided_by, judge_reasoning, final_match FROM decisions),
+                WITH mine AS ({_each_side("match_probability, decided_by, judge_reasoning, final_match")}),
                 cand AS (
                     SELECT m.sd, m.uid, coalesce(e.entity_id, a.entity_id) AS entity, max(m.match_probability) AS p
                     FROM mine m LEFT JOIN {mem} e ON e.source_dataset = m.o_sd AND e.unique_id = m.o_uid
@@ -693,6 +678,15 @@ class Resolver:
         resolutions.to_parquet(part, index=False)
         part.replace(path)  # never half a file under the final name
         return path
+
+
+def _each_side(columns: str, where: str = "") -> str:
+    """The decisions once from each record's side: sd, uid (the record), o_sd, o_uid (the other), `columns`."""
+    return f"""
+        SELECT source_dataset_l AS sd, unique_id_l AS uid, source_dataset_r AS o_sd, unique_id_r AS o_uid, {columns}
+        FROM decisions {where}
+        UNION ALL
+        SELECT source_dataset_r, unique_id_r, source_dataset_l, unique_id_l, {columns} FROM decisions {where}"""
 
 
 def _changes_anything(con, plan: Plan) -> bool:

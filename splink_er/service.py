@@ -35,6 +35,7 @@ from .errors import Busy, DependencyMissing, InputError, SplinkERError
 TOKEN_ENV = "SPLINK_ER_TOKEN"
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 8 * 1024 * 1024
+NEEDS_EXTRA = "the service needs FastAPI and uvicorn: pip install 'splink-er[serve]'"
 
 
 def create_app(
@@ -52,7 +53,7 @@ def create_app(
         from fastapi.responses import JSONResponse
         from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
     except ImportError:
-        raise DependencyMissing("the service needs FastAPI and uvicorn: pip install 'splink-er[serve]'") from None
+        raise DependencyMissing(NEEDS_EXTRA) from None
 
     from .entities.store import EntityStore
     from .resolving import check_resolvable, input_columns
@@ -250,7 +251,7 @@ def serve(settings, overrides=None, *, host="127.0.0.1", port=8000, token_env=TO
     try:
         import uvicorn
     except ImportError:
-        raise DependencyMissing("the service needs FastAPI and uvicorn: pip install 'splink-er[serve]'") from None
+        raise DependencyMissing(NEEDS_EXTRA) from None
     app = create_app(settings, overrides, token_env=token_env, max_batch=max_batch)
     # One worker process: the store has one writer, and the warm state lives in this process.
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)

@@ -148,6 +148,21 @@ class EntityStore:
             ).fetchall()[0][0]
         )
 
+    def _columns(self, table: str) -> list[str]:
+        return [r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()]
+
+    def values_match(self, source: str, table: str) -> bool:
+        """Whether the stored values of `source` have the columns of `table` (the same settings made both)."""
+        return self._columns(self.values_table(source)) == self._columns(table)
+
+    def require_values_match(self, source: str, table: str) -> None:
+        """InputError unless `values_match`: new records cannot be compared with records normalized otherwise."""
+        if not self.values_match(source, table):
+            raise InputError(
+                f"the store's records of {source!r} have columns {self._columns(self.values_table(source))}, these "
+                f"settings make {self._columns(table)}: run `splink-er run` with these settings first"
+            )
+
     def _write_values(self, plan) -> None:
         """Each record's normalized values (inside the commit's transaction): rows of new, changed or returning
         records replaced, rows of records gone deleted; the whole table rewritten when the columns changed (new
@@ -155,16 +170,10 @@ class EntityStore:
         con = self.con
         for source, table in plan.inputs.items():
             vt = self.values_table(source)
-            cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
-            if self.has_values(source):
-                stored = [r[0] for r in con.execute(f"DESCRIBE {vt}").fetchall()]
-                if stored != cols and not plan.all_records:
-                    raise InputError(
-                        f"the store's records of {source!r} have columns {stored}, these settings make {cols}: "
-                        "run `splink-er run` with these settings first"
-                    )
-                if stored != cols:
-                    con.execute(f"DROP TABLE {vt}")
+            if self.has_values(source) and not self.values_match(source, table):
+                if not plan.all_records:
+                    self.require_values_match(source, table)  # raises, naming both column lists
+                con.execute(f"DROP TABLE {vt}")
             if not self.has_values(source):
                 con.execute(f"CREATE TABLE {vt} AS SELECT * FROM {table}")
                 continue
