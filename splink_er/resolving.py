@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from .entities.ids import mint_ids
-from .entities.stable_ids import Plan, content_hash_sql
+from .entities.stable_ids import Plan, content_hash_sql, strongest_pairs_json
 from .entities.store import ALIAS as STORE_ALIAS
 from .entities.store import EVENT_COLUMNS, EntityStore
 from .errors import InputError, SettingsError
@@ -567,13 +567,11 @@ class Resolver:
             WHERE r.content_hash IS DISTINCT FROM s.content_hash OR r.gone_run IS NOT NULL""",
         )
         gone = table("res_gone", "SELECT source_dataset, unique_id FROM res_seen WHERE false")
-        pairs = """to_json(max_by({'with': o_sd || ':' || o_uid, 'decided_by': decided_by,
-            'match_probability': round(match_probability, 4)}, (match_probability, o_sd, o_uid), 3))::VARCHAR"""
         events = table(
             "res_events",
             f"""
             WITH links AS ({_each_side("decided_by, match_probability", "WHERE final_match")}),
-            evidence AS (SELECT sd, uid, {pairs} AS detail FROM links GROUP BY sd, uid),
+            evidence AS (SELECT sd, uid, {strongest_pairs_json("links")} AS detail FROM links GROUP BY sd, uid),
             body AS (
                 SELECT 1 AS k, 'created' AS event, entity_id, NULL AS other_entity_id, NULL AS source_dataset,
                     NULL AS unique_id, json_object('size', size)::VARCHAR AS detail FROM res_created

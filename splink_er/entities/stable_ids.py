@@ -185,9 +185,7 @@ def _mint(con, store: EntityStore, clusters: str, inputs: dict[str, str], templa
 def _events_sql(con, table, decisions: str, m: str, run: str) -> str:
     """The events of this run (see the module docstring), numbered in a deterministic order. The evidence is
     looked up only for the records that changed entity, so a run that changes nothing costs next to nothing."""
-    # The three strongest pairs of a group, as JSON (max_by with n: a list sorted per group cost 6x as much).
-    pairs = """to_json(max_by({'with': l.o_sd || ':' || l.o_uid, 'decided_by': l.decided_by,
-        'match_probability': round(l.match_probability, 4)}, (l.match_probability, l.o_sd, l.o_uid), 3))::VARCHAR"""
+    pairs = strongest_pairs_json("l")
     # Accepted pairs of each record that changed entity, to a record of its new entity (both ways round).
     table(
         "ent_added_links",
@@ -205,9 +203,8 @@ def _events_sql(con, table, decisions: str, m: str, run: str) -> str:
     parts = [
         """SELECT 1 AS k, 'created' AS event, entity_id, NULL AS other_entity_id, NULL AS source_dataset,
             NULL AS unique_id, json_object('size', size)::VARCHAR AS detail FROM ent_created""",
-        f"""SELECT 2, 'record_added', a.entity_id, a.prev_entity, a.source_dataset, a.unique_id, c.detail
-            FROM ent_added a LEFT JOIN (SELECT sd, uid, {pairs} AS detail FROM ent_added_links l GROUP BY sd, uid) c
-                ON c.sd = a.source_dataset AND c.uid = a.unique_id""",
+        # Its evidence is joined after numbering: the sort then moves narrow rows (1.35M at 1M records: 0.5 s less).
+        "SELECT 2, 'record_added', entity_id, prev_entity, source_dataset, unique_id, NULL FROM ent_added",
         """SELECT 3, 'record_removed', entity_id, new_entity, source_dataset, unique_id,
             CASE WHEN new_entity IS NULL THEN 'not in this run''s inputs' ELSE 'moved' END FROM ent_removed""",
         """SELECT 5, 'retired', entity_id, merged_into, NULL, NULL,
@@ -259,10 +256,22 @@ def _events_sql(con, table, decisions: str, m: str, run: str) -> str:
             LEFT JOIN ({evidence}) ev USING (old_e, new_e)""")
     body = " UNION ALL ".join(parts)
     return f"""
-        SELECT {run} AS run_id, row_number() OVER (ORDER BY k, entity_id, source_dataset, unique_id,
-            other_entity_id) AS seq, event, entity_id, other_entity_id, source_dataset, unique_id, detail,
-            now() AS time
-        FROM ({body})"""
+        SELECT {run} AS run_id, e.seq, e.event, e.entity_id, e.other_entity_id, e.source_dataset, e.unique_id,
+            coalesce(e.detail, c.detail) AS detail, now() AS time
+        FROM (SELECT row_number() OVER (ORDER BY k, entity_id, source_dataset, unique_id, other_entity_id) AS seq, *
+              FROM ({body})) e
+        LEFT JOIN (SELECT sd, uid, {pairs} AS detail FROM ent_added_links l GROUP BY sd, uid) c
+            ON e.k = 2 AND c.sd = e.source_dataset AND c.uid = e.unique_id"""
 
 
-__all__ = ["Plan", "plan_changes", "EVENT_COLUMNS"]
+def strongest_pairs_json(alias: str) -> str:
+    """SQL aggregate: the three strongest pairs of a group of `alias`(o_sd, o_uid, decided_by,
+    match_probability) rows, as JSON; ties in probability go by a hash of the other record's key (deterministic,
+    and 20% cheaper than comparing the key's strings; max_by with n: a list sorted per group cost 6x as much)."""
+    a = alias
+    return f"""to_json(max_by({{'with': {a}.o_sd || ':' || {a}.o_uid, 'decided_by': {a}.decided_by,
+        'match_probability': round({a}.match_probability, 4)}}, ({a}.match_probability, hash({a}.o_sd, {a}.o_uid)),
+        3))::VARCHAR"""
+
+
+__all__ = ["Plan", "plan_changes", "strongest_pairs_json", "EVENT_COLUMNS"]
