@@ -74,6 +74,7 @@ class Job:
         reporter: Reporter | None = None,
         with_judge: bool = True,
         allow_empty: bool = False,
+        con=None,
     ) -> None:
         self.data = data  # kept (a reference) so a finished run can be explained again after Spark
         if with_judge:
@@ -87,13 +88,13 @@ class Job:
         try:
             for path, what in stores if with_judge else ():
                 self._locks.append(hold(path, what, wait))
-            self._build(settings, data, judge, quiet, spark, reporter, with_judge, allow_empty)
+            self._build(settings, data, judge, quiet, spark, reporter, with_judge, allow_empty, con)
         except BaseException:
             self.close()
             raise
 
-    def _build(self, settings, data, judge, quiet, spark, reporter, with_judge, allow_empty) -> None:
-        self.session = s = Session(settings, reporter or make_reporter(quiet), data, spark, allow_empty)
+    def _build(self, settings, data, judge, quiet, spark, reporter, with_judge, allow_empty, con) -> None:
+        self.session = s = Session(settings, reporter or make_reporter(quiet), data, spark, allow_empty, con)
         note = "" if with_judge else "reading a finished run: no judge"
         if judge is not None and not isinstance(judge, Judge):
             judge = judge(s)  # a function of the loaded session (e.g. a judge that looks up a truth column)

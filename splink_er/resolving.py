@@ -55,10 +55,11 @@ class ResolveResult:
 
 
 def resolve(
-    settings, data, *, overrides: list[str] | None = None, judge=None, quiet: bool = True, out=None
+    settings, data, *, overrides: list[str] | None = None, judge=None, quiet: bool = True, out=None, warm=None
 ) -> ResolveResult:
     """Resolve the records in `data` ({source name: DataFrame}, or one DataFrame for the first source) against
-    the entity store of `settings`. See the module docstring.
+    the entity store of `settings`. See the module docstring. `warm`: an `engine.warm.WarmConnection` to resolve
+    on (the service's; cleaned after), instead of a new DuckDB database.
 
     Example:
         >>> import splink_er, pandas as pd
@@ -70,21 +71,29 @@ def resolve(
         >>> sorted(done.resolutions["action"])   # both are copies of stored people
         ['MERGE', 'MERGE']
     """
-    from .job import Job
-
     s = _with_frozen_model(load_settings(settings, overrides))
     # A resolve's pairs are few: tables in memory, not Parquet files in a scratch folder (and Splink's predict
     # SQL can then be replayed, engine/recorded_predict.py).
     s = s.model_copy(update={"engine": s.engine.model_copy(update={"materialisation": "table"})})
     check_resolvable(s)  # before any record is loaded
-    job = Job(s, data=_as_sources(s, data), judge=judge, quiet=quiet, allow_empty=True)
+    if warm is not None:
+        with warm.use() as con:
+            return _resolve_on(s, data, judge, quiet, out, con)
+    return _resolve_on(s, data, judge, quiet, out, None)
+
+
+def _resolve_on(s: Settings, data, judge, quiet: bool, out, con) -> ResolveResult:
+    from .job import Job
+
+    job = Job(s, data=_as_sources(s, data), judge=judge, quiet=quiet, allow_empty=True, con=con)
     try:
         return Resolver(job).run(out)
     finally:
         # The store file is free again only once no connection holds it: a service resolving the next request
         # (or a failed resolve's traceback, kept alive) must not keep it attached. Then the locks go.
         job.session.con.execute(f"DETACH DATABASE IF EXISTS {STORE_ALIAS}")
-        job.session.con.close()
+        if con is None:
+            job.session.con.close()
         job.close()
 
 

@@ -11,9 +11,9 @@ Endpoints (JSON):
     GET  /changes?since=RUN      the events of every run committed after RUN (default: the latest run's)
     GET  /health                 store, model and counts
 
-The settings and Splink's settings are loaded once (Splink's predict SQL is recorded on the first resolve
-and replayed after, engine/recorded_predict.py); each resolve is `resolving.resolve` on
-them, so a record resolved here and one resolved by `splink-er resolve` get the same answer. Requests that touch
+The settings and Splink's settings are loaded once, one DuckDB database serves every resolve (cleaned after
+each, engine/warm.py), and Splink's predict SQL is recorded on the first resolve and replayed after
+(engine/recorded_predict.py); each resolve is `resolving.resolve` on them, so a record resolved here and one resolved by `splink-er resolve` get the same answer. Requests that touch
 the store run one at a time (DuckDB has one writer; a batch run started meanwhile waits for the file lock, and a
 resolve arriving during a batch run gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when
 the environment variable named by `--token-env` (default SPLINK_ER_TOKEN) is set, every request needs
@@ -55,6 +55,7 @@ def create_app(
     except ImportError:
         raise DependencyMissing(NEEDS_EXTRA) from None
 
+    from .engine.warm import WarmConnection
     from .entities.store import EntityStore
     from .resolving import check_resolvable, input_columns
     from .settings import load_settings
@@ -64,6 +65,7 @@ def create_app(
     columns = {src.name: input_columns(s, src) for src in s.sources}
     id_columns = {src.name: src.id_column for src in s.sources}
     store_lock = threading.Lock()  # one request at a time touches the store (DuckDB: one writer per file)
+    warm = WarmConnection()  # one DuckDB database for every resolve, cleaned after each (under store_lock)
 
     Value = StrictStr | StrictInt | StrictFloat | StrictBool | None
 
@@ -144,7 +146,7 @@ def create_app(
             return error(422, str(e))
         with store_lock:
             try:
-                done = resolve(s, {name: df}, judge=judge, quiet=True)
+                done = resolve(s, {name: df}, judge=judge, quiet=True, warm=warm)
             except Busy as e:
                 return error(503, str(e), {"Retry-After": "5"})
             except InputError as e:

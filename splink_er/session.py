@@ -28,14 +28,20 @@ def new_run_id() -> str:
 
 class Session:
     def __init__(
-        self, settings: Settings, reporter: Reporter, data: dict | None = None, spark=None, allow_empty: bool = False
+        self,
+        settings: Settings,
+        reporter: Reporter,
+        data: dict | None = None,
+        spark=None,
+        allow_empty: bool = False,
+        con=None,
     ) -> None:
         self.settings = settings
         self.reporter = reporter
         self.clock = Stopwatch()
         self.splink_messages = route_splink_messages(reporter, settings.bootstrap.u_max_pairs)
         self.run_id = new_run_id()
-        self.db = make_db(settings)
+        self.db = make_db(settings, con)
         self.con = self.db.duckdb_con
         self.untrained_model = splink_settings_dict(settings)
         required = required_columns(settings, self.untrained_model)

@@ -209,3 +209,39 @@ def test_a_record_joining_two_entities_merges_them_or_waits_when_a_label_says_th
     assert r.exit_code == 0, r.output
     labelled = splink_er.resolve(demo_dict, copy).resolutions.iloc[0]
     assert labelled.action == "REVIEW" and labelled.note == "accepted into 2 entities"
+
+
+def test_resolves_on_one_warm_connection_answer_as_on_fresh_ones_and_leave_nothing_behind(stored):
+    """The service's warm DuckDB connection (engine/warm.py): requests in a row, one failing halfway, give the
+    resolutions fresh databases give, and each leaves the connection as it found it."""
+    import shutil
+
+    from splink_er.engine.warm import WarmConnection
+
+    d, _, later = stored
+    store = splink_er.load_settings(d).entity_store_path
+    shutil.copy(store, store.with_name("pristine.duckdb"))
+    batches = [later.iloc[:40], later.iloc[40:41], later.iloc[41:]]
+    o = ["judge.kind=none"]
+
+    def answers(done):
+        return done.resolutions[["unique_id", "action", "entity_id", "decided_by", "note"]].astype(str)
+
+    cold = [answers(splink_er.resolve(d, b, overrides=o)) for b in batches]
+    shutil.copy(store.with_name("pristine.duckdb"), store)
+    warm = WarmConnection()
+    clean, con = warm._objects(), warm.con
+    got = []
+    for i, b in enumerate(batches):
+        got.append(answers(splink_er.resolve(d, b, overrides=o, warm=warm)))
+        assert warm._objects() == clean, f"request {i} left relations behind"
+        with pytest.raises(InputError):  # a repeated id: fails once the records are loaded
+            splink_er.resolve(d, pd.concat([b, b]), overrides=o, warm=warm)
+        assert warm._objects() == clean
+    assert warm.con is con  # cleaned, not replaced by a new connection (the fallback when cleaning fails)
+    for c, w in zip(cold, got, strict=True):
+        # Entities a resolve creates get new uuids: compare which records share one, not the ids.
+        pd.testing.assert_frame_equal(c.drop(columns="entity_id"), w.drop(columns="entity_id"))
+        assert c.groupby("entity_id").unique_id.apply(frozenset).pipe(set) == w.groupby("entity_id").unique_id.apply(
+            frozenset
+        ).pipe(set)

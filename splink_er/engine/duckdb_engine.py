@@ -11,13 +11,14 @@ from . import recorded_predict
 from .base import Backend, Prediction
 
 
-def make_db(settings):
-    """Splink's DuckDB engine as `engine` configures it: materialisation, memory limit, threads."""
+def make_db(settings, con=None):
+    """Splink's DuckDB engine as `engine` configures it: materialisation, memory limit, threads; on `con` when
+    given (a connection kept warm across resolves, engine/warm.py), else on a new in-memory database."""
     import duckdb
     from splink import DuckDBAPI
 
     e, path = settings.engine, settings.materialisation_path
-    con = duckdb.connect()
+    con = con or duckdb.connect()
     if e.memory_limit:
         path.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET memory_limit = {sql_literal(e.memory_limit)}")
