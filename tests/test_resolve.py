@@ -245,3 +245,53 @@ def test_resolves_on_one_warm_connection_answer_as_on_fresh_ones_and_leave_nothi
         assert c.groupby("entity_id").unique_id.apply(frozenset).pipe(set) == w.groupby("entity_id").unique_id.apply(
             frozenset
         ).pipe(set)
+
+
+@pytest.mark.parametrize("link_type", ["dedupe_only", "link_and_dedupe"])
+def test_narrowed_blocking_scores_the_pairs_with_a_new_record_as_the_full_blocking_does(
+    link_type, stored_demo, demo_dict, tmp_path, monkeypatch
+):
+    """resolving._pairs_with_a_new_record: Splink compares only pairs with a new record, and each of them gets the
+    very scores (every column, every bit) the job's own blocking rules give it; one source, and two."""
+    import shutil
+
+    from splink_er import resolving
+
+    if link_type == "dedupe_only":
+        d, _, later = stored_demo("truth")
+    else:  # the demo's records as two sources; new records arrive in the second
+        rows = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
+        later = rows.sample(frac=0.1, random_state=5)
+        rest = rows.drop(later.index)
+        half = len(rest) // 2
+        src = demo_dict["sources"][0]
+        sources = []
+        for name, part in (("crm", rest.iloc[:half]), ("official", rest.iloc[half:])):
+            part.to_csv(tmp_path / f"{name}.csv", index=False)
+            sources.append(dict(src, name=name, path=str(tmp_path / f"{name}.csv")))
+        d = dict(demo_dict, link_type=link_type, sources=sources, judge={"kind": "truth"})
+        splink_er.run(d, quiet=True)
+        later = {"official": later.assign(unique_id=[f"new-{i}" for i in range(len(later))])}
+    store = splink_er.load_settings(d).entity_store_path
+    shutil.copy(store, store.with_name("pristine.duckdb"))
+    keep = resolving.Resolver._keep_pairs_of_new_records
+    seen = {}
+
+    def capture(self):
+        keep(self)
+        all_pairs = self.con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
+        seen["scores"] = self.con.execute("SELECT * FROM res_scores").df(), all_pairs
+
+    monkeypatch.setattr(resolving.Resolver, "_keep_pairs_of_new_records", capture)
+    narrowed = splink_er.resolve(d, later, overrides=["judge.kind=none"])
+    (mine, n_mine) = seen["scores"]
+    shutil.copy(store.with_name("pristine.duckdb"), store)
+    monkeypatch.setattr(resolving, "_pairs_with_a_new_record", lambda model: model)
+    full = splink_er.resolve(d, later, overrides=["judge.kind=none"])
+    (theirs, n_theirs) = seen["scores"]
+    key = ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r"]
+    mine, theirs = (x.sort_values(key).reset_index(drop=True) for x in (mine, theirs))
+    assert len(mine) > 100 and n_mine == len(mine) < n_theirs  # nothing compared that was not needed
+    pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
+    cols = ["unique_id", "action", "decided_by"]
+    pd.testing.assert_frame_equal(narrowed.resolutions[cols], full.resolutions[cols])
