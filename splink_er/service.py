@@ -13,12 +13,12 @@ Endpoints (JSON):
 
 The settings and Splink's settings are loaded once, one DuckDB database serves every resolve (cleaned after
 each, engine/warm.py), and Splink's predict SQL is recorded on the first resolve and replayed after
-(engine/recorded_predict.py); each resolve is `resolving.resolve` on them, so a record resolved here and one resolved by `splink-er resolve` get the same answer. Requests that touch
-the store run one at a time (DuckDB has one writer; a batch run started meanwhile waits for the file lock, and a
-resolve arriving during a batch run gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when
-the environment variable named by `--token-env` (default SPLINK_ER_TOKEN) is set, every request needs
-`Authorization: Bearer <token>`. A malformed request gets a 4xx and a message that says what to change; it
-never stops the service.
+(engine/recorded_predict.py); each resolve is `resolving.resolve` on them, so a record resolved here and one
+resolved by `splink-er resolve` get the same answer. Requests that touch the store run one at a time (DuckDB
+has one writer; a batch run started meanwhile waits for the file lock, and a resolve arriving during a batch run
+gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when the environment variable named by
+`--token-env` (default SPLINK_ER_TOKEN) is set, every request needs `Authorization: Bearer <token>`. A malformed
+request gets a 4xx and a message that says what to change; it never stops the service.
 """
 
 import hashlib
