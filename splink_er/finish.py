@@ -165,7 +165,8 @@ def run_record(job, metrics: dict, counts: DecisionCounts, rejects_written: bool
             "kind": j.kind,
             "simulated": judging.simulated,
             "calls": usage.get("calls", 0),
-            "pairs_judged": usage.get("pairs", 0),
+            "pairs_judged": judging.answered,  # answers only: an undecided or failed pair was not judged
+            "pairs_sent": usage.get("pairs", 0),
             "pairs_by_reason": judging.asked_by_reason,
             "pairs_reused_by_reason": judging.reused_by_reason,
             "max_pairs": j.max_pairs,

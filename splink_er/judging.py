@@ -78,6 +78,7 @@ class Judging:
         self.asked_by_reason: dict[str, int] = {}
         self.reused_by_reason: dict[str, int] = {}
         self.cost_by_reason: dict[str, float] = {}
+        self.answered = 0  # pairs this run's judge answered match or not (undecided and failed ones are not)
 
     # ---- what the judge is --------------------------------------------------------------------------
     @property
@@ -212,6 +213,7 @@ class Judging:
                 )
                 answers.by_key[d.key] = label
                 new.append(label)
+                self.answered += 1
             # Log first, then the label store: a label is never stored without its log line.
             self.log.append(
                 [self.log.judge_record(by_key[d.key], d, judge.name, method, method_id, round_no) for d in decisions]

@@ -136,6 +136,27 @@ def test_retrain_applies_human_labels(demo_dict):
 
 
 @pytest.mark.e2e
+def test_the_truth_judge_answers_not_a_match_for_a_record_the_truth_does_not_place(demo_dict, tmp_path):
+    """A record without a truth value is an entity of its own (SIMULATED judge): its pairs are answered "not a
+    match", none waits for review, and pairs_judged counts answers only."""
+    rows = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
+    unplaced = rows.sample(frac=0.15, random_state=3).index
+    rows.loc[unplaced, "cluster"] = None
+    rows.to_csv(tmp_path / "partly_placed.csv", index=False)
+    demo_dict["sources"][0]["path"] = str(tmp_path / "partly_placed.csv")
+    r = splink_er.run(demo_dict, quiet=True)
+    ids = set(rows.loc[unplaced, "unique_id"])
+    judged = r.decisions[r.decisions.decided_by.str.startswith("judge")]
+    theirs = judged[judged.unique_id_l.isin(ids) | judged.unique_id_r.isin(ids)]
+    assert len(theirs) >= 5 and not theirs.final_match.any() and not theirs.needs_review.any()
+    from splink_er.decision_log import lines_by_run
+
+    asked = lines_by_run(r.output_dir / "decision_log.jsonl", ("judge",))[r.run["run_id"]]
+    assert len(asked) == r.run["judge"]["pairs_sent"] and all(x["match"] is not None for x in asked)
+    assert r.run["judge"]["pairs_judged"] == len(splink_er.LabelStore(demo_dict["labels"]["path"]).read_all())
+
+
+@pytest.mark.e2e
 def test_no_judge_sends_band_to_review(demo_dict):
     demo_dict["judge"] = {"kind": "none"}
     r = splink_er.run(demo_dict, quiet=True)

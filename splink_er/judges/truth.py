@@ -67,14 +67,13 @@ class TruthJudge(Judge):
         out = []
         for p in pairs:
             t_l, t_r = self.truth.get(p.key[:2]), self.truth.get(p.key[2:])
-            if t_l is None or t_r is None:
-                out.append(
-                    JudgeDecision(p.key, None, 0.0, f"simulated: no {self.truth_column} value for a record", True)
-                )
-                continue
-            same = t_l == t_r
             flipped = self._flipped(p.key)
-            why = f"simulated: {self.truth_column} {'equal' if same else 'different'} ({t_l} vs {t_r})"
+            if t_l is None or t_r is None:  # a record the truth does not place is an entity of its own
+                same = False
+                why = f"simulated: no {self.truth_column} value for a record, so it is its own entity"
+            else:
+                same = t_l == t_r
+                why = f"simulated: {self.truth_column} {'equal' if same else 'different'} ({t_l} vs {t_r})"
             if flipped:
                 why += "; answer flipped by the simulated error rate"
             out.append(JudgeDecision(p.key, same != flipped, round(1.0 - self.error_rate, 4), why))
