@@ -526,7 +526,8 @@ class ReplayJudgeSettings(_JudgeCommon):
 
 
 class TruthJudgeSettings(_JudgeCommon):
-    """SIMULATED: answers from a ground-truth column, for benchmarks and tests."""
+    """SIMULATED: answers from a ground-truth column, for benchmarks and tests (a record with no truth value is an
+    entity of its own: not a match)."""
 
     kind: Literal["truth"]
     truth_column: str | None = Field(None, description="Ground truth to answer from (default: truth_column).")
