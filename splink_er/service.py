@@ -8,7 +8,8 @@ Endpoints (JSON):
                                  record (MERGE / REVIEW / INSERT, entity_id, candidates, how it was decided)
     GET  /entities/{id}          the entity, the entity it now belongs to (after a merge), its counts
     GET  /entities/{id}/records  its records with their stored values
-    GET  /changes?since=RUN      the events of every run committed after RUN (default: the latest run's)
+    GET  /changes?since=RUN      the events of every run committed after RUN (default: the latest run's), in pages
+                                 of `limit`: the answer's `next` is the `after` of the next page
     GET  /health                 store, model and counts
 
 The settings and Splink's settings are loaded once, one DuckDB database serves every resolve (cleaned after
@@ -204,27 +205,48 @@ def create_app(
         return reading_entity(entity_id, read)
 
     @app.get("/changes")
-    def changes(since: str | None = None, limit: int = 10_000):
+    def changes(since: str | None = None, limit: int = 10_000, after: str | None = None):
+        """Events in commit order; more than `limit` of them come in pages: pass the answer's `next` as `after`
+        (with the same `since`) until `next` is null."""
         if not 1 <= limit <= 100_000:
             return error(422, "limit must be between 1 and 100000")
+        cursor = None
+        if after is not None:
+            run_id, _, seq = after.rpartition(":")
+            if not run_id or not seq.isdigit():
+                return error(422, f"after={after!r} is not a cursor: pass the `next` of the previous answer")
+            cursor = (run_id, int(seq))
 
         def read(store):
             runs = store.runs()
             if runs.empty:
-                return {"runs": [], "events": [], "truncated": False}
+                return {"runs": [], "events": [], "truncated": False, "next": None}
             if since is None:
-                after = runs.iloc[[-1]]
+                later = runs.iloc[[-1]]
             elif since not in set(runs["run_id"]):
                 return error(404, f"no run {since!r} in the store; GET /changes without since gives the latest")
             else:
-                after = runs[runs["time"] > runs.loc[runs["run_id"] == since, "time"].iloc[0]]
-            ids = after["run_id"].tolist()
+                later = runs[runs["time"] > runs.loc[runs["run_id"] == since, "time"].iloc[0]]
+            ids = later["run_id"].tolist()
+            pages, skip = ids, ("", 0)
+            if cursor is not None:
+                if cursor[0] not in ids:
+                    return error(422, f"after={after!r} is not a cursor of these changes (since={since!r})")
+                pages, skip = ids[ids.index(cursor[0]) :], cursor  # runs from the cursor's on, its events after it
             events = store.df(
-                f"SELECT * FROM {store.table('events')} WHERE run_id IN ? ORDER BY time, run_id, seq LIMIT ?",
-                [ids or [""], limit + 1],
+                f"""SELECT * FROM {store.table("events")} WHERE run_id IN ? AND NOT (run_id = ? AND seq <= ?)
+                    ORDER BY time, run_id, seq LIMIT ?""",
+                [pages or [""], skip[0], skip[1], limit + 1],
             )
-            rows = [_plain(r) for r in events.head(limit).to_dict("records")]
-            return {"runs": ids, "events": rows, "truncated": len(events) > limit}
+            page = events.head(limit)
+            truncated = len(events) > limit
+            last = page.iloc[-1] if truncated else None
+            return {
+                "runs": ids,
+                "events": [_plain(r) for r in page.to_dict("records")],
+                "truncated": truncated,
+                "next": f"{last['run_id']}:{int(last['seq'])}" if truncated else None,
+            }
 
         return reading(read)
 

@@ -123,6 +123,18 @@ def test_resolve_read_the_entity_and_the_changes_and_resolve_again_the_same(serv
     assert status == 200 and feed["runs"] == [done["run_id"]]
     added = {e["unique_id"] for e in feed["events"] if e["event"] == "record_added"}
     assert added == {r["unique_id"] for r in rows if r["action"] != "REVIEW"}
+    assert feed["next"] is None and not feed["truncated"]
+    # In pages of 3: every event once, in the same order, the last page without a next.
+    paged, after = [], ""
+    while True:
+        status, page = client.call("GET", f"/changes?since={health['last_run']}&limit=3{after}")
+        assert status == 200 and len(page["events"]) <= 3
+        paged += page["events"]
+        if page["next"] is None:
+            break
+        after = f"&after={page['next']}"
+    assert [(e["run_id"], e["seq"]) for e in paged] == [(e["run_id"], e["seq"]) for e in feed["events"]]
+    assert len(paged) > 3
     # The same request again: the same actions and entities, nothing new in the store.
     status, again = client.call("POST", "/resolve", {"records": batch})
     assert status == 200
@@ -155,6 +167,8 @@ def test_malformed_requests_get_a_4xx_and_a_message_and_the_service_keeps_servin
         "an unknown entity": ("GET", "/entities/no-such-entity", None, None),
         "an unknown run": ("GET", "/changes?since=no-such-run", None, None),
         "a bad limit": ("GET", "/changes?limit=0", None, None),
+        "a cursor that is not one": ("GET", "/changes?after=nothing", None, None),
+        "a cursor of other changes": ("GET", "/changes?after=no-such-run:3", None, None),
         "a wrong method": ("GET", "/resolve", None, None),
     }
     for what, (method, path, body, raw) in cases.items():
