@@ -207,7 +207,6 @@ class Resolver:
                 job.session.backend.replay_predict = True
                 job.bootstrap()
                 self._score()
-                self._keep_pairs_of_new_records()
                 job.route()
                 job.judge_band()
                 job.inference.decide(1)
@@ -346,27 +345,16 @@ class Resolver:
         job.session.backend.tf_lookups = lookups
 
     def _score(self) -> None:
-        """Job.score, with only the human labels that involve a new record (a label outside blocking is scored
-        by a Splink linker of its own: every label of the store would cost that on every resolve)."""
+        """Job.score of the pairs with a new record only (the candidates among themselves were decided by the
+        runs that stored them): blocking narrowed to them, and only the human labels that involve a new record
+        (a label outside blocking is scored by a Splink linker of its own: every label of the store would cost
+        that on every resolve)."""
         human = self.job.store.human()
         keys = []
         if len(human):
             new = {tuple(k) for k in self.con.execute("SELECT source_dataset, unique_id FROM res_new_keys").fetchall()}
             keys = [k for k in pair_keys(human) if k[:2] in new or k[2:] in new]
         self.job.inference.score(_pairs_with_a_new_record(self.job.training.model), keys)
-
-    def _keep_pairs_of_new_records(self) -> None:
-        """Only pairs with a new record are this resolve's business (candidates among themselves were decided by
-        the runs that stored them)."""
-        from .sql import Relation
-
-        con = self.con
-        drop_relation(con, "res_scores")
-        con.execute("""
-            CREATE TABLE res_scores AS SELECT s.* FROM scores s
-            WHERE (s.source_dataset_l, s.unique_id_l) IN (SELECT source_dataset, unique_id FROM res_new_keys)
-               OR (s.source_dataset_r, s.unique_id_r) IN (SELECT source_dataset, unique_id FROM res_new_keys)""")
-        self.job.inference.scores = Relation(con, "res_scores")
 
     # ---- deciding -------------------------------------------------------------------------------------
     def _actions(self) -> None:

@@ -239,13 +239,12 @@ def create_app(
                 [pages or [""], skip[0], skip[1], limit + 1],
             )
             page = events.head(limit)
-            truncated = len(events) > limit
-            last = page.iloc[-1] if truncated else None
+            more = len(events) > limit
             return {
                 "runs": ids,
                 "events": [_plain(r) for r in page.to_dict("records")],
-                "truncated": truncated,
-                "next": f"{last['run_id']}:{int(last['seq'])}" if truncated else None,
+                "truncated": more,
+                "next": f"{page['run_id'].iloc[-1]}:{int(page['seq'].iloc[-1])}" if more else None,
             }
 
         return reading(read)

@@ -274,15 +274,19 @@ def test_narrowed_blocking_scores_the_pairs_with_a_new_record_as_the_full_blocki
         later = {"official": later.assign(unique_id=[f"new-{i}" for i in range(len(later))])}
     store = splink_er.load_settings(d).entity_store_path
     shutil.copy(store, store.with_name("pristine.duckdb"))
-    keep = resolving.Resolver._keep_pairs_of_new_records
+    score = resolving.Resolver._score
     seen = {}
 
     def capture(self):
-        keep(self)
+        score(self)
         all_pairs = self.con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
-        seen["scores"] = self.con.execute("SELECT * FROM res_scores").df(), all_pairs
+        with_new = self.con.execute("""
+            SELECT s.* FROM scores s
+            WHERE (s.source_dataset_l, s.unique_id_l) IN (SELECT source_dataset, unique_id FROM res_new_keys)
+               OR (s.source_dataset_r, s.unique_id_r) IN (SELECT source_dataset, unique_id FROM res_new_keys)""")
+        seen["scores"] = with_new.df(), all_pairs
 
-    monkeypatch.setattr(resolving.Resolver, "_keep_pairs_of_new_records", capture)
+    monkeypatch.setattr(resolving.Resolver, "_score", capture)
     narrowed = splink_er.resolve(d, later, overrides=["judge.kind=none"])
     (mine, n_mine) = seen["scores"]
     shutil.copy(store.with_name("pristine.duckdb"), store)

@@ -60,10 +60,11 @@ class WarmConnection:
         except Exception:  # noqa: BLE001 - none was open: the usual case
             pass
         order = {"VIEW": 0, "TABLE": 1, "DATABASE": 2}  # views read tables; attached databases go last
+        own = {d for k, d, _, _ in self._clean if k == "DATABASE"} | {"temp", "memory"}  # not an attached file's
         for kind, db, schema, name in sorted(self._objects() - self._clean, key=lambda o: order[o[0]]):
             if kind == "DATABASE":
                 con.execute(f"DETACH DATABASE IF EXISTS {quote_ident(db)}")
-            elif db in {d for k, d, _, _ in self._clean if k == "DATABASE"} | {"temp", "memory"}:
+            elif db in own:
                 con.execute(f"DROP {kind} IF EXISTS {quote_ident(db)}.{quote_ident(schema)}.{quote_ident(name)}")
 
     def close(self) -> None:

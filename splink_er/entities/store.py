@@ -170,11 +170,13 @@ class EntityStore:
         con = self.con
         for source, table in plan.inputs.items():
             vt = self.values_table(source)
-            if self.has_values(source) and not self.values_match(source, table):
+            exists = self.has_values(source)
+            if exists and not self.values_match(source, table):
                 if not plan.all_records:
                     self.require_values_match(source, table)  # raises, naming both column lists
                 con.execute(f"DROP TABLE {vt}")
-            if not self.has_values(source):
+                exists = False
+            if not exists:
                 con.execute(f"CREATE TABLE {vt} AS SELECT * FROM {table}")
                 continue
             con.execute(f"""
