@@ -127,9 +127,11 @@ def levels_with_cvv(comparison: dict) -> list[tuple[int, dict]]:
     return out
 
 
-def make_linker(sdfs: list, model: dict) -> Linker:
+def make_linker(sdfs: list, model: dict, validate: bool = True) -> Linker:
+    """validate=False skips Splink's settings checks (0.3 s a Linker) for a model whose shape a Linker has
+    already checked, e.g. one re-weighed after training."""
     # log_level=None: Splink's logger is set once per job (splink_messages.route_splink_messages), not per Linker.
-    return Linker(sdfs, copy.deepcopy(model), log_level=None)
+    return Linker(sdfs, copy.deepcopy(model), log_level=None, validate_settings=validate)
 
 
 def load_model(path: Path) -> dict:

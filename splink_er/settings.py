@@ -704,6 +704,12 @@ class EngineSettings(_Strict):
         "to materialisation_dir (default: DuckDB's own, 80% of RAM).",
     )
     threads: int | None = Field(None, ge=1, description="DuckDB threads (default: one per core).")
+    compare_once: bool = Field(
+        True,
+        description="After training, re-weigh each blocked pair's stored comparison vector (Splink's own weights "
+        "SQL over the last prediction; identical to the last bit) instead of blocking and comparing every pair "
+        "again. false: a full Splink predict every time the model changes (slower; the reference path).",
+    )
 
 
 class OutputSettings(_Strict):

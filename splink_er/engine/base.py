@@ -6,14 +6,20 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from .reweigh import vectors_key
+
 
 @dataclass
 class Prediction:
     """A backend's prediction of every blocked pair. `source_sql` is what DuckDB reads it from (a table name
-    or a `read_parquet(...)` call); `handle` is the backend's own object, for dropping it."""
+    or a `read_parquet(...)` call); `handle` is the backend's own object, for dropping it; `model` the model it
+    was made with (its comparison vectors serve every later model of the same blocking and comparisons);
+    `vectors` the stored prediction whose vectors it re-weighs (None: it holds them itself)."""
 
     source_sql: str
     handle: Any
+    model: dict | None = None
+    vectors: Prediction | None = None
 
 
 class Backend(ABC):
@@ -41,8 +47,17 @@ class Backend(ABC):
         """The unsupervised recipe (prior, u by random sampling, EM); returned as a DuckDB-SQL model."""
 
     @abstractmethod
-    def predict(self, model: dict) -> Prediction:
-        """Score every blocked pair with `model` (a DuckDB-SQL model dict)."""
+    def predict(self, model: dict, previous: Prediction | None = None) -> Prediction:
+        """Score every blocked pair with `model` (a DuckDB-SQL model dict). `previous`: the last prediction, still
+        readable; when it holds the comparison vectors `model` needs, they are re-weighed (engine/reweigh.py)."""
+
+    def can_reweigh(self, model: dict, previous: Prediction | None) -> bool:
+        return (
+            self.settings.engine.compare_once
+            and previous is not None
+            and previous.model is not None
+            and vectors_key(previous.model) == vectors_key(model)
+        )
 
     @abstractmethod
     def drop(self, prediction: Prediction) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 
 from ..model import make_linker
@@ -9,6 +10,7 @@ from ..sql import sql_literal
 from ..training import bootstrap
 from . import recorded_predict
 from .base import Backend, Prediction
+from .reweigh import reweigh
 
 
 def make_db(settings, con=None):
@@ -31,28 +33,59 @@ def make_db(settings, con=None):
     return DuckDBAPI(connection=con, materialisation="parquet", materialisation_dir=str(path))
 
 
+class _View:
+    """A re-weighed prediction (a view over the stored one), as `Backend.drop` handles it."""
+
+    def __init__(self, con, name: str) -> None:
+        self.con, self.name = con, name
+
+    def drop_table_from_database_and_remove_from_cache(self) -> None:
+        self.con.execute(f"DROP VIEW IF EXISTS {self.name}")
+
+
 class DuckDBBackend(Backend):
     name = "duckdb"
+
+    def __init__(self, session) -> None:
+        super().__init__(session)
+        self._stored: Prediction | None = None  # the prediction whose comparison vectors are re-weighed
+        self._views = 0
 
     def bootstrap(self, untrained_model: dict) -> dict:
         return bootstrap(self.session.sdfs, self.settings, untrained_model)
 
-    def predict(self, model: dict) -> Prediction:
+    def predict(self, model: dict, previous: Prediction | None = None) -> Prediction:
         if self.replay_predict and self.settings.engine.materialisation == "table":
             tables = [sdf.physical_name for sdf in self.session.sdfs]
             key = recorded_predict.key(model, tables, self.tf_lookups)
             return recorded_predict.predict(self.session.db, key, lambda: self._splink_predict(model))
-        return self._splink_predict(model)
+        if self.can_reweigh(model, previous):
+            stored = previous.vectors or previous
+            vectors = self.session.db.table_to_splink_dataframe("__splink_er_vectors", stored.source_sql)
+            sql = reweigh(self.session.sdfs, vectors, stored.model, model).generate_cte_pipeline_sql()
+            self._views += 1
+            name = f"__splink_er_reweighed_{self._views}"
+            self.session.con.execute(f"CREATE VIEW {name} AS {sql}")
+            return Prediction(name, _View(self.session.con, name), copy.deepcopy(model), vectors=stored)
+        prediction = self._splink_predict(model)
+        if self.settings.engine.compare_once and not self.replay_predict:
+            self._stored = prediction
+        return prediction
 
     def _splink_predict(self, model: dict) -> Prediction:
         linker = make_linker(self.session.sdfs, model)
         for column, table in self.tf_lookups.items():
             linker.table_management.register_term_frequency_lookup(self.session.db.register(table), column)
         pred = linker.inference.predict()
-        return Prediction(pred.physical_name, pred)
+        return Prediction(pred.physical_name, pred, copy.deepcopy(model))
 
     def drop(self, prediction: Prediction) -> None:
-        prediction.handle.drop_table_from_database_and_remove_from_cache()
+        """Drop a prediction no longer read; the stored vectors of the current blocking stay while later
+        predictions re-weigh them."""
+        if prediction is not self._stored:
+            prediction.handle.drop_table_from_database_and_remove_from_cache()
+        if prediction.vectors is not None and prediction.vectors is not self._stored:
+            self.drop(prediction.vectors)
 
     def cleanup(self) -> None:
         # Splink's parquet tables and DuckDB's spill files are scratch; the run's outputs are the results.

@@ -27,6 +27,7 @@ from ..settings import Settings
 from ..sql import sql_literal
 from ..training import bootstrap, stable_parameters
 from .base import Backend, Prediction
+from .reweigh import reweigh
 
 UDF_JAR = Path(__file__).parents[1] / "spark_udfs" / "splink_er_udfs.jar"
 # Jaro and Jaro-Winkler as DuckDB computes them (spark_udfs/src): Splink's jar differs on ~0.7% of name pairs and
@@ -236,15 +237,21 @@ class SparkBackend(Backend):
         )
         return stable_parameters(copy_parameters(trained, untrained_duckdb_model))
 
-    def predict(self, duckdb_model: dict) -> Prediction:
-        """Score every blocked pair on Spark; the prediction is written to a fresh Parquet directory."""
-        linker = make_linker(self.sdfs, spark_model(self.settings, duckdb_model))
-        pred = linker.inference.predict()
+    def predict(self, duckdb_model: dict, previous: Prediction | None = None) -> Prediction:
+        """Score every blocked pair on Spark (re-weighing the previous prediction's comparison vectors when they
+        serve, engine/reweigh.py); the prediction is written to a fresh Parquet directory."""
+        model = spark_model(self.settings, duckdb_model)
+        if self.can_reweigh(duckdb_model, previous):
+            vectors = self.db.register(self.spark.read.parquet(str(previous.handle)))
+            pipeline = reweigh(self.sdfs, vectors, spark_model(self.settings, previous.model), model)
+            pred = self.db.sql_pipeline_to_splink_dataframe(pipeline)
+        else:
+            pred = make_linker(self.sdfs, model).inference.predict()
         self._predictions += 1
         out = self.work / "predictions" / f"p{self._predictions}"
         pred.as_spark_dataframe().write.mode("overwrite").parquet(str(out))
         pred.drop_table_from_database_and_remove_from_cache()
-        return Prediction(f"read_parquet({sql_literal(str(out) + '/*.parquet')})", out)
+        return Prediction(f"read_parquet({sql_literal(str(out) + '/*.parquet')})", out, copy.deepcopy(duckdb_model))
 
     def drop(self, prediction: Prediction) -> None:
         shutil.rmtree(prediction.handle, ignore_errors=True)

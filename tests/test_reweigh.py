@@ -1,0 +1,119 @@
+"""Compare once, re-weigh after training (engine/reweigh.py): the re-weighed prediction is Splink's own predict
+with the same model, row by row and column by column, on every preset; and a run that re-weighs decides every
+pair as a run that predicts again. Labels come from the SIMULATED truth judge."""
+
+import copy
+
+import pytest
+from conftest import REPO
+
+import splink_er
+from splink_er.decision_log import compare_decisions
+from splink_er.engine.reweigh import vectors_key
+from splink_er.model import splink_settings_dict
+from splink_er.model_file import null_shares, probability_form
+from splink_er.settings import load_settings
+
+PRESETS = sorted(p.stem for p in (REPO / "settings").glob("*.yaml"))
+BIG = {"fake_20000", "historical_50k"}
+
+
+def _trained_job(name: str, tmp_path, extra=()):
+    """A preset after one round of (simulated) judging and training: its scores are a re-weighed prediction."""
+    job = splink_er.prepare(
+        REPO / "settings" / f"{name}.yaml",
+        quiet=True,
+        overrides=[
+            "judge.kind=truth",
+            "blocking.adopt=false",
+            "sampling.budget_per_round=150",
+            f"output_dir={tmp_path}",
+            f"labels.path={tmp_path / 'labels.jsonl'}",
+            *extra,
+        ],
+    )
+    job.bootstrap()
+    job.score()
+    job.run_rounds(sample_rounds=1, max_rounds=1)
+    return job
+
+
+def _rows_differing(con, a: str, b: str) -> int:
+    return con.execute(
+        f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) "
+        f"UNION ALL (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}))"
+    ).fetchall()[0][0]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", [pytest.param(p, marks=pytest.mark.slow) if p in BIG else p for p in PRESETS])
+def test_reweighed_prediction_is_splinks_predict_to_the_last_bit(name, tmp_path):
+    job = _trained_job(name, tmp_path)
+    backend, current = job.session.backend, job.inference._prediction
+    assert current.vectors is not None, "training changed the model, so the scores should be re-weighed"
+    assert job.model != current.vectors.model
+    reference = backend._splink_predict(job.model)  # Splink's own predict, blocking and comparing again
+    con = job.con
+    columns = [r[0] for r in con.execute(f"DESCRIBE {reference.source_sql}").fetchall()]
+    assert [r[0] for r in con.execute(f"DESCRIBE {current.source_sql}").fetchall()] == columns
+    assert _rows_differing(con, current.source_sql, reference.source_sql) == 0
+
+
+def _null_levels(model: dict) -> list[bool]:
+    return [lv.get("is_null_level", False) for c in model["comparisons"] for lv in c["comparison_levels"]]
+
+
+@pytest.mark.e2e
+def test_reweighing_renumbers_the_levels_of_a_null_level_made_ordinary_and_keeps_term_frequencies(tmp_path):
+    """fake_1000's model in its file form (model.json: null levels become ordinary levels, so every gamma of such
+    a comparison moves) re-weighs the vectors of the run's own model; its name comparisons carry term-frequency
+    adjustments. Both are read from the stored vectors as Splink computes them."""
+    job = _trained_job("fake_1000", tmp_path)
+    backend, current, con = job.session.backend, job.inference._prediction, job.con
+    file_form = probability_form(job.model, null_shares(con, list(job.loaded.tables.values()), job.model))
+    assert _null_levels(file_form) != _null_levels(job.model)
+    reweighed = backend.predict(file_form, previous=current)
+    assert reweighed.vectors is current.vectors
+    assert any(r[0].startswith("tf_") for r in con.execute(f"DESCRIBE {reweighed.source_sql}").fetchall())
+    reference = backend._splink_predict(file_form)
+    assert _rows_differing(con, reweighed.source_sql, reference.source_sql) == 0
+
+
+@pytest.mark.e2e
+def test_a_run_that_reweighs_decides_every_pair_as_one_that_predicts_again(tmp_path):
+    """The demo with learned blocking (adopted rules change the blocking mid-run: the next prediction is Splink's
+    again) and the truth judge, with engine.compare_once on and off: the same decisions, pair by pair."""
+    results = {}
+    for once in (True, False):
+        out = tmp_path / str(once)
+        results[once] = splink_er.run(
+            splink_er.demo_settings_path(),
+            quiet=True,
+            overrides=[
+                "judge.kind=truth",
+                "blocking.adopt=true",
+                f"engine.compare_once={str(once).lower()}",
+                f"output_dir={out}",
+                f"labels.path={out / 'labels.jsonl'}",
+            ],
+        )
+    diff = compare_decisions(results[True].decisions, results[False].decisions)
+    assert diff["same_pairs"] and diff["final_match_differs"] == 0 and diff["decided_by_differs"] == 0
+    assert diff["max_abs_probability_difference"] == 0.0
+    assert results[True].run["judge"]["pairs_judged"] == results[False].run["judge"]["pairs_judged"] > 0
+    assert len(results[True].run["rounds"]) > 1
+
+
+def test_vectors_key_ignores_weights_but_not_blocking_or_comparisons():
+    model = splink_settings_dict(load_settings(splink_er.demo_settings_path()))
+    trained = copy.deepcopy(model)
+    trained["probability_two_random_records_match"] = 0.123
+    level = trained["comparisons"][0]["comparison_levels"][0]
+    level["m_probability"], level["u_probability"], level["is_null_level"] = 0.3, 0.2, False
+    assert vectors_key(trained) == vectors_key(model)
+    reblocked = copy.deepcopy(model)
+    reblocked["blocking_rules_to_generate_predictions"].append({"blocking_rule": "l.city = r.city"})
+    assert vectors_key(reblocked) != vectors_key(model)
+    recompared = copy.deepcopy(model)
+    recompared["comparisons"][0]["comparison_levels"][1]["sql_condition"] += " AND true"
+    assert vectors_key(recompared) != vectors_key(model)
