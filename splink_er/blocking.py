@@ -13,14 +13,16 @@ already chosen, until `blocking.max_comparisons` (all blocked pairs, current and
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from .inference import OUTSIDE_BLOCKING
 from .model import blocking_rule, make_linker
 from .settings import Settings
 from .sources import LoadedSources, truth_columns
-from .sql import quote_ident
+from .sql import quote_ident, sql_literal
 
 
 @dataclass
@@ -66,22 +68,107 @@ def proposed_pairs(con, settings: Settings, loaded: LoadedSources, rule: list[st
     return int(con.execute(sql).fetchall()[0][0] or 0)
 
 
-def _score_added(sdfs: list, model: dict, current_sql: list[str], cand: Candidate, low: float, con) -> None:
-    """Let Splink propose the candidate's pairs that no current rule proposes, score them with `model`, and sum."""
-    excluded = " ".join(f"AND NOT coalesce({sql}, false)" for sql in current_sql)
-    scoring = copy.deepcopy(model)
-    scoring["blocking_rules_to_generate_predictions"] = [
-        {"blocking_rule": f"{cand.sql} {excluded}", "sql_dialect": "duckdb"}
-    ]
-    pred = make_linker(sdfs, scoring).inference.predict()
-    try:
-        n, expected, above = con.execute(
-            f"SELECT count(*), coalesce(sum(match_probability), 0), count(*) FILTER (match_probability > {low}) "
-            f"FROM {pred.physical_name}"
-        ).fetchall()[0]
-    finally:
-        pred.drop_table_from_database_and_remove_from_cache()
-    cand.added_pairs, cand.expected_matches, cand.pairs_above_low = int(n), float(expected), int(above)
+class AddedPairs:
+    """Every viable candidate's added pairs, generated and scored once.
+
+    A candidate's added pairs are the pairs its rule proposes (Splink's own blocking SQL for the rule) minus the
+    pairs the current rules propose (those blocked pairs are known: an anti-join, not the current rules' SQL per
+    pair). Their union is compared and scored by one Splink predict, and each candidate's gain is a sum over it;
+    after rules are chosen, the same sum over the pairs no chosen rule proposes. This replaces a Splink predict per
+    candidate and per re-count (91 predicts and 53 s on fake_20000; 170 s on historical_50k).
+
+    When the union holds more than `blocking.max_scored_pairs`, a fixed random share of it (by a hash of the pair,
+    so the same pairs for every candidate) is scored and the sums divided by that share: expected matches become
+    estimates, added pairs stay exact."""
+
+    def __init__(self, con, sdfs: list, model: dict, candidates: list[Candidate], scores: str, settings: Settings):
+        from splink.internals.blocking import BlockingRule, block_using_rules_sqls
+        from splink.internals.chunking import _blocked_pairs_cache_key
+        from splink.internals.unique_id_concat import _composite_unique_id_from_edges_sql
+
+        self.con, self.low = con, settings.routing.low
+        self.index = {id(c): i for i, c in enumerate(candidates)}
+        linker = make_linker(sdfs, model)
+        st = linker._settings_obj
+        ci = st.column_info_settings
+        key_l = _composite_unique_id_from_edges_sql(ci.unique_id_input_columns, "l")
+        key_r = _composite_unique_id_from_edges_sql(ci.unique_id_input_columns, "r")
+
+        def unordered(l_sql: str, r_sql: str) -> str:  # a pair's key whichever record a query puts on the left
+            return f"least({l_sql}, {r_sql}) AS a, greatest({l_sql}, {r_sql}) AS b"
+
+        concat = " UNION ALL BY NAME ".join(f"SELECT * FROM {sdf.physical_name}" for sdf in sdfs)
+        con.execute(f"CREATE OR REPLACE VIEW __blocking_records AS {concat}")
+        proposed = []
+        for i, cand in enumerate(candidates):
+            sql = block_using_rules_sqls(
+                input_tablename_l="__blocking_records",
+                input_tablename_r="__blocking_records",
+                blocking_rules=[BlockingRule(cand.sql, "duckdb")],
+                link_type=st._link_type,
+                source_dataset_input_column=ci.source_dataset_input_column,
+                unique_id_input_column=ci.unique_id_input_column,
+            )[-1]["sql"]
+            proposed.append(f"SELECT {i} AS cand, {unordered('join_key_l', 'join_key_r')} FROM ({sql})")
+        blocked = f"SELECT {unordered(key_l, key_r)} FROM {scores} WHERE match_key <> {sql_literal(OUTSIDE_BLOCKING)}"
+        con.execute(
+            f"CREATE OR REPLACE TABLE __blocking_added AS SELECT * FROM ({' UNION ALL '.join(proposed)}) "
+            f"ANTI JOIN ({blocked}) USING (a, b)"
+        )
+        con.execute(
+            "CREATE OR REPLACE TABLE __blocking_pairs AS SELECT a, b, (row_number() OVER ()) - 1 AS pair "
+            "FROM (SELECT DISTINCT a, b FROM __blocking_added)"
+        )
+        union = con.execute("SELECT count(*) FROM __blocking_pairs").fetchall()[0][0]
+        self.share = min(1.0, settings.blocking.max_scored_pairs / union) if union else 1.0
+        sampled = "" if self.share == 1.0 else f"WHERE hash(a, b) % 1000000 < {int(self.share * 1_000_000)}"
+        con.execute(
+            "CREATE OR REPLACE TABLE __blocking_union AS SELECT '0' AS match_key, a AS join_key_l, b AS join_key_r "
+            f"FROM __blocking_pairs {sampled}"
+        )
+        self.scored_pairs = con.execute("SELECT count(*) FROM __blocking_union").fetchall()[0][0]
+        db = linker._db_api
+        linker.table_management.register_blocked_pairs_for_predict(
+            db.table_to_splink_dataframe("__blocking_union", "__blocking_union")
+        )
+        try:
+            pred = linker.inference.predict()
+        finally:  # the registration sits in the session's Splink cache: no later predict may score these pairs
+            db._intermediate_table_cache.pop(_blocked_pairs_cache_key(), None)
+            con.execute("DROP TABLE __blocking_union")
+        try:
+            # Counting runs in memory: per candidate, its pairs (numbered) and their probabilities (NaN: not in
+            # the scored share), sorted by candidate; a chosen rule marks its pairs.
+            got = con.execute(
+                f"SELECT x.cand, p.pair, s.match_probability FROM __blocking_added x JOIN __blocking_pairs p "
+                f"USING (a, b) LEFT JOIN (SELECT {unordered(key_l, key_r)}, match_probability FROM "
+                f"{pred.physical_name}) s USING (a, b) ORDER BY x.cand"
+            ).fetchnumpy()
+        finally:
+            pred.drop_table_from_database_and_remove_from_cache()
+            for table in ("__blocking_added", "__blocking_pairs"):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            con.execute("DROP VIEW IF EXISTS __blocking_records")
+        cand = np.asarray(got["cand"], dtype=np.int64)
+        self.pair = np.asarray(got["pair"], dtype=np.int64)
+        self.prob = np.ma.filled(np.ma.asarray(got["match_probability"], dtype=np.float64), np.nan)
+        self.starts = np.searchsorted(cand, np.arange(len(candidates) + 1))
+        self.chosen = np.zeros(union, dtype=bool)
+
+    def count(self, cands: list[Candidate]) -> None:
+        """Set each candidate's added pairs and expected matches, leaving out pairs a chosen rule proposes."""
+        for c in cands:
+            i = self.index[id(c)]
+            rows = slice(self.starts[i], self.starts[i + 1])
+            prob = self.prob[rows][~self.chosen[self.pair[rows]]]
+            scored = prob[~np.isnan(prob)]
+            c.added_pairs = len(prob)
+            c.expected_matches = float(scored.sum()) / self.share
+            c.pairs_above_low = round(int((scored > self.low).sum()) / self.share)
+
+    def choose(self, cand: Candidate) -> None:
+        i = self.index[id(cand)]
+        self.chosen[self.pair[self.starts[i] : self.starts[i + 1]]] = True
 
 
 def suggest(
@@ -96,7 +183,6 @@ def suggest(
     ).fetchall()[0]
     budget = b.max_comparisons if b.max_comparisons is not None else 2 * blocked_pairs
     room = budget - blocked_pairs
-    current = [r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"]]
     current_sets = [set(r) for r in settings.blocking_rules if isinstance(r, list)]
     cols = candidate_columns(settings, loaded)
     rules = [[c] for c in cols] + [list(p) for p in itertools.combinations(cols, 2)]
@@ -105,22 +191,34 @@ def suggest(
     candidates = [Candidate(r, proposed_pairs(con, settings, loaded, r)) for r in rules]
     # A rule adds at least (proposed - blocked) pairs, so one proposing more than the budget cannot fit the room.
     viable = [c for c in candidates if 0 < c.proposed_pairs <= budget and room > 0]
-    for i, c in enumerate(viable, 1):
-        _score_added(sdfs, model, current, c, settings.routing.low, con)
-        if progress:
-            progress(i, len(viable))
+    if not viable:
+        return _report(blocked_pairs, budget, expected_blocked, candidates, [])
+    added = AddedPairs(con, sdfs, model, viable, scores_table, settings)
+    if progress:
+        progress(1, 2)
+    added.count(viable)
+    chosen = _greedy(added, viable, b.min_expected_matches, room)
+    if progress:
+        progress(2, 2)
+    return _report(blocked_pairs, budget, expected_blocked, candidates, chosen) | {
+        "scored_share": round(added.share, 4),
+        "scored_pairs": added.scored_pairs,
+    }
+
+
+def _greedy(added: AddedPairs, viable: list[Candidate], min_expected: float, room: int) -> list[Candidate]:
     # Lazy greedy (the gain of a rule only shrinks as others are chosen): take the best expected matches per added
     # pair, re-scored against the rules chosen so far; if it is still the best, keep it.
-    pool = [c for c in viable if c.added_pairs and c.expected_matches >= b.min_expected_matches]
+    pool = [c for c in viable if c.added_pairs and c.expected_matches >= min_expected]
     chosen: list[Candidate] = []
     spent, fresh = 0, {id(c) for c in pool}
     while pool:
         pool.sort(key=lambda c: c.expected_matches / c.added_pairs, reverse=True)
         best = pool[0]
         if id(best) not in fresh:
-            _score_added(sdfs, model, current, best, settings.routing.low, con)
+            added.count([best])
             fresh.add(id(best))
-            pool = [c for c in pool if c.added_pairs and c.expected_matches >= b.min_expected_matches]
+            pool = [c for c in pool if c.added_pairs and c.expected_matches >= min_expected]
             continue
         pool.pop(0)
         if best.added_pairs > room - spent:
@@ -128,13 +226,17 @@ def suggest(
         best.chosen = True
         chosen.append(best)
         spent += best.added_pairs
-        current = current + [best.sql]
+        added.choose(best)
         fresh = set()  # every other gain is now stale
+    return chosen
+
+
+def _report(blocked_pairs: int, budget: int, expected_blocked, candidates: list, chosen: list) -> dict:
     gained = sum(c.expected_matches for c in chosen)
     return {
         "blocked_pairs": blocked_pairs,
         "max_comparisons": budget,
-        "added_pairs": spent,
+        "added_pairs": sum(c.added_pairs for c in chosen),
         "expected_matches_blocked": round(float(expected_blocked), 1),
         "expected_matches_gained": round(gained, 1),
         "chosen": [c.rule for c in chosen],

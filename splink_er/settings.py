@@ -368,6 +368,13 @@ class BlockingSettings(_Strict):
         "the inputs but ids, truth and columns_to_keep; add derived or phonetic columns to widen the search).",
     )
     max_candidates: int = Field(200, ge=1, description="Most candidate rules scored.")
+    max_scored_pairs: int = Field(
+        2_000_000,
+        ge=1,
+        description="Most added pairs compared to estimate the candidates' expected matches. Every candidate's "
+        "added pairs are counted exactly; when their union is larger, a fixed random share of it (the same pairs "
+        "for every candidate) is compared and the sums scaled up. The report says which.",
+    )
     min_expected_matches: float = Field(
         5.0,
         ge=0,

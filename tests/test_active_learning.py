@@ -10,7 +10,7 @@ import pytest
 
 import splink_er
 from splink_er import load_settings
-from splink_er.blocking import proposed_pairs
+from splink_er.blocking import AddedPairs, Candidate, proposed_pairs
 from splink_er.judging import Answers
 from splink_er.model import make_linker
 from splink_er.normalize.names import phonetic_code
@@ -69,6 +69,51 @@ def test_suggested_rules_add_only_new_pairs_within_budget_and_raise_blocking_rec
     after = job.metrics_for_scores("scores", "match_probability >= 0.5")
     assert after["blocking_recall"] > before["blocking_recall"] + 0.1
     assert job.settings.blocking_rules[-len(report["chosen"]) :] == report["chosen"]
+
+
+def _splink_added(job, rule: list[str]) -> tuple[int, float]:
+    """A candidate's added pairs and their expected matches the direct way: a Splink predict of
+    `candidate AND NOT current rules` with the job's model."""
+    current = " ".join(
+        f"AND NOT coalesce(({r['blocking_rule']}), false)" for r in job.model["blocking_rules_to_generate_predictions"]
+    )
+    scoring = copy.deepcopy(job.model)
+    scoring["blocking_rules_to_generate_predictions"] = [
+        {"blocking_rule": f"{Candidate(rule, 0).sql} {current}", "sql_dialect": "duckdb"}
+    ]
+    pred = make_linker(job.session.sdfs, scoring).inference.predict()
+    n, expected = job.con.execute(
+        f"SELECT count(*), coalesce(sum(match_probability), 0) FROM {pred.physical_name}"
+    ).fetchall()[0]
+    return n, expected
+
+
+@pytest.mark.e2e
+def test_candidate_gains_are_splinks_predict_of_their_added_pairs_exactly_or_from_a_scored_share(demo_dict, tmp_path):
+    """Learned blocking scores the union of every candidate's added pairs once. Its counts and sums are those of
+    a Splink predict per candidate; with `blocking.max_scored_pairs` below the union, added pairs stay exact and
+    expected matches are estimated from the same share of pairs for every candidate."""
+    rules = [["dob", "email_user"], ["dob", "yob"], ["city", "dob"], ["email", "yob"], ["city", "email_user"]]
+    counted = {}
+    for cap in (None, 300):
+        extra = {"blocking.max_scored_pairs": cap} if cap else {}
+        job = splink_er.prepare(_narrow(demo_dict, tmp_path, **extra), quiet=True)
+        job.bootstrap()
+        job.score()
+        cands = [Candidate(r, 0) for r in rules]
+        added = AddedPairs(job.con, job.session.sdfs, job.model, cands, "scores", job.settings)
+        added.count(cands)
+        counted[cap] = (added.share, cands)
+    share, exact = counted[None]
+    assert share == 1.0
+    for c in exact:
+        n, expected = _splink_added(job, c.rule)
+        assert c.added_pairs == n and c.expected_matches == pytest.approx(expected, abs=1e-6)
+    share, estimates = counted[300]
+    assert 0.1 < share < 1
+    for c, e in zip(exact, estimates):
+        assert e.added_pairs == c.added_pairs
+        assert e.expected_matches == pytest.approx(c.expected_matches, rel=0.35)
 
 
 @pytest.mark.e2e
