@@ -1,9 +1,10 @@
 """Learned blocking: find matches the blocking rules never propose, and rules that recover them within a budget.
 
 Candidate rules are every usable column (input, prepared, derived) alone and in pairs. A candidate's cost is the
-number of comparisons it adds: the pairs it proposes that no current rule proposes (counted exactly, by letting
-Splink generate `candidate AND NOT current rules`). Its gain is what the current model expects among those pairs:
-the sum of their match probabilities (expected matches) and how many reach routing.low (pairs worth a look).
+number of comparisons it adds: the pairs it proposes that no current rule proposes (counted exactly). Its gain is
+what the current model expects among those pairs: the sum of their match probabilities (expected matches) and how
+many reach routing.low (pairs worth a look). Every candidate's added pairs are found and scored together, by one
+Splink predict over their union (see `AddedPairs`).
 Scoring the added pairs with the trained model, not counting labels, is what makes this work without truth: the
 labels a run bought never saw the pairs outside blocking, while the model can score any pair.
 

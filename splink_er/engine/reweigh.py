@@ -6,15 +6,15 @@ the model retains its intermediate columns), so once the blocking and the compar
 prediction is Splink's own weights SQL (`predict_from_comparison_vectors_sqls_using_settings`) run over the last
 prediction of the same blocking, instead of blocking and comparing every pair again. On DuckDB the re-weighed
 prediction is a view over the stored one: a re-score costs nothing until a step reads it, and a read computes only
-the columns it asks for. Same SQL on the same values: Splink's predict to
-the last bit (tests/test_reweigh.py compares them pair by pair on every preset, with and without term-frequency
-adjustments, on DuckDB and Spark). Splink's predict stays the reference path for the first prediction of a
-blocking, for resolve, and for every waterfall chart.
+the columns it asks for. Same SQL on the same values: Splink's predict to the last bit (tests/test_reweigh.py
+compares them row by row on every preset, with and without term-frequency adjustments, on DuckDB and Spark).
+Splink's predict stays the reference path for the first prediction of a blocking, for resolve, and for every
+waterfall chart.
 
-One thing training does change is the numbering of levels: a trained model gives a comparison's null level
-weights of its own (model_file.py), which makes it an ordinary level, and Splink numbers ordinary levels from the
-top down, so every gamma of that comparison moves. The stored gammas are renumbered level by level before the
-weights are read.
+One change of shape is allowed: the numbering of levels. A model in its file form (model.json, model_file.py)
+gives a comparison's null level weights of its own, which makes it an ordinary level, and Splink numbers ordinary
+levels from the top down, so every gamma of that comparison moves. The stored gammas are renumbered level by
+level before the weights are read.
 """
 
 from __future__ import annotations
