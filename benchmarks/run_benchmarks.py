@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -114,8 +115,6 @@ def one(name: str, settings, overrides: list[str]) -> dict:
 def repeated(name: str, settings, overrides: list[str], n: int) -> dict:
     """`one` n times: the median run (by loop seconds) with every run's times, and the median ratio of the medians.
     Decisions do not depend on timing, so F1 and judged pairs must be the same in every run (checked)."""
-    import statistics
-
     runs = [one(name, settings, overrides) for _ in range(n)]
     outcomes = {(r["loop"]["f1"], r["loop"]["pairs_judged"]) for r in runs}
     assert len(outcomes) == 1, f"{name}: runs differ in F1 or judged pairs: {outcomes}"

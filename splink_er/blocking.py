@@ -193,7 +193,7 @@ def suggest(
     # A rule adds at least (proposed - blocked) pairs, so one proposing more than the budget cannot fit the room.
     viable = [c for c in candidates if 0 < c.proposed_pairs <= budget and room > 0]
     if not viable:
-        return _report(blocked_pairs, budget, expected_blocked, candidates, [])
+        return _report(blocked_pairs, budget, expected_blocked, candidates, [], None)
     added = AddedPairs(con, sdfs, model, viable, scores_table, settings)
     if progress:
         progress(1, 2)
@@ -201,10 +201,7 @@ def suggest(
     chosen = _greedy(added, viable, b.min_expected_matches, room)
     if progress:
         progress(2, 2)
-    return _report(blocked_pairs, budget, expected_blocked, candidates, chosen) | {
-        "scored_share": round(added.share, 4),
-        "scored_pairs": added.scored_pairs,
-    }
+    return _report(blocked_pairs, budget, expected_blocked, candidates, chosen, added)
 
 
 def _greedy(added: AddedPairs, viable: list[Candidate], min_expected: float, room: int) -> list[Candidate]:
@@ -232,7 +229,9 @@ def _greedy(added: AddedPairs, viable: list[Candidate], min_expected: float, roo
     return chosen
 
 
-def _report(blocked_pairs: int, budget: int, expected_blocked, candidates: list, chosen: list) -> dict:
+def _report(
+    blocked_pairs: int, budget: int, expected_blocked, candidates: list, chosen: list, added: AddedPairs | None
+) -> dict:
     gained = sum(c.expected_matches for c in chosen)
     return {
         "blocked_pairs": blocked_pairs,
@@ -242,4 +241,6 @@ def _report(blocked_pairs: int, budget: int, expected_blocked, candidates: list,
         "expected_matches_gained": round(gained, 1),
         "chosen": [c.rule for c in chosen],
         "candidates": sorted((c.as_dict() for c in candidates), key=lambda d: -d["expected_matches"]),
+        "scored_share": round(added.share, 4) if added else 1.0,  # of the added pairs' union (AddedPairs)
+        "scored_pairs": added.scored_pairs if added else 0,
     }

@@ -14,6 +14,8 @@ from .pairs import PAIR_KEY
 from .sources import record_lookup
 from .sql import Relation, drop_relation, registered, sql_literal
 
+_PAIRS_PER_CALL = 25  # a call compares 25 x 25 records at most
+
 
 def score_pairs(session, linker, keys: list[tuple]) -> dict[tuple, tuple[dict, dict, dict]]:
     """Score pairs with `linker` for their waterfalls: key -> (left record, right record, scored row).
@@ -45,9 +47,6 @@ def score_pairs(session, linker, keys: list[tuple]) -> dict[tuple, tuple[dict, d
             clean = {k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v) for k, v in row.items()}
             out[key] = (lefts[key[:2]], rights[key[2:]], clean)
     return out
-
-
-_PAIRS_PER_CALL = 25  # a call compares 25 x 25 records at most
 
 
 # The match_key of a scored human-labelled pair the blocking rules do not propose.

@@ -9,6 +9,14 @@ import splink_er
 REPO = Path(__file__).resolve().parents[1]
 
 
+def rows_differing(con, a: str, b: str) -> int:
+    """Rows in one relation and not the other, duplicates counted (0: the same rows, every column)."""
+    return con.execute(
+        f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) "
+        f"UNION ALL (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}))"
+    ).fetchall()[0][0]
+
+
 @pytest.fixture
 def demo_dict(tmp_path):
     """The demo settings as a dict, writing into tmp_path (input path made absolute)."""

@@ -5,7 +5,7 @@ pair as a run that predicts again. Labels come from the SIMULATED truth judge.""
 import copy
 
 import pytest
-from conftest import REPO
+from conftest import REPO, rows_differing
 
 import splink_er
 from splink_er.decision_log import compare_decisions
@@ -38,13 +38,6 @@ def _trained_job(name: str, tmp_path, extra=()):
     return job
 
 
-def _rows_differing(con, a: str, b: str) -> int:
-    return con.execute(
-        f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) "
-        f"UNION ALL (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}))"
-    ).fetchall()[0][0]
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", [pytest.param(p, marks=pytest.mark.slow) if p in BIG else p for p in PRESETS])
 def test_reweighed_prediction_is_splinks_predict_to_the_last_bit(name, tmp_path):
@@ -56,7 +49,7 @@ def test_reweighed_prediction_is_splinks_predict_to_the_last_bit(name, tmp_path)
     con = job.con
     columns = [r[0] for r in con.execute(f"DESCRIBE {reference.source_sql}").fetchall()]
     assert [r[0] for r in con.execute(f"DESCRIBE {current.source_sql}").fetchall()] == columns
-    assert _rows_differing(con, current.source_sql, reference.source_sql) == 0
+    assert rows_differing(con, current.source_sql, reference.source_sql) == 0
 
 
 def _null_levels(model: dict) -> list[bool]:
@@ -76,7 +69,7 @@ def test_reweighing_renumbers_the_levels_of_a_null_level_made_ordinary_and_keeps
     assert reweighed.vectors is current.vectors
     assert any(r[0].startswith("tf_") for r in con.execute(f"DESCRIBE {reweighed.source_sql}").fetchall())
     reference = backend._splink_predict(file_form)
-    assert _rows_differing(con, reweighed.source_sql, reference.source_sql) == 0
+    assert rows_differing(con, reweighed.source_sql, reference.source_sql) == 0
 
 
 @pytest.mark.e2e

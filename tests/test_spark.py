@@ -11,7 +11,7 @@ import shutil
 import duckdb
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, rows_differing
 
 import splink_er
 from benchmarks.spark_vs_duckdb import EXACT_U, run_both
@@ -184,11 +184,7 @@ def test_reweighed_prediction_on_spark_is_splinks_spark_predict_to_the_last_bit(
     con = duckdb.connect()
     a, b = (f"(SELECT * FROM {p.source_sql})" for p in (reweighed, reference))
     assert con.execute(f"SELECT count(*) FROM {b}").fetchall()[0][0] > 0
-    differing = con.execute(
-        f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) "
-        f"UNION ALL (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}))"
-    ).fetchall()[0][0]
-    assert differing == 0
+    assert rows_differing(con, a, b) == 0
 
 
 def test_engine_spark_without_pyspark_says_how_to_install(monkeypatch, tmp_path):

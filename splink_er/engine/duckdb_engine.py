@@ -68,7 +68,7 @@ class DuckDBBackend(Backend):
             self.session.con.execute(f"CREATE VIEW {name} AS {sql}")
             return Prediction(name, _View(self.session.con, name), copy.deepcopy(model), vectors=stored)
         prediction = self._splink_predict(model)
-        if self.settings.engine.compare_once and not self.replay_predict:
+        if self.settings.engine.compare_once:
             self._stored = prediction
         return prediction
 
