@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from .entities.ids import mint_ids
-from .entities.stable_ids import Plan, content_hash_sql, strongest_pairs_json
+from .entities.stable_ids import Plan, content_hash_sql, strongest_pairs_sql
 from .entities.store import ALIAS as STORE_ALIAS
 from .entities.store import EVENT_COLUMNS, EntityStore
 from .errors import InputError, SettingsError
@@ -594,7 +594,7 @@ class Resolver:
             "res_events",
             f"""
             WITH links AS ({_each_side("decided_by, match_probability", "WHERE final_match")}),
-            evidence AS (SELECT sd, uid, {strongest_pairs_json("links")} AS detail FROM links GROUP BY sd, uid),
+            evidence AS ({strongest_pairs_sql("SELECT * FROM links", "sd, uid")}),
             body AS (
                 SELECT 1 AS k, 'created' AS event, entity_id, NULL AS other_entity_id, NULL AS source_dataset,
                     NULL AS unique_id, json_object('size', size)::VARCHAR AS detail FROM res_created

@@ -185,7 +185,6 @@ def _mint(con, store: EntityStore, clusters: str, inputs: dict[str, str], templa
 def _events_sql(con, table, decisions: str, m: str, run: str) -> str:
     """The events of this run (see the module docstring), numbered in a deterministic order. The evidence is
     looked up only for the records that changed entity, so a run that changes nothing costs next to nothing."""
-    pairs = strongest_pairs_json("l")
     # Accepted pairs of each record that changed entity, to a record of its new entity (both ways round).
     table(
         "ent_added_links",
@@ -200,6 +199,15 @@ def _events_sql(con, table, decisions: str, m: str, run: str) -> str:
             SELECT l.* FROM both_ways l JOIN ent_assigned o
                 ON o.source_dataset = l.o_sd AND o.unique_id = l.o_uid AND o.entity_id = l.entity_id""",
     )
+    merge_evidence = strongest_pairs_sql(
+        f"""SELECT r.merged_into, r.entity_id, l.o_sd, l.o_uid, l.decided_by, l.match_probability
+            FROM ent_retired r
+            JOIN ent_removed x ON x.entity_id = r.entity_id
+            JOIN ent_added_links l ON l.sd = x.source_dataset AND l.uid = x.unique_id
+            LEFT JOIN {m} oo ON oo.source_dataset = l.o_sd AND oo.unique_id = l.o_uid
+            WHERE r.merged_into IS NOT NULL AND oo.entity_id IS DISTINCT FROM r.entity_id""",
+        "merged_into, entity_id",
+    )
     parts = [
         """SELECT 1 AS k, 'created' AS event, entity_id, NULL AS other_entity_id, NULL AS source_dataset,
             NULL AS unique_id, json_object('size', size)::VARCHAR AS detail FROM ent_created""",
@@ -210,13 +218,7 @@ def _events_sql(con, table, decisions: str, m: str, run: str) -> str:
         """SELECT 5, 'retired', entity_id, merged_into, NULL, NULL,
             CASE WHEN merged_into IS NULL THEN 'no records left' ELSE 'merged' END FROM ent_retired""",
         # A merge: the accepted pairs that joined the retired entity's records to records it did not hold.
-        f"""SELECT 4, 'merged', r.merged_into, r.entity_id, NULL, NULL, {pairs}
-            FROM ent_retired r
-            JOIN ent_removed x ON x.entity_id = r.entity_id
-            JOIN ent_added_links l ON l.sd = x.source_dataset AND l.uid = x.unique_id
-            LEFT JOIN {m} oo ON oo.source_dataset = l.o_sd AND oo.unique_id = l.o_uid
-            WHERE r.merged_into IS NOT NULL AND oo.entity_id IS DISTINCT FROM r.entity_id
-            GROUP BY r.merged_into, r.entity_id""",
+        f"SELECT 4, 'merged', merged_into, entity_id, NULL, NULL, detail FROM ({merge_evidence})",
     ]
     split = con.execute(
         "SELECT count(*) FROM ent_overlap o JOIN ent_map p USING (cluster_id) WHERE p.minted"
@@ -260,18 +262,24 @@ def _events_sql(con, table, decisions: str, m: str, run: str) -> str:
             coalesce(e.detail, c.detail) AS detail, now() AS time
         FROM (SELECT row_number() OVER (ORDER BY k, entity_id, source_dataset, unique_id, other_entity_id) AS seq, *
               FROM ({body})) e
-        LEFT JOIN (SELECT sd, uid, {pairs} AS detail FROM ent_added_links l GROUP BY sd, uid) c
+        LEFT JOIN ({strongest_pairs_sql("SELECT * FROM ent_added_links", "sd, uid")}) c
             ON e.k = 2 AND c.sd = e.source_dataset AND c.uid = e.unique_id"""
 
 
-def strongest_pairs_json(alias: str) -> str:
-    """SQL aggregate: the three strongest pairs of a group of `alias`(o_sd, o_uid, decided_by,
-    match_probability) rows, as JSON; ties in probability go by a hash of the other record's key (deterministic,
-    and 20% cheaper than comparing the key's strings; max_by with n: a list sorted per group cost 6x as much)."""
-    a = alias
-    return f"""to_json(max_by({{'with': {a}.o_sd || ':' || {a}.o_uid, 'decided_by': {a}.decided_by,
-        'match_probability': round({a}.match_probability, 4)}}, ({a}.match_probability, hash({a}.o_sd, {a}.o_uid)),
-        3))::VARCHAR"""
+def strongest_pairs_sql(rows: str, keys: str) -> str:
+    """Per group of `keys` of the `rows` query (with o_sd, o_uid, decided_by, match_probability), the three
+    strongest pairs as a JSON array in column `detail`; ties in probability go by a hash of the other record's key
+    (deterministic). Ranked by a window and joined back, not aggregated: a top-n aggregate's per-group state
+    cannot spill, and at 1M records under a 1 GB memory limit it ran out of memory; windows and joins spill."""
+    return f"""WITH ranked AS (
+            SELECT {keys}, to_json({{'with': o_sd || ':' || o_uid, 'decided_by': decided_by,
+                'match_probability': round(match_probability, 4)}})::VARCHAR AS j,
+                row_number() OVER (PARTITION BY {keys} ORDER BY match_probability DESC, hash(o_sd, o_uid) DESC) AS rk
+            FROM ({rows}))
+        SELECT {keys}, '[' || a.j || coalesce(',' || b.j, '') || coalesce(',' || c.j, '') || ']' AS detail
+        FROM (SELECT * FROM ranked WHERE rk = 1) a
+        LEFT JOIN (SELECT * FROM ranked WHERE rk = 2) b USING ({keys})
+        LEFT JOIN (SELECT * FROM ranked WHERE rk = 3) c USING ({keys})"""
 
 
-__all__ = ["Plan", "plan_changes", "strongest_pairs_json", "EVENT_COLUMNS"]
+__all__ = ["Plan", "plan_changes", "strongest_pairs_sql", "EVENT_COLUMNS"]
