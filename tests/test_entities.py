@@ -403,6 +403,13 @@ def test_a_chain_through_a_pair_decided_different_is_cut_at_its_weakest_link():
     table, found = split_contradictions(con, "v_cl", "v_dec", "split")
     assert _parts(con, table) == [("a", "b", "c", "d")] and found["contradicted_entities"] == 0
 
+    # Clusters already cut (an entity audit splits again after the first cut): a final match from the entity to
+    # a record now in another entity is no link of it, and the second cut must not trip over it.
+    _chain(con, accepted + [("d", "e", "model_accept", 0.97)], [("a", "c", "judge")])
+    con.execute("UPDATE v_cl SET cluster_id = 'c2' WHERE unique_id = 'e'")
+    table, _ = split_contradictions(con, "v_cl", "v_dec", "split")
+    assert _parts(con, table) == [("a", "b"), ("c", "d"), ("e",)]
+
 
 @pytest.mark.e2e
 def test_a_person_saying_two_records_differ_splits_their_entity_on_the_next_run(demo_dict, tmp_path):

@@ -64,6 +64,10 @@ def split_contradictions(
             FROM {decisions} d
             JOIN {clusters} a ON a.source_dataset = d.source_dataset_l AND a.unique_id = d.unique_id_l
             JOIN contradicted_ids c ON c.cluster_id = a.cluster_id
+            -- Only links inside the entity: `clusters` may already be cut (an audit after a split), and a
+            -- final match across two entities is no link of either.
+            JOIN {clusters} b ON b.source_dataset = d.source_dataset_r AND b.unique_id = d.unique_id_r
+                AND b.cluster_id = a.cluster_id
             WHERE d.final_match""").df()
         members = con.execute(
             f"SELECT m.* FROM {clusters} m JOIN contradicted_ids c USING (cluster_id) ORDER BY source_dataset, unique_id"
