@@ -202,6 +202,7 @@ def decided_by_rows(run: dict, settings) -> list[tuple[str, int, str]]:
     """(decided_by, pairs, why) for each way the run decided pairs, in the order a reader follows them."""
     r = settings.routing
     why = {
+        "rule": "an accept rule (routing.accept_rules) matched the pair before any score or judge",
         "model_accept": f"match probability >= routing.high {r.high}: the model is sure enough alone",
         "judge": "the judge answered (a band or conflict pair, or one of the sampled pairs)",
         "human": "a person's label (splink-er label, review import) decided it",
@@ -228,9 +229,16 @@ def needs_review_reason(run: dict, settings) -> str:
     if j.get("usage", {}).get("failed_calls"):
         causes.append(f"{j['usage']['failed_calls']} judge calls failed")
     because = "; ".join(causes) or "the judge was unsure or the budget did not reach them"
+    unsure = (rounds[-1].get("routes") or {}).get("unsure", 0) if rounds else 0
+    floor = settings.routing.min_judge_confidence
+    also = (
+        f"; {unsure:,} judge answers below routing.min_judge_confidence {floor} (final_match is the judge's answer)"
+        if unsure
+        else ""
+    )
     return (
         f"between routing.low and routing.high but not judged: {because}. final_match is the model's guess "
-        "(p >= 0.5); `splink-er review export` sends them to a person"
+        f"(p >= 0.5){also}; `splink-er review export` sends them to a person"
     )
 
 

@@ -137,6 +137,17 @@ class Inference:
     def route_counts(self) -> dict[str, int]:
         return routing.route_counts(self.session.con, self.routed.name)
 
+    def sampling_population(self) -> str:
+        """The scored pairs sampling draws from: all of them, less the pairs a gate or an accept rule decides
+        (a view over the scores; the scores themselves when there are no rules)."""
+        s = self.session
+        decided = routing.decided_by_rules_sql(s.settings)
+        if decided is None:
+            return self.scores.name
+        drop_relation(s.con, "sampling_population")
+        s.con.execute(f"CREATE VIEW sampling_population AS SELECT * FROM {self.scores.name} WHERE NOT ({decided})")
+        return "sampling_population"
+
     def judge_queue(self, limit: int) -> pd.DataFrame:
         """The band and conflict pairs the judge should see next (conflicts first, then nearest p = 0.5)."""
         return routing.pairs_to_judge(self.session.con, self.routed.name, limit=limit)
@@ -144,7 +155,10 @@ class Inference:
     def decide(self, round_no: int) -> Relation:
         """Final decisions over the routed pairs (needs_review for unjudged band pairs; one-to-one if set)."""
         s = self.session
-        name = routing.decide(s.con, self.routed.name, round_no, one_to_one=s.settings.routing.one_to_one)
+        r = s.settings.routing
+        name = routing.decide(
+            s.con, self.routed.name, round_no, one_to_one=r.one_to_one, min_confidence=r.min_judge_confidence
+        )
         self.decisions = Relation(s.con, name)
         return self.decisions
 

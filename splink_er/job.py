@@ -190,7 +190,7 @@ class Job:
         with self.session.clock.stage("sample"):
             return self.designs.draw(
                 self.con,
-                self.inference.scores,
+                self.inference.sampling_population(),
                 self.settings,
                 r,
                 f"{self.session.run_id}-r{r}",

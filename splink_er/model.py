@@ -88,7 +88,7 @@ def _build_settings_dict(settings: Settings, dialect: str, translate=None, trans
 
 
 def required_columns(settings: Settings, model: dict) -> set[str]:
-    """Every input column the comparisons, blocking rules, bootstrap rules and gates read."""
+    """Every input column the comparisons, blocking rules, bootstrap rules, gates and accept rules read."""
     cols: set[str] = set()
     for comp in model["comparisons"]:
         for level in comp["comparison_levels"]:
@@ -98,8 +98,8 @@ def required_columns(settings: Settings, model: dict) -> set[str]:
     rules = settings.blocking_rules + settings.bootstrap.deterministic_rules + settings.bootstrap.em_blocking_rules
     for rule in rules:
         cols |= set(rule) if isinstance(rule, list) else columns_in_sql(rule)
-    for gate in settings.routing.gates:
-        cols |= columns_in_sql(gate.sql)
+    for rule in settings.routing.gates + settings.routing.accept_rules:
+        cols |= columns_in_sql(rule.sql)
     # Columns every source prepares or derives are kept too: learned blocking builds candidate rules from them.
     declared = [
         set(src.derive) | {c for step in src.prepare for c in normalizer_for(step).output_columns()}

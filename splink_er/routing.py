@@ -1,9 +1,11 @@
-"""Route every scored pair: labels first, then gates, conflicts, thresholds; the rest is the band.
+"""Route every scored pair: labels first, then gates and accept rules, conflicts, thresholds; the rest is the band.
 
-Precedence, per pair: a human label, then a judge label (both already paid for), then a gate (hard reject),
-then a one-to-one conflict (sent to the judge even above `high`), then the thresholds: p >= high accepted,
-p <= low rejected, anything between is the band. Band and conflict pairs go to the judge, conflicts first and
-then the band nearest p = 0.5 first, up to the remaining budget; what is left is needs_review.
+Precedence, per pair: a human label, then a judge label (both already paid for; a judge answer below
+`min_judge_confidence` is `unsure` and ends as needs_review), then a gate (hard reject), then an accept rule (an
+exact key: accepted at no cost), then a one-to-one conflict (sent to the judge even above `high`), then the
+thresholds: p >= high accepted, p <= low rejected, anything between is the band. Band and conflict pairs go to
+the judge, conflicts first and then the band nearest p = 0.5 first, up to the remaining budget; what is left is
+needs_review.
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ from .sql import drop_relation, registered
 KEY = ", ".join(PAIR_KEY)
 
 
-def _gate_sql(settings: Settings) -> str:
-    gates = settings.routing.gates
-    if not gates:
+def _first_rule_sql(rules) -> str:
+    """The name of the first of `rules` (gates or accept rules) whose SQL holds for a pair, else NULL."""
+    if not rules:
         return "NULL"
-    whens = " ".join(f"WHEN COALESCE(({g.sql}), false) THEN '{g.name.replace(chr(39), '')}'" for g in gates)
+    whens = " ".join(f"WHEN COALESCE(({g.sql}), false) THEN '{g.name.replace(chr(39), '')}'" for g in rules)
     return f"CASE {whens} END"
+
+
+def decided_by_rules_sql(settings: Settings) -> str | None:
+    """SQL predicate over the scores: a gate rejects or an accept rule accepts the pair whatever the model and
+    the judge say (None without rules). Sampling leaves these pairs out."""
+    rules = settings.routing.gates + settings.routing.accept_rules
+    return " OR ".join(f"COALESCE(({r.sql}), false)" for r in rules) or None
 
 
 def _conflict_sql(settings: Settings, scores: str) -> str:
@@ -75,7 +84,8 @@ def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str
             SELECT {", ".join("s." + k for k in PAIR_KEY)}, s.match_probability, s.match_weight,
                 l.match AS label_match, l.confidence AS label_confidence, l.reasoning AS label_reasoning,
                 l.source AS label_source, l.source_kind AS label_kind,
-                {_gate_sql(settings)} AS gate,
+                {_first_rule_sql(settings.routing.gates)} AS gate,
+                {_first_rule_sql(settings.routing.accept_rules)} AS accept_rule,
                 c.unique_id_l IS NOT NULL AS conflict
             FROM {scores} s
             LEFT JOIN {table}_labels l USING ({KEY})
@@ -83,8 +93,10 @@ def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str
         )
         SELECT *, CASE
             WHEN label_kind = 'human' THEN 'human'
+            WHEN label_kind = 'judge' AND label_confidence < {settings.routing.min_judge_confidence} THEN 'unsure'
             WHEN label_kind = 'judge' THEN 'judge'
             WHEN gate IS NOT NULL THEN 'gate'
+            WHEN accept_rule IS NOT NULL THEN 'rule'
             WHEN conflict THEN 'conflict'
             WHEN match_probability >= {settings.routing.high} THEN 'model_accept'
             WHEN match_probability <= {settings.routing.low} THEN 'model_reject'
@@ -113,9 +125,12 @@ def route_counts(con, routed: str) -> dict[str, int]:
     return dict(con.execute(f"SELECT route, count(*) FROM {routed} GROUP BY 1 ORDER BY 1").fetchall())
 
 
-def decide(con, routed: str, round_no: int, table: str = "decisions", one_to_one: bool = False) -> str:
+def decide(
+    con, routed: str, round_no: int, table: str = "decisions", one_to_one: bool = False, min_confidence: float = 0
+) -> str:
     """Final decisions: one row per scored pair. Unjudged band/conflict pairs are needs_review, with
-    final_match = (p >= 0.5) as the model's best guess. With `one_to_one`, see `_keep_one_match`.
+    final_match = (p >= 0.5) as the model's best guess; an unsure judge answer (below `min_confidence`) is
+    needs_review with the judge's answer as final_match. With `one_to_one`, see `_keep_one_match`.
 
     A view over `routed` (a projection: a copy of 24M rows cost 7 s), except with one_to_one, whose ranking is
     kept as a table."""
@@ -124,17 +139,21 @@ def decide(con, routed: str, round_no: int, table: str = "decisions", one_to_one
     con.execute(f"""
         CREATE VIEW {base} AS
         SELECT {KEY}, match_probability, match_weight,
-            CASE WHEN route IN ('band', 'conflict') THEN 'needs_review' ELSE route END AS decided_by,
-            CASE WHEN route IN ('judge', 'human') THEN label_match END AS judge_match,
-            CASE WHEN route IN ('judge', 'human') THEN label_confidence END AS judge_confidence,
+            CASE WHEN route IN ('band', 'conflict', 'unsure') THEN 'needs_review' ELSE route END AS decided_by,
+            CASE WHEN route IN ('judge', 'human', 'unsure') THEN label_match END AS judge_match,
+            CASE WHEN route IN ('judge', 'human', 'unsure') THEN label_confidence
+                 WHEN route = 'rule' THEN 1.0 END AS judge_confidence,
             CASE WHEN route IN ('judge', 'human') THEN label_reasoning
-                 WHEN route = 'gate' THEN 'gate: ' || gate END AS judge_reasoning,
-            CASE WHEN route IN ('judge', 'human') THEN label_source END AS label_source,
+                 WHEN route = 'unsure' THEN 'judge confidence ' || round(label_confidence, 2)
+                     || ' below routing.min_judge_confidence {min_confidence}: ' || coalesce(label_reasoning, '')
+                 WHEN route = 'gate' THEN 'gate: ' || gate
+                 WHEN route = 'rule' THEN 'rule: ' || accept_rule END AS judge_reasoning,
+            CASE WHEN route IN ('judge', 'human', 'unsure') THEN label_source END AS label_source,
             CASE route
-                WHEN 'judge' THEN label_match WHEN 'human' THEN label_match
-                WHEN 'gate' THEN false WHEN 'model_accept' THEN true WHEN 'model_reject' THEN false
+                WHEN 'judge' THEN label_match WHEN 'human' THEN label_match WHEN 'unsure' THEN label_match
+                WHEN 'gate' THEN false WHEN 'rule' THEN true WHEN 'model_accept' THEN true WHEN 'model_reject' THEN false
                 ELSE match_probability >= 0.5 END AS final_match,
-            route IN ('band', 'conflict') AS needs_review,
+            route IN ('band', 'conflict', 'unsure') AS needs_review,
             conflict,
             {round_no} AS round
         FROM {routed}
@@ -148,7 +167,10 @@ def _keep_one_match(con, source: str, table: str) -> None:
     """A record keeps at most one final match in each other source: the pair must be the best for both of its
     records (human and judge answers first, then the higher probability). The others become
     decided_by = 'one_to_one', final_match = false. Mutual-best is conservative: it never adds a match."""
-    rank = "ORDER BY decided_by IN ('human', 'judge') DESC, judge_confidence DESC NULLS LAST, match_probability DESC"
+    rank = (
+        "ORDER BY decided_by IN ('human', 'judge', 'rule') DESC, judge_confidence DESC NULLS LAST, "
+        "match_probability DESC"
+    )
     drop_relation(con, table)
     con.execute(f"""
         CREATE TABLE {table} AS

@@ -416,12 +416,36 @@ class GateSettings(_Strict):
     sql: str = Field(description="SQL predicate over <col>_l/<col>_r; pairs where it is true are rejected.")
 
 
+class AcceptRuleSettings(_Strict):
+    """A deterministic accept: pairs where `sql` is true are matches before any judge or score (an exact key)."""
+
+    name: str = Field(description="Name shown in decisions.parquet (decided_by = rule, reasoning 'rule: <name>').")
+    sql: str = Field(
+        description="SQL predicate over <col>_l/<col>_r (columns the comparisons read, like gates), e.g. "
+        '"fec_id_l = fec_id_r"; pairs where it is true are accepted with confidence 1.0.'
+    )
+
+
 class RoutingSettings(_Strict):
     """Where each scored pair goes: accepted, rejected, or to the judge."""
 
     low: float = Field(0.10, ge=0, le=1, description="At or below: rejected by the model.")
     high: float = Field(0.95, ge=0, le=1, description="At or above: accepted by the model.")
     gates: list[GateSettings] = Field(default_factory=list, description="Rejection rules applied before the scores.")
+    accept_rules: list[AcceptRuleSettings] = Field(
+        default_factory=list,
+        description="Accept rules applied before the scores and the judge (after gates: a gate still rejects). "
+        "Pairs a rule accepts or a gate rejects are left out of sampling: they are decided, and training "
+        "learns the pairs the model must decide.",
+    )
+    min_judge_confidence: float = Field(
+        0.70,
+        ge=0,
+        le=1,
+        description="A judge answer below this confidence is not final: the pair is needs_review (its "
+        "final_match is the judge's answer, the reasoning says why) and the answer does not train. Human labels "
+        "are always final. 0 makes every answer final.",
+    )
     one_to_one: bool = Field(
         False,
         description="Link jobs: a record matches at most one record of another source. Records with "

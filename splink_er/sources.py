@@ -321,7 +321,10 @@ def check_rules_run(con: duckdb.DuckDBPyConnection, settings: Settings, loaded: 
                 continue  # columns, checked with the other required columns
             for a, b in pairs:
                 _bind(con, f"SELECT 1 FROM {a} AS l, {b} AS r WHERE ({rule}) LIMIT 0", f"{section}[{i}]", rule)
-    for gate in settings.routing.gates:  # over Splink's pair columns: <col>_l, <col>_r
+    routing_rules = [("gates", g) for g in settings.routing.gates] + [
+        ("accept_rules", a) for a in settings.routing.accept_rules
+    ]
+    for section, gate in routing_rules:  # over Splink's pair columns: <col>_l, <col>_r
         cols = sorted(columns_in_sql(gate.sql))
         renamed = ", ".join(
             f"l.{quote_ident(c)} AS {quote_ident(c + '_l')}, r.{quote_ident(c)} AS {quote_ident(c + '_r')}"
@@ -329,7 +332,7 @@ def check_rules_run(con: duckdb.DuckDBPyConnection, settings: Settings, loaded: 
         )
         for a, b in pairs:
             sql = f"SELECT 1 FROM (SELECT {renamed or '1 AS x'} FROM {a} AS l, {b} AS r) WHERE ({gate.sql}) LIMIT 0"
-            _bind(con, sql, f"routing.gates[{gate.name}]", gate.sql)
+            _bind(con, sql, f"routing.{section}[{gate.name}]", gate.sql)
 
 
 def _bind(con, sql: str, where: str, rule: str) -> None:

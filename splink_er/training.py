@@ -340,6 +340,10 @@ class Training:
         return report.__dict__
 
     def _labels_for_training(self, labels: pd.DataFrame) -> pd.DataFrame:
+        floor = self.session.settings.routing.min_judge_confidence
+        if len(labels) and floor > 0:  # an unsure judge answer is not final (needs_review), so it does not teach
+            unsure = labels["source_kind"].eq("judge") & (labels["confidence"].astype(float) < floor)
+            labels = labels[~unsure]
         if self.session.settings.training.method == "logistic" and len(labels):
             # One-to-one conflicts are confident pairs sharing a record: their answers settle which candidate
             # wins, not what a level is worth; fitted, they would teach that confident pairs are often wrong.

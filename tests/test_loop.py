@@ -231,3 +231,52 @@ def test_model_rejects_auto_counts_above_the_limit(tmp_path, demo_dict):
     r = splink_er.run(d, quiet=True)
     assert r.run["blocked_pairs"] > 1000 and not r.run["model_rejects_written"]
     assert len(r.decisions) == r.run["blocked_pairs"] - r.run["decided_by"]["model_reject"]
+
+
+@pytest.mark.e2e
+def test_accept_rules_decide_for_free_and_are_never_sampled(demo_dict):
+    """An exact key accepts before any judge (decided_by rule, confidence 1.0); gated and accepted pairs are left
+    out of sampling, so the judge is never paid for a decided pair."""
+    demo_dict["routing"] = {
+        "accept_rules": [{"name": "same_email", "sql": "email_l = email_r"}],
+        "gates": [
+            {
+                "name": "far_dob",
+                "sql": "abs(year(try_strptime(dob_l, '%Y-%m-%d')) - year(try_strptime(dob_r, '%Y-%m-%d'))) > 30",
+            }
+        ],
+    }
+    demo_dict["sampling"] = {"budget_per_round": 300, "rounds": 1}
+    job = splink_er.prepare(demo_dict, quiet=True)
+    r = job.run()
+    d = r.decisions
+    rule = d[d.decided_by == "rule"]
+    assert len(rule) >= 50 and rule.final_match.all() and (rule.judge_confidence == 1.0).all()
+    assert set(rule.judge_reasoning) == {"rule: same_email"}
+    decided = job.con.execute(
+        f"SELECT {', '.join(PAIR_KEY)} FROM scores WHERE email_l = email_r OR "
+        f"coalesce({demo_dict['routing']['gates'][0]['sql']}, false)"
+    ).df()
+    assert set(pair_keys(decided)) >= set(pair_keys(rule)) and len(decided) > len(rule)  # gates too
+    sampled = set(pair_keys(job.designs.frame))
+    assert len(sampled) >= 250 and not (sampled & set(pair_keys(decided)))
+    asked = set(pair_keys(job.store.read_all()))
+    assert not (asked & set(pair_keys(decided)))
+
+
+@pytest.mark.e2e
+def test_unsure_judge_answers_wait_for_review_and_do_not_train(demo_dict):
+    """A SIMULATED judge with 40% of answers flipped reports confidence 0.6, below the 0.70 floor: every answer
+    is needs_review (final_match the judge's answer, the reasoning says why) and no answer trains the model."""
+    demo_dict["judge"] = {"kind": "truth", "max_pairs": 300, "error_rate": 0.4}
+    r = splink_er.run(demo_dict, quiet=True)
+    d = r.decisions
+    answered = d[d.judge_match.notna()]
+    assert len(answered) >= 100 and (answered.decided_by == "needs_review").all() and answered.needs_review.all()
+    assert answered.judge_reasoning.str.startswith("judge confidence 0.6 below routing.min_judge_confidence").all()
+    assert (answered.final_match == answered.judge_match.astype(bool)).all()
+    assert not any(t["used_labels"] for t in r.run["training"])
+    demo_dict["routing"] = {"min_judge_confidence": 0.5}  # a lower floor: the same answers are final and train
+    demo_dict["output_dir"] += "_floor"
+    r2 = splink_er.run(demo_dict, quiet=True)
+    assert (r2.decisions.decided_by == "judge").sum() >= 100 and any(t["used_labels"] for t in r2.run["training"])

@@ -187,3 +187,65 @@ def test_routing_counts_conflicts_gates_and_labels(demo_dict):
         {"unique_id_r": "1", "decided_by": "needs_review", "final_match": True},
         {"unique_id_r": "2", "decided_by": "one_to_one", "final_match": False},
     ]
+
+
+def _routing_settings(demo_dict, **routing):
+    demo_dict["link_type"] = "link_only"
+    demo_dict["sources"].append(dict(demo_dict["sources"][0], name="other"))
+    demo_dict["routing"] = routing
+    return load_settings(demo_dict)
+
+
+def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict):
+    s = _routing_settings(
+        demo_dict,
+        gates=[{"name": "surname_far", "sql": "jaro_winkler_similarity(surname_l, surname_r) < 0.5"}],
+        # a:4-b:5 (band) and a:5-b:6 (model reject) share an exact key; a:6-b:7 too, but its gate wins.
+        accept_rules=[{"name": "same_key", "sql": "unique_id_l IN ('4', '5', '6')"}],
+    )
+    con = duckdb.connect()
+    con.register("sc", _routing_scores())
+    con.execute("CREATE TABLE scores AS SELECT * FROM sc")
+    route(con, "scores", pd.DataFrame(columns=PAIR_KEY), s)
+    assert route_counts(con, "routed") == {"band": 2, "gate": 1, "model_accept": 3, "rule": 2}
+    decide(con, "routed", 1)
+    d = con.execute(
+        "SELECT unique_id_l, decided_by, final_match, judge_confidence, judge_reasoning FROM decisions ORDER BY 1"
+    ).df()
+    by = d.set_index("unique_id_l")
+    for uid in ("4", "5"):  # accepted at no cost, even the pair the model rejected
+        assert by.loc[uid, "decided_by"] == "rule" and by.loc[uid, "final_match"]
+        assert by.loc[uid, "judge_confidence"] == 1.0 and by.loc[uid, "judge_reasoning"] == "rule: same_key"
+    assert by.loc["6", "decided_by"] == "gate" and not by.loc["6", "final_match"]
+    assert list(pairs_to_judge(con, "routed")["unique_id_l"]) == ["3", "7"]  # rule pairs never reach the judge
+
+
+def test_judge_answers_below_the_confidence_floor_need_review(demo_dict):
+    s = _routing_settings(demo_dict, min_judge_confidence=0.7)
+    con = duckdb.connect()
+    con.register("sc", _routing_scores())
+    con.execute("CREATE TABLE scores AS SELECT * FROM sc")
+    cols = PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"]
+    labels = pd.DataFrame(
+        [
+            ("a", "3", "b", "4", True, 0.55, "names close, dates unclear", "gemini", "judge"),
+            ("a", "4", "b", "5", False, 0.9, "different people", "gemini", "judge"),
+            ("a", "7", "b", "8", False, 0.1, "a person said so", "human", "human"),  # humans are always final
+        ],
+        columns=cols,
+    )
+    route(con, "scores", labels, s)
+    counts = route_counts(con, "routed")
+    assert counts["unsure"] == 1 and counts["judge"] == 1 and counts["human"] == 1
+    assert "3" not in set(pairs_to_judge(con, "routed")["unique_id_l"])  # an answer is never paid for twice
+    decide(con, "routed", 1, min_confidence=0.7)
+    d = con.execute("SELECT * FROM decisions ORDER BY unique_id_l").df().set_index("unique_id_l")
+    unsure = d.loc["3"]
+    assert unsure.decided_by == "needs_review" and unsure.needs_review and unsure.final_match  # the judge's answer
+    assert unsure.judge_reasoning.startswith("judge confidence 0.55 below routing.min_judge_confidence 0.7")
+    assert d.loc["4", "decided_by"] == "judge" and not d.loc["4", "needs_review"]
+    assert d.loc["7", "decided_by"] == "human" and not d.loc["7", "needs_review"]
+    # A floor of 0 makes every answer final (the behaviour before the floor existed).
+    s0 = load_settings(demo_dict | {"routing": {"min_judge_confidence": 0}})
+    route(con, "scores", labels, s0)
+    assert "unsure" not in route_counts(con, "routed")
