@@ -174,6 +174,15 @@ DEFAULTS = {
 }
 
 
-def build(kind: str, args: dict) -> ComparisonCreator:
-    """The Splink comparison creator of a named building block."""
+def build(kind: str, args: dict, party_codes: frozenset[str] = frozenset()) -> ComparisonCreator:
+    """The Splink comparison creator of a named building block. A Party comparison reading the code column of a
+    `party` prepare step (`party_codes`) gets the shipped fusion pairs unless its args set `fusion` (`[]`: none).
+
+    >>> [lv.label_for_charts for lv in build("Party", {"column": "p_norm"}, frozenset({"p_norm"})).create_comparison_levels()][2]
+    'fusion lines of one candidate (e.g. DEM and WFP)'
+    """
+    if kind == "Party" and "fusion" not in args and args.get("column", DEFAULTS["Party"]["column"]) in party_codes:
+        from .normalize.parties import fusion_pairs
+
+        args = {**args, "fusion": fusion_pairs()}
     return BUILDERS[kind](**args)

@@ -26,10 +26,10 @@ def blocking_rule(rule: BlockingRule):
     return block_on(*rule) if isinstance(rule, list) else rule
 
 
-def _comparison(c: ComparisonSettings, translate=None, translate_args=None):
+def _comparison(c: ComparisonSettings, translate=None, translate_args=None, party_codes=frozenset()):
     """A settings comparison as Splink takes it. `translate` rewrites custom SQL and `translate_args` library
     comparison arguments (date formats) for another engine; Splink writes library comparisons and this library's
-    building blocks in each dialect."""
+    building blocks in each dialect. `party_codes`: code columns of `party` prepare steps (see comparisons.build)."""
     if c.kind == "custom":
         levels = []
         for lv in c.levels or []:
@@ -41,7 +41,7 @@ def _comparison(c: ComparisonSettings, translate=None, translate_args=None):
             levels.append(level)
         comp = {"output_column_name": c.output_column_name, "comparison_levels": levels}
     elif c.kind in comparison_blocks.BUILDERS:  # Splink writes these in each dialect itself
-        return comparison_blocks.build(c.kind, c.args)
+        return comparison_blocks.build(c.kind, c.args, party_codes)
     else:
         comp = getattr(cl, c.kind)(c.column, **(translate_args(c.args) if translate_args else c.args))
         return comp.configure(term_frequency_adjustments=True) if c.term_frequency_adjustments else comp
@@ -71,9 +71,15 @@ def splink_settings_dict(settings: Settings, dialect: str = "duckdb", translate=
 
 
 def _build_settings_dict(settings: Settings, dialect: str, translate=None, translate_args=None) -> dict:
+    party_codes = frozenset(
+        normalizer_for(step).output_columns()[0]
+        for src in settings.sources
+        for step in src.prepare
+        if step.kind == "party"
+    )
     creator = SettingsCreator(
         link_type=settings.link_type,
-        comparisons=[_comparison(c, translate, translate_args) for c in settings.comparisons],
+        comparisons=[_comparison(c, translate, translate_args, party_codes) for c in settings.comparisons],
         blocking_rules_to_generate_predictions=[
             blocking_rule(r if isinstance(r, list) or translate is None else translate(r))
             for r in settings.blocking_rules

@@ -68,6 +68,19 @@ class OfficePrepare(_Prepare):
     prefix: str = Field("", description="Prefix of the output column names.")
 
 
+class PartyPrepare(_PrepareInto):
+    """A US party value (Democratic, DEM, D, DFL, W(R), N(D), "D/WF Combined Parties") as one canonical code, plus
+    <into or column>_write_in, _nominee and _combined (a fusion candidate's combined-total row). Unknown values: null
+    code, never a guess (README 'Parties')."""
+
+    kind: Literal["party"]
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your own value -> code entries, read before the shipped table (e.g. a New York board's "
+        "{CON: CRV, IND: IDP, WOR: WF}, where CON is the Conservative and IND the Independence Party).",
+    )
+
+
 class FirstNameCanonicalPrepare(_Prepare):
     """A first name as its canonical form (Bob -> ROBERT)."""
 
@@ -126,6 +139,7 @@ class DatePrepare(_PrepareInto):
 PrepareStep = Annotated[
     PersonNamePrepare
     | OfficePrepare
+    | PartyPrepare
     | FirstNameCanonicalPrepare
     | PhoneticPrepare
     | StatePrepare
@@ -142,6 +156,7 @@ PREPARE_STEPS: dict[str, type[_Prepare]] = {
     for m in (
         PersonNamePrepare,
         OfficePrepare,
+        PartyPrepare,
         FirstNameCanonicalPrepare,
         PhoneticPrepare,
         StatePrepare,

@@ -160,7 +160,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, ste
         r[0]
         for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {view} WHERE {col} IS NOT NULL").fetchall()
     ]
-    frame = pd.DataFrame(normalizer.normalize_values(values), columns=["__raw"] + new, dtype="string")
+    frame = pd.DataFrame(normalizer.normalize_values(values), columns=["__raw"] + new)
+    frame = frame.astype({"__raw": "string"} | dict(zip(new, normalizer.output_dtypes(), strict=True)))
     lookup = f"prepared_{src.name}_{i}"
     with registered(con, "__prepared", frame):
         con.execute(f"CREATE OR REPLACE TABLE {lookup} AS SELECT * FROM __prepared")

@@ -1,7 +1,8 @@
 """Normalizers for `sources[].prepare`: one small class per `kind`, each mapping one column to canonical columns.
 
 names: person names (first, middle, last, suffix, nickname, canonical first name, phonetic codes). contacts: US states, ZIP
-codes, phones, e-mails. offices: office level, role and district. Dates and e-mails are simple enough for DuckDB to
+codes, phones, e-mails. offices: office level, role and district. parties: party codes and write-in, nominee and
+combined-total flags. Dates and e-mails are simple enough for DuckDB to
 compute itself over every row (`sql_expression`); the rest run in Python once per distinct value (`normalize`).
 
 Example:
@@ -19,6 +20,7 @@ from ..sql import sql_literal
 from .contacts import email_norm_sql, email_text_sql, phone_e164, state_code, zip5
 from .names import FIELDS, canonical_first, parse_names, phonetic_code
 from .offices import OFFICE_FIELDS, parse_office
+from .parties import key, party_fields
 
 
 class Normalizer:
@@ -52,6 +54,10 @@ class Normalizer:
     def normalize(self, value: str):
         raise NotImplementedError(f"{type(self).__name__} normalizes in SQL or many values at once")
 
+    def output_dtypes(self) -> list[str]:
+        """pandas dtypes of the output columns (text unless a normalizer says otherwise)."""
+        return ["string"] * len(self.output_columns())
+
 
 class PersonName(Normalizer):
     kind = "person_name"
@@ -72,6 +78,26 @@ class Office(Normalizer):
 
     def normalize_values(self, values: list[str]) -> list[list]:
         return [[v] + list(parse_office(v).values()) for v in values]
+
+
+class Party(Normalizer):
+    """A party value as its canonical code (`into`, default <column>_norm) and three flags named after `into` or
+    the column: <base>_write_in, <base>_nominee, <base>_combined. A value the table cannot read: all null."""
+
+    kind = "party"
+
+    def output_columns(self) -> list[str]:
+        base = self.step.into or self.step.column
+        return [self.step.into or f"{self.step.column}_norm"] + [
+            f"{base}_{f}" for f in ("write_in", "nominee", "combined")
+        ]
+
+    def output_dtypes(self) -> list[str]:
+        return ["string", "boolean", "boolean", "boolean"]
+
+    def normalize_values(self, values: list[str]) -> list[list]:
+        aliases = {key(k): v for k, v in self.step.aliases.items()}
+        return [[v] + list(party_fields(v, aliases).values()) for v in values]
 
 
 class FirstNameCanonical(Normalizer):
@@ -128,7 +154,7 @@ class Date(Normalizer):
 
 
 NORMALIZERS: dict[str, type[Normalizer]] = {
-    cls.kind: cls for cls in (PersonName, Office, FirstNameCanonical, Phonetic, State, Zip, Phone, Email, Date)
+    cls.kind: cls for cls in (PersonName, Office, Party, FirstNameCanonical, Phonetic, State, Zip, Phone, Email, Date)
 }
 
 
