@@ -25,6 +25,7 @@ HOSTILE = st.one_of(
 
 def step_of(kind: str):
     extra = {"formats": ["%Y-%m-%d", "%d/%m/%Y"]} if kind == "date" else {}
+    extra = {"replace": [{"pattern": r"[_?]+|\s+", "replacement": " "}]} if kind == "clean" else extra
     return PREPARE_STEPS[kind](column="v", kind=kind, **extra)
 
 
