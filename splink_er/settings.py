@@ -308,6 +308,10 @@ class ComparisonSettings(_Strict):
                 raise ValueError(
                     f"{self.kind} has no argument(s) {unknown}; it takes: {', '.join(DEFAULTS[self.kind])}"
                 )
+            switches = [k for k, v in self.args.items() if isinstance(DEFAULTS[self.kind][k], bool)]
+            not_bool = [k for k in switches if not isinstance(self.args[k], bool)]
+            if not_bool:
+                raise ValueError(f"{self.kind} argument(s) {not_bool} take true or false")
             return self
         if self.kind == "custom":
             if not self.output_column_name or not self.levels:

@@ -102,3 +102,53 @@ def test_parsing_never_raises_and_is_deterministic(raw):
     assert all(v is None or (isinstance(v, str) and v) for v in first.values())
     for k in ("first_name", "middle_name", "last_name"):
         assert first[k] is None or not {"_", "?", '"'} & set(first[k])
+
+
+SWAPPED = ("Nimrod Y. U. Allen III", "Nimrod, Allen Y.U., III")
+
+
+def test_first_and_last_swapped_between_sources_has_its_own_level_when_enabled():
+    left, right = (parse_name(n) for n in SWAPPED)
+    assert (left["first_name"], left["last_name"]) == (right["last_name"], right["first_name"])
+    assert level_of(*SWAPPED, {"first_last_swap": True}).startswith("first and last swapped")
+    assert not level_of(*SWAPPED).startswith("first and last swapped")
+    # Names that agree as filed stay at their own, stronger level.
+    assert level_of("Allen Nimrod", "Allen Nimrod", {"first_last_swap": True}) == "exact full name"
+
+
+def levels(args: dict) -> list[dict]:
+    return build("PersonName", args).get_comparison("duckdb").as_dict()["comparison_levels"]
+
+
+def test_presets_keep_their_person_name_levels_unless_the_swap_level_is_enabled():
+    import yaml
+
+    from splink_er.settings_reference import README
+
+    presets = sorted((README.parent / "settings").glob("*.yaml"))
+    blocks = [
+        c.get("args", {})
+        for p in presets
+        for c in yaml.safe_load(p.read_text())["comparisons"]
+        if c["kind"] == "PersonName"
+    ]
+    assert blocks  # candidate_to_results and contacts use it
+    for args in blocks:
+        assert "first_last_swap" not in args
+        default, off, on = (
+            levels(args),
+            levels(args | {"first_last_swap": False}),
+            levels(args | {"first_last_swap": True}),
+        )
+        assert default == off
+        added = [lv for lv in on if lv not in default]
+        assert [lv for lv in on if lv not in added] == default and len(added) == 1
+        assert added[0]["label_for_charts"].startswith("first and last swapped")
+
+
+def test_the_swap_switch_takes_only_true_or_false(demo_dict):
+    import splink_er
+
+    demo_dict["comparisons"][0] = {"kind": "PersonName", "args": {"first_last_swap": "yes"}}
+    with pytest.raises(splink_er.SettingsError, match=r"\['first_last_swap'\] take true or false"):
+        splink_er.load_settings(demo_dict)
