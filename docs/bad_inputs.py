@@ -91,6 +91,17 @@ def run_cases(tmp: Path) -> list[tuple[str, str, int, str]]:
         ("link_only with one source", run + s("link_type=link_only")),
         ("an unknown normalizer", run + s("sources.0.prepare=[{column: city, kind: town}]")),
         ("a key of another normalizer", run + s("sources.0.prepare=[{column: city, kind: state, region: GB}]")),
+        (
+            "a clean pattern DuckDB cannot read",
+            run + s("sources.0.prepare=[{column: city, kind: clean, replace: [{pattern: '??'}]}]"),
+        ),
+        (
+            "a clean step after a step that read its column",
+            run
+            + s(
+                "sources.0.prepare=[{column: city, kind: state}, {column: city, kind: clean, replace: [{pattern: x}]}]"
+            ),
+        ),
         ("--set without =", run + ["--set", "routing.high"]),
         ("--set into a list without an index", run + s("sources.x.path=a.csv")),
         ("a settings file that does not exist", ["run", "nope.yaml"]),

@@ -29,7 +29,10 @@ def _custom(sql: str, label: str):
 
 
 class PersonName(ComparisonCreator):
-    """A person's name from the person_name normalizer's columns (set a column to null to leave it out)."""
+    """A person's name from the person_name normalizer's columns (set a column to null to leave it out).
+
+    `first_last_swap` adds a level for first and last names exchanged between sources ("Nimrod Allen" filed as
+    "Allen, Nimrod"). Off by default: a new level changes every trained model that has this comparison."""
 
     def __init__(
         self,
@@ -39,9 +42,11 @@ class PersonName(ComparisonCreator):
         suffix: str | None = "name_suffix",
         canonical: str | None = "first_name_canonical",
         nickname: str | None = "nickname",
+        first_last_swap: bool = False,
     ) -> None:
         self.names = {"first": first, "last": last, "middle": middle, "suffix": suffix}
         self.names |= {"canonical": canonical, "nickname": nickname}
+        self.first_last_swap = first_last_swap
         super().__init__({k: v for k, v in self.names.items() if v})
 
     def create_output_column_name(self) -> str:
@@ -91,6 +96,10 @@ class PersonName(ComparisonCreator):
                 cll.And(_custom(f"{f[0]} = {m[1]} OR {m[0]} = {f[1]}", "swapped"), same_last).configure(
                     label_for_charts="first and middle swapped, same last"
                 )
+            )
+        if self.first_last_swap:  # after the levels where names agree as filed, before the partial ones
+            levels.append(
+                _custom(f"{f[0]} = {l[1]} AND {l[0]} = {f[1]}", "first and last swapped (Allen Nimrod, Nimrod Allen)")
             )
         first_or_canonical = cll.Or(same_first, cll.ExactMatchLevel(canonical)) if canonical else same_first
         # "Robert Morales Vergara" parses to last VERGARA; the filing says MORALES VERGARA (and "Van Canipe" / CANIPE).

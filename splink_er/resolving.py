@@ -175,9 +175,10 @@ def _pairs_with_a_new_record(model: dict) -> dict:
 
 
 def _outputs(step) -> list[str]:
+    """The columns a step makes (a clean step rewriting its own column makes none: the record must bring it)."""
     from .normalize import normalizer_for
 
-    return normalizer_for(step).output_columns()
+    return [c for c in normalizer_for(step).output_columns() if c != step.column]
 
 
 class Resolver:

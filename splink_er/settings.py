@@ -48,6 +48,41 @@ class _PrepareInto(_Prepare):
     into: str | None = Field(None, description="Output column (default <column>_norm).")
 
 
+class Replacement(_Strict):
+    """One regular-expression replacement of a clean step."""
+
+    pattern: str = Field(
+        description="Regular expression in RE2 syntax, as DuckDB's regexp_replace reads it: \\? matches a literal ?, "
+        "(?i) ignores case; no look-behind. Every match is replaced."
+    )
+    replacement: str = Field("", description="What each match becomes (\\1 for the first group); default: nothing.")
+
+    @model_validator(mode="after")
+    def _duckdb_reads_it(self) -> Replacement:
+        import duckdb
+
+        try:  # DuckDB compiles both here, so a bad one is a settings error, not a failure halfway through loading
+            duckdb.connect().execute("SELECT regexp_replace('', ?, ?, 'g')", [self.pattern, self.replacement])
+        except duckdb.Error as e:
+            reason = str(e).splitlines()[0].removeprefix("Invalid Input Error: ").rstrip(".")
+            raise ValueError(
+                f"DuckDB cannot use pattern {self.pattern!r} with replacement {self.replacement!r}: {reason}. Write "
+                "the pattern in RE2 syntax (a backslash before ? * + . ( ) [ ] to match them literally, no "
+                "look-behind) and use \\1 .. \\9 in the replacement only for groups the pattern has"
+            ) from None
+        return self
+
+
+class CleanPrepare(_Prepare):
+    """Regular-expression replacements on a column's text, in order: a source's own marks repaired before a
+    parser reads them (<<Buck>> to "Buck"). Steps run in the order listed, so list it before the steps that should
+    read the cleaned text; `derive` sees it too. A value cleaned to nothing becomes null."""
+
+    kind: Literal["clean"]
+    replace: list[Replacement] = Field(min_length=1, description="Replacements, applied in order.")
+    into: str | None = Field(None, description="Output column (default: the column itself, cleaned in place).")
+
+
 class PersonNamePrepare(_Prepare):
     """Split a full name into first_name, middle_name, last_name, name_suffix, nickname, first_name_canonical,
     party_tag, running_mate, name_title."""
@@ -137,7 +172,8 @@ class DatePrepare(_PrepareInto):
 
 
 PrepareStep = Annotated[
-    PersonNamePrepare
+    CleanPrepare
+    | PersonNamePrepare
     | OfficePrepare
     | PartyPrepare
     | FirstNameCanonicalPrepare
@@ -154,6 +190,7 @@ PrepareStep = Annotated[
 PREPARE_STEPS: dict[str, type[_Prepare]] = {
     m.model_fields["kind"].annotation.__args__[0]: m
     for m in (
+        CleanPrepare,
         PersonNamePrepare,
         OfficePrepare,
         PartyPrepare,
@@ -188,7 +225,9 @@ class SourceSettings(_Strict):
     format: Literal["csv", "parquet"] | None = Field(None, description="Inferred from the file suffix if omitted.")
     read: ReadSettings = Field(default_factory=ReadSettings, description="How a CSV file is read.")
     id_column: str = Field(description="Column that identifies a record uniquely within this source.")
-    prepare: list[PrepareStep] = Field(default_factory=list, description="Normalizers, applied before derive.")
+    prepare: list[PrepareStep] = Field(
+        default_factory=list, description="Normalizers, applied in the order listed, before derive."
+    )
     derive: dict[str, str] = Field(
         default_factory=dict, description="New columns as DuckDB SQL expressions over the raw columns."
     )
@@ -200,6 +239,21 @@ class SourceSettings(_Strict):
         if not v or not v.replace("_", "").replace("-", "").isalnum():
             raise ValueError("use letters, digits, '_' or '-' only (it is used in table names and pair keys)")
         return v
+
+    @model_validator(mode="after")
+    def _clean_before_readers(self) -> SourceSettings:
+        for i, step in enumerate(self.prepare):
+            if step.kind != "clean" or (step.into or step.column) != step.column:
+                continue
+            readers = [j for j, other in enumerate(self.prepare[:i]) if other.column == step.column]
+            if readers:
+                j = readers[0]
+                raise ValueError(
+                    f"prepare[{i}] (clean) rewrites column {step.column!r}, which prepare[{j}] "
+                    f"({self.prepare[j].kind}) reads before it: list the clean step first, so that step reads "
+                    "the cleaned text (steps run in the order listed)"
+                )
+        return self
 
 
 class LevelSettings(_Strict):
@@ -269,6 +323,10 @@ class ComparisonSettings(_Strict):
                 raise ValueError(
                     f"{self.kind} has no argument(s) {unknown}; it takes: {', '.join(DEFAULTS[self.kind])}"
                 )
+            switches = [k for k, v in self.args.items() if isinstance(DEFAULTS[self.kind][k], bool)]
+            not_bool = [k for k in switches if not isinstance(self.args[k], bool)]
+            if not_bool:
+                raise ValueError(f"{self.kind} argument(s) {not_bool} take true or false")
             return self
         if self.kind == "custom":
             if not self.output_column_name or not self.levels:

@@ -131,7 +131,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, ste
     if step.column not in have:
         raise InputError(f"{where}: column {step.column!r} not found; columns: {', '.join(have)}")
     new = normalizer.output_columns()
-    clash = sorted(set(new) & set(have))
+    in_place = normalizer.in_place and new == [step.column]  # a clean step rewriting its column
+    clash = [] if in_place else sorted(set(new) & set(have))
     if clash:
         raise InputError(
             f"{where}: the {step.kind} columns {clash} already exist in source {src.name!r}; "
@@ -145,14 +146,18 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, ste
         # Every value null (one record sent to resolve without an e-mail): DuckDB 2.0 fails to bind some rules
         # over a column its statistics know to be all null, and the answer is null anyway, of the rule's type
         # (read from the rule over one made-up value: a date rule gives DATE).
+        if in_place:
+            return view  # nothing to rewrite
         kind = con.execute(f"DESCRIBE SELECT {expr} AS v FROM (SELECT 'x'::VARCHAR AS __value)").fetchall()[0][1]
         con.execute(
             f"CREATE OR REPLACE VIEW {out} AS SELECT *, CAST(NULL AS {kind}) AS {quote_ident(new[0])} FROM {view}"
         )
         return out
     if expr is not None:  # a rule DuckDB runs itself, vectorised
+        written = f"{expr} AS {quote_ident(new[0])}"
+        select = f"* EXCLUDE (__value) REPLACE ({written})" if in_place else f"* EXCLUDE (__value), {written}"
         con.execute(
-            f"CREATE OR REPLACE VIEW {out} AS SELECT * EXCLUDE (__value), {expr} AS {quote_ident(new[0])} "
+            f"CREATE OR REPLACE VIEW {out} AS SELECT {select} "
             f"FROM (SELECT *, {normalizer.sql_input(col)} AS __value FROM {view})"
         )
         return out

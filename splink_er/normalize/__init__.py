@@ -1,5 +1,6 @@
 """Normalizers for `sources[].prepare`: one small class per `kind`, each mapping one column to canonical columns.
 
+clean: regular-expression replacements on a column's text (in place by default), for the steps after it.
 names: person names (first, middle, last, suffix, nickname, canonical first name, phonetic codes). contacts: US states, ZIP
 codes, phones, e-mails. offices: office level, role and district. parties: party codes and write-in, nominee and
 combined-total flags. Dates and e-mails are simple enough for DuckDB to
@@ -32,6 +33,8 @@ class Normalizer:
 
     kind: ClassVar[str]
     suffix: ClassVar[str] = "_norm"
+    # Writes its input column when `into` is not set (the loader then replaces the column, not adds one).
+    in_place: ClassVar[bool] = False
 
     def __init__(self, step) -> None:
         self.step = step
@@ -57,6 +60,19 @@ class Normalizer:
     def output_dtypes(self) -> list[str]:
         """pandas dtypes of the output columns (text unless a normalizer says otherwise)."""
         return ["string"] * len(self.output_columns())
+
+
+class Clean(Normalizer):
+    kind, in_place = "clean", True
+
+    def output_columns(self) -> list[str]:
+        return [self.step.into or self.step.column]
+
+    def sql_expression(self, input_sql: str) -> str:
+        expr = input_sql
+        for r in self.step.replace:
+            expr = f"regexp_replace({expr}, {sql_literal(r.pattern)}, {sql_literal(r.replacement)}, 'g')"
+        return f"NULLIF({expr}, '')"
 
 
 class PersonName(Normalizer):
@@ -154,7 +170,8 @@ class Date(Normalizer):
 
 
 NORMALIZERS: dict[str, type[Normalizer]] = {
-    cls.kind: cls for cls in (PersonName, Office, Party, FirstNameCanonical, Phonetic, State, Zip, Phone, Email, Date)
+    cls.kind: cls
+    for cls in (Clean, PersonName, Office, Party, FirstNameCanonical, Phonetic, State, Zip, Phone, Email, Date)
 }
 
 

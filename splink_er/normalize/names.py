@@ -3,8 +3,9 @@
 Handles "CRIST, CHARLES JOSEPH", "Charlie Crist", "Milton F. (Toby) Fitch, Jr.", "Tom Wolf / John Fetterman",
 "Mike Pence (R)", "BOB CASEY, JR", titles, particles (van, de la) and the comma-less voter-file format
 "LAST FIRST MIDDLE" (declared, never guessed). A pre-pass removes what `nameparser` would misread (party tags it
-would take for nicknames, running mates, quoted nicknames); `nameparser` does the rest; a post-pass fixes its
-known traps (first names that are also titles: Judge, Prince; "J.D." read as a degree). The canonical first
+would take for nicknames, running mates, quoted nicknames, CSV-doubled quotes, quotes and letters a source lost to
+`?` or `_`); `nameparser` does the rest; a post-pass fixes its known traps (first names that are also titles:
+Judge, Prince, Baron, Field; "J.D." read as a degree; a surname alone read as a first name). The canonical first
 name comes from a reviewed nickname table with one canonical per nickname (data/nicknames.csv).
 Work is done once per distinct value (`parse_names`), so a column of 1M rows with 300k distinct names costs
 300k parses.
@@ -52,26 +53,22 @@ SUFFIXES = {
     "3RD": "III",
     "4TH": "IV",
 }
-# First names nameparser takes for titles; they are read as first names when nothing else is.
-TITLE_TRAPS = {
-    "judge",
-    "prince",
-    "king",
-    "duke",
-    "earl",
-    "major",
-    "bishop",
-    "dean",
-    "pastor",
-    "sister",
-    "royal",
-    "justice",
-    "chancellor",
-    "marshal",
-    "president",
-    "governor",
-    "colonel",
-}
+# A source that cannot write curly quotes writes ??: Howard P. ??Buck?? McKeon.
+QUESTION_QUOTES = re.compile(r"(?:^|(?<=\s))\?+([^\s?][^?]*?)\?+(?=[\s,]|$)")
+# Letters a source could not encode (Vel___quez for Velázquez, Pe?a): dropped, so the word stays one token and
+# stays close to the spelled-out name (Jaro-Winkler), rather than guessing the letter.
+LOST_LETTERS = re.compile(r"[_?]+")
+# Quotes left once the nickname is out: the doubled ones of CSV-escaped text (""Jack"" Radosta), unpaired ones.
+STRAY_QUOTES = re.compile(r"[\"“”]")
+# nameparser's title list holds ~800 words, many also given names (Baron Hill, Field Reichardt, Judge Reinhold).
+# A title word without a dot is read as the first name unless the rest still has a first name (not an initial)
+# and a last name; these honorifics are never given names and stay titles.
+HONORIFICS = {
+    "mr", "mrs", "ms", "mx", "miss", "mister", "dr", "doctor", "rev", "reverend", "hon", "honorable",
+    "sen", "senator", "rep", "representative", "gov", "prof", "professor", "atty", "attorney",
+    "lt", "sgt", "capt", "cpl", "pvt", "gen", "adm", "cmdr", "col", "maj", "sir", "dame", "madam",
+}  # fmt: skip
+INITIAL = re.compile(r"^\w\.?$")
 DEGREE_TRAPS = {"jd"}
 
 
@@ -102,7 +99,7 @@ def canonical_first(first: str | None) -> str | None:
     if not first:
         return None
     key = first.lower().replace(".", "").strip()
-    return nickname_table().get(key, key).upper()
+    return nickname_table().get(key, key).upper() or None  # "." alone is no name
 
 
 PHONETIC = {"metaphone": jellyfish.metaphone, "nysiis": jellyfish.nysiis, "soundex": jellyfish.soundex}
@@ -140,7 +137,7 @@ def _special_words() -> frozenset[str]:
         c.first_name_titles,
         c.non_first_name_prefixes,
     )
-    return frozenset(w.lower() for s in sets for w in s) | frozenset(w.lower() for w in SUFFIXES) | TITLE_TRAPS
+    return frozenset(w.lower() for s in sets for w in s) | frozenset(w.lower() for w in SUFFIXES)
 
 
 def _fast(text: str) -> dict | None:
@@ -177,6 +174,8 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
     if raw is None or not str(raw).strip():
         return out
     text = " ".join(str(raw).replace("#", " ").replace("*", " ").split())  # result-file markers
+    text = QUESTION_QUOTES.sub(r' "\1" ', text)
+    text = " ".join(LOST_LETTERS.sub("", text).split())
     party = PARTY_TAG.search(text)
     if party:
         out["party_tag"] = party.group(1).upper()
@@ -186,8 +185,9 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
         text, out["running_mate"] = mate[0].strip(), mate[1].strip()
     nick = QUOTED_NICK.search(text)
     if nick:
-        out["nickname"] = next(g for g in nick.groups() if g).strip().upper()
+        out["nickname"] = next(g for g in nick.groups() if g).strip(" ,").upper() or None  # "Tom," Jr.
         text = QUOTED_NICK.sub(" ", text, count=1).strip()
+    text = " ".join(STRAY_QUOTES.sub(" ", text).split())
     if fmt == "last_first_middle":
         tokens = text.replace(",", " ").split()
         suffix = SUFFIXES.get(tokens[-1].upper().strip(".")) if len(tokens) > 1 else None
@@ -203,12 +203,10 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
         out |= fast
     else:
         n = HumanName(text, constants=_constants())
-        first, middle, last, title = n.first, n.middle, n.last, n.title
-        if title and title.lower().strip(".") in TITLE_TRAPS and (not first or not last):
-            # The title word is the first name: "Judge Reinhold" (parsed title + last) -> first Judge;
-            # "Prince Fielder" (parsed title + first, no last) -> first Prince, last Fielder.
-            first, last = (title, last) if last else (title, first)
-            title = ""
+        first, middle, last, title = _title_as_first(n.title, n.first, n.middle, n.last)
+        if first and not last:  # a surname alone ("Murkowski", "Jacobs," once its nickname is out)
+            first, last = "", " ".join(p for p in (first, middle) if p)
+            middle = ""
         out |= {
             "first_name": first or None,
             "middle_name": middle or None,
@@ -221,8 +219,28 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
     for k in ("first_name", "middle_name", "last_name"):
         if out[k]:
             out[k] = fold_accents(out[k].upper().strip(","))
+    if not out["first_name"] and out["nickname"]:
+        # '"Jack" Radosta': the nickname is the only first name given; as first_name the exact, canonical and
+        # nickname levels of the PersonName comparison can use it (a null first name is "name missing").
+        out["first_name"] = out["nickname"]
     out["first_name_canonical"] = canonical_first(out["first_name"])
     return out
+
+
+def _title_as_first(title: str, first: str, middle: str, last: str) -> tuple[str, str, str, str]:
+    """(first, middle, last, title) with a title word that is really the first name moved back: "Baron P. Hill"
+    (title Baron, first P.) -> Baron, P., Hill; "Field Reichardt" (title + last) -> Field, Reichardt; "Prince
+    Fielder" (title + first, no last) -> Prince, Fielder. "Dr. Jane Smith" and "Senator John Smith" keep theirs."""
+    words = title.split()
+    word = words[-1] if words else ""
+    if not word or word.endswith(".") or word.lower() in HONORIFICS:
+        return first, middle, last, title
+    if first and last and not INITIAL.match(first):
+        return first, middle, last, title
+    rest = " ".join(words[:-1])
+    if first and last:
+        return word, " ".join(p for p in (first, middle) if p), last, rest
+    return word, middle, last or first, rest
 
 
 def _parse_chunk(args: tuple[list[str], str]) -> list[dict]:
