@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from importlib.metadata import version
 
 from . import clusters as clusters_mod
 from .entities import registry, verify
+from .gold import gold_sql
 from .judging import Budget
 from .model_file import null_shares, probability_form
 from .outputs import (
@@ -53,6 +56,14 @@ def finish_run(job) -> dict:
         # m and u as probabilities, the same match weight for every pair (model_file.py)
         model_file = probability_form(job.model, null_shares(s.con, list(s.loaded.tables.values()), job.model))
         out.write_json(RunDirectory.model, model_file)
+        model_version = hashlib.sha256(json.dumps(model_file, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        primary = s.settings.outputs.gold_source or s.settings.sources[0].name
+        r = s.settings.routing
+        gold = gold_sql(
+            kept.name, clusters.name, primary, s.loaded.tables[primary], s.settings.link_type == "dedupe_only",
+            r.high, r.low, model_version, s.run_id,
+        )  # fmt: skip
+        out.copy_query(s.con, gold, RunDirectory.gold)
         out.write_json(RunDirectory.bootstrap_model, job.bootstrap_model)
         job.designs.frame.to_parquet(out / RunDirectory.samples, index=False)
         job.store.snapshot(out / RunDirectory.labels_snapshot)

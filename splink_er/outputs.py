@@ -36,6 +36,7 @@ class RunDirectory:
     records_csv = "records.csv"
     verification = "verification.json"
     matches = "matches.parquet"
+    gold = "gold.parquet"
     model = "model.json"
     bootstrap_model = "model_bootstrap.json"
     samples = "samples.parquet"

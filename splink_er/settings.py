@@ -827,6 +827,11 @@ class OutputSettings(_Strict):
         "rejects: at 24M pairs they cost 4 s to write and nobody reads them.",
     )
     auto_rows_limit: int = Field(5_000_000, ge=0, description="Blocked pairs up to which 'auto' writes model rejects.")
+    gold_source: str | None = Field(
+        None,
+        description="The source gold.parquet has one row per record of (its best match or none, how and how "
+        "surely it was decided, needs_review, model version). Default: the first source.",
+    )
 
 
 class AuditSettings(_Strict):
@@ -1041,6 +1046,10 @@ class Settings(_Strict):
         unknown = sorted(set(self.registry.source_priority) - set(names))
         if unknown:
             raise ValueError(f"registry.source_priority names no source {unknown}; the sources are {names}")
+        if self.outputs.gold_source is not None and self.outputs.gold_source not in names:
+            raise ValueError(
+                f"outputs.gold_source names no source ({self.outputs.gold_source!r}); the sources are {names}"
+            )
         if self.routing.one_to_one and self.link_type == "dedupe_only":
             raise ValueError("routing.one_to_one applies to link jobs only")
         return self
