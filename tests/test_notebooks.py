@@ -12,7 +12,12 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "active_learning.ipynb", "election.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "quickstart.ipynb",
+        "active_learning.ipynb",
+        "election.ipynb",
+        "new_link_task.ipynb",
+    }
 
 
 @pytest.mark.e2e
