@@ -158,7 +158,8 @@ def import_labels(
             counts["no_confidence"] = int(numbers.isna().sum())
             counts["below_confidence"] = int(low.sum())
             keep &= numbers.notna() & ~low
-    matches = df[match].map(_as_match)
+    # dtype object keeps Python bools (a bool column would hand out numpy ones, which `is False` misses).
+    matches = pd.Series([_as_match(v) for v in df[match]], index=df.index, dtype=object)
     bad = [f"{row(i)} ({v!r})" for i, v in matches.items() if keep[i] and not (v is None or isinstance(v, bool))]
     if bad:
         raise LabelFileError(
@@ -167,9 +168,9 @@ def import_labels(
         )
     pairs, no_match, problems = [], [], []
     for i in df.index[keep]:
-        row = df.loc[i]
-        ids = [_as_id(row[left_id]), _as_id(row[right_id])]
-        srcs = [_as_id(row[sides[k]]) if sides[k] else single for k in ("left", "right")]
+        values = df.loc[i]
+        ids = [_as_id(values[left_id]), _as_id(values[right_id])]
+        srcs = [_as_id(values[sides[k]]) if sides[k] else single for k in ("left", "right")]
         m = matches[i]
         if ids[0] and ids[1]:
             if m is None:
@@ -181,7 +182,7 @@ def import_labels(
         elif ids[0] or ids[1]:
             side = 0 if ids[0] else 1
             if m is not False:  # one record alone can only be said to have no match
-                problems.append(f"{row(i)} (one record and {match} {row[match]!r}: a lone record takes false)")
+                problems.append(f"{row(i)} (one record and {match} {values[match]!r}: a lone record takes false)")
             elif not srcs[side]:
                 problems.append(f"{row(i)} (no source for its record)")
             else:
