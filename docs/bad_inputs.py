@@ -70,6 +70,8 @@ def run_cases(tmp: Path) -> list[tuple[str, str, int, str]]:
         "source_dataset_l,unique_id_l,source_dataset_r,unique_id_r,answer\nfake_1000,0,fake_1000,1,perhaps\n",
     )
     w("no_answer_col.csv", "a,b\n1,2\n")
+    w("earlier_bad.csv", "unique_id_l,unique_id_r,match\n0,1,maybe\n0,2,true\n3,4,?\n")
+    w("earlier_unknown.csv", "unique_id_l,unique_id_r,match\nnope,1,true\n")
     (tmp / "latin1.csv").write_bytes(
         b"unique_id,first_name,surname,dob,city,email,cluster\n1,Jos\xe9,M\xfcller,2000-01-01,K\xf6ln,a@b.c,1\n"
     )
@@ -159,6 +161,13 @@ def run_cases(tmp: Path) -> list[tuple[str, str, int, str]]:
         ("review import of a missing file", ["review", "import", DEMO, "nope.csv", *fresh]),
         ("review import with an answer not understood", ["review", "import", DEMO, "answers.csv", *fresh]),
         ("review import of a file without an answer column", ["review", "import", DEMO, "no_answer_col.csv", *fresh]),
+        ("labels import of a file without the id columns", ["labels", "import", DEMO, "x.csv", *fresh]),
+        ("labels import with match values not understood", ["labels", "import", DEMO, "earlier_bad.csv", *fresh]),
+        (
+            "labels import naming only records not in the inputs",
+            ["labels", "import", DEMO, "earlier_unknown.csv", *fresh],
+        ),
+        ("labels import of a file that is not CSV or Parquet", ["labels", "import", DEMO, "empty_log.jsonl", *fresh]),
         # a previous run needed
         ("explain before any run", ["explain", DEMO, "--out", "never", "--pair", "0", "1"]),
         ("retrain before any run", ["retrain", DEMO, "--out", "never", *fresh]),

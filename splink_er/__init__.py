@@ -15,7 +15,7 @@ The public surface on one screen:
                    open_run -> the RunResult of a finished run on disk
     settings       Settings, load_settings, demo_settings_path
     judges         Judge, TruthJudge, PairContext, JudgeDecision
-    labels, logs   LabelStore, make_label, DecisionLog
+    labels, logs   LabelStore, make_label, import_labels (labels a team already has), DecisionLog
     errors         SplinkERError and its subclasses (each with the CLI's exit code)
 
 Names load on first use (PEP 562), so `import splink_er` does not import Splink, altair or the LLM SDKs.
@@ -55,6 +55,7 @@ _LAZY = {
     "JudgeDecision": "pairs",
     "LabelStore": "labels",
     "make_label": "labels",
+    "import_labels": "label_import",
     "DecisionLog": "decision_log",
 }
 
@@ -96,6 +97,7 @@ __all__ = [
     "SplinkERError",
     "TruthJudge",
     "demo_settings_path",
+    "import_labels",
     "load_settings",
     "make_label",
     "open_run",

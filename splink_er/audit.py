@@ -45,7 +45,7 @@ PROBE_SHARE = 0.10
 # What the run already believes of a pair: the answer a judge or person gave it, else the model's probability. The
 # model-assisted estimate starts from these and lets the audit's answers correct them.
 EXPECTED_SQL = (
-    "CASE WHEN decided_by IN ('judge', 'human') AND judge_match IS NOT NULL "
+    "CASE WHEN decided_by IN ('judge', 'human', 'imported') AND judge_match IS NOT NULL "
     "THEN CAST(judge_match AS DOUBLE) ELSE match_probability END"
 )
 MIN_PER_STRATUM = 20

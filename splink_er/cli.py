@@ -609,19 +609,23 @@ def review_import(
     _guard(body)
 
 
-labels_app = typer.Typer(no_args_is_help=True, help="List the label store, or remove a wrong label (kept as history).")
+labels_app = typer.Typer(
+    no_args_is_help=True,
+    help="List the label store, import labels you already have, or remove a wrong label (kept as history).",
+)
 app.add_typer(labels_app, name="labels")
 
 
 @labels_app.command("list")
 def labels_list(
     settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
-    kind: Annotated[str | None, typer.Option(help="Only human or judge labels.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only human, judge or imported labels.")] = None,
     history: Annotated[bool, typer.Option("--history", help="Every line ever written, removals too.")] = False,
     limit: Annotated[int, typer.Option(help="Rows shown (the counts cover all).")] = 20,
     set_: SetOpt = None,
 ) -> None:
-    """The labels that count (one per pair: human beats judge, then the latest), with counts by kind and method.
+    """The labels that count (one per pair: human beats judge beats imported, then the latest), with counts by kind
+    and source.
 
     Example: `splink-er labels list settings/febrl4.yaml --kind human`
     """
@@ -648,11 +652,82 @@ def labels_list(
     _guard(body)
 
 
+@labels_app.command("import")
+def labels_import(
+    settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store and the inputs).")],
+    file: Annotated[Path, typer.Argument(help="Labels you already have: a CSV or Parquet file, one row a pair.")],
+    source: Annotated[str, typer.Option(help="Where the labels came from (kept with each label).")] = "imported",
+    left_id: Annotated[str, typer.Option(help="Column of the left record's id.")] = "unique_id_l",
+    right_id: Annotated[
+        str, typer.Option(help="Column of the right record's id (blank with match false: the left has no match).")
+    ] = "unique_id_r",
+    left_source: Annotated[
+        str | None, typer.Option(help="Column of the left record's source (default source_dataset_l).")
+    ] = None,
+    right_source: Annotated[
+        str | None, typer.Option(help="Column of the right record's source (default source_dataset_r).")
+    ] = None,
+    match: Annotated[
+        str, typer.Option(help="Column of the answer: true/false, yes/no, 1/0, match/non-match.")
+    ] = "match",
+    confidence_column: Annotated[str | None, typer.Option(help="Column of each answer's confidence.")] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option(help="Skip rows whose confidence is below this (in the column's units).")
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Import labels you already have (e.g. an earlier LLM run's answers with confidence >= 90). They train like
+    judge answers and decide their pairs without the judge (decided_by imported); a human label or a judge answer
+    for the same pair beats them. A row with one record and match false gives non-matches against its candidates.
+
+    Example: `splink-er labels import settings/febrl4.yaml earlier.csv --confidence-column confidence
+    --min-confidence 90 --source "2023 LLM run"`
+    """
+    from .label_import import import_labels
+
+    def body():
+        res = import_labels(
+            settings,
+            file,
+            source=source,
+            left_id=left_id,
+            right_id=right_id,
+            left_source=left_source,
+            right_source=right_source,
+            match=match,
+            confidence_column=confidence_column,
+            min_confidence=min_confidence,
+            overrides=set_ or [],
+        )
+        err.print(
+            f"{res['pairs']:,} imported labels ({res['matches']:,} matches, {res['non_matches']:,} non-matches) "
+            f"from {res['rows']:,} rows stored in {res['label_store']} as source {res['source']!r}"
+        )
+        if res["no_match_records"]:
+            err.print(
+                f"  {res['no_match_records']:,} records with no match gave {res['expanded']:,} non-match labels "
+                "against their blocked candidates"
+            )
+        if res["below_confidence"] or res["no_confidence"]:
+            err.print(
+                f"  skipped: {res['below_confidence']:,} rows below --min-confidence {min_confidence}, "
+                f"{res['no_confidence']:,} rows without a confidence"
+            )
+        if res["unknown_records"]:
+            err.print(
+                f"  skipped: {res['rows_unknown']:,} rows naming {res['unknown_records']:,} records the inputs do "
+                f"not hold (e.g. {', '.join(res['unknown_examples'])})"
+            )
+        err.print("run `splink-er run` (or `retrain`) to use them")
+
+    _guard(body)
+
+
 @labels_app.command("remove")
 def labels_remove(
     settings: Annotated[Path, typer.Argument(help="Settings YAML (names the label store).")],
     pair: Annotated[tuple[str, str], typer.Option("--pair", help="unique_id of the left and right record.")],
-    kind: Annotated[str, typer.Option(help="Remove the pair's human, judge or any labels.")] = "human",
+    kind: Annotated[str, typer.Option(help="Remove the pair's human, judge, imported or any labels.")] = "human",
     source_l: SourceLOpt = None,
     source_r: SourceROpt = None,
     note: Annotated[str, typer.Option(help="Why (kept with the removal).")] = "",
@@ -668,8 +743,8 @@ def labels_remove(
     from .settings import load_settings
 
     def body():
-        if kind not in ("human", "judge", "any"):
-            raise typer.BadParameter("--kind is human, judge or any")
+        if kind not in ("human", "judge", "imported", "any"):
+            raise typer.BadParameter("--kind is human, judge, imported or any")
         s = load_settings(settings, set_ or [])
         sl, sr = s.pair_sources(source_l, source_r)
         key = canonical_key(sl, pair[0], sr, pair[1])

@@ -217,6 +217,7 @@ def decided_by_rows(run: dict, settings) -> list[tuple[str, int, str]]:
         "model_accept": f"match probability >= routing.high {r.high}: the model is sure enough alone",
         "judge": "the judge answered (a band or conflict pair, or one of the sampled pairs)",
         "human": "a person's label (splink-er label, review import) decided it",
+        "imported": "a label imported from an earlier process (splink-er labels import); no judge was asked",
         "gate": "a gate (routing.gates) ruled the pair out whatever its score",
         "one_to_one": "a better match of one of its records won (routing.one_to_one)",
         "needs_review": needs_review_reason(run, settings),

@@ -1,7 +1,8 @@
 """Judging: choose pairs within the budget, show the judge what it may see, reuse stored answers, ask, and log
 and store every answer as its batch arrives.
 
-A pair with a human label is never asked. A pair the same judge method already answered for the same input (in
+A pair with a human label is never asked, nor one with an imported label (an answer the team had before:
+already decided, so the budget goes elsewhere). A pair the same judge method already answered for the same input (in
 the label store, from any run) is reused, not paid for again. Reused and new answers both count against the
 budget, so a run's decisions do not depend on whether an earlier, killed run already paid for some answers.
 """
@@ -124,11 +125,11 @@ class Judging:
         `answers` within `budget` (the run's own by default); log and store every answer per batch."""
         answers = self.answers if answers is None else answers
         budget = self.budget if budget is None else budget
-        human = set(pair_keys(self.store.human()))
+        answered = set(pair_keys(self.store.human())) | set(pair_keys(self.store.imported()))
         stats = JudgeStats(len(pairs))
         chosen = []
         for i, key in enumerate(pair_keys(pairs)):
-            if key in human or key in answers:
+            if key in answered or key in answers:
                 continue
             if self.judge is None or budget.left <= 0:
                 break
@@ -272,14 +273,18 @@ class Judging:
 
     # ---- the labels the run uses -------------------------------------------------------------------
     def run_labels(self) -> pd.DataFrame:
-        """The labels this run uses: every human label, and the judge answers this run asked for or reused."""
+        """The labels this run uses: every human label, the judge answers this run asked for or reused, and the
+        imported labels of pairs neither covers."""
         human = self.store.human()
         human_keys = set(pair_keys(human))
         judged = [a for k, a in self.answers.by_key.items() if k not in human_keys]
-        if not judged:
-            return human
-        judged_df = pd.DataFrame(judged, columns=LABEL_COLUMNS)
-        return pd.concat([human, judged_df], ignore_index=True) if len(human) else judged_df
+        imported = self.store.imported()
+        if len(imported) and judged:
+            imported = imported[[k not in self.answers.by_key for k in pair_keys(imported)]]
+        frames = [f for f in (human, pd.DataFrame(judged, columns=LABEL_COLUMNS), imported) if len(f)]
+        if len(frames) <= 1:
+            return frames[0] if frames else human
+        return pd.concat(frames, ignore_index=True)
 
     def use_stored_answers(self, method_ids: set[str] | None = None) -> dict:
         """Take the judge answers in the label store given by the judge methods `method_ids` (None: every

@@ -1,8 +1,9 @@
 """The label store: an append-only JSONL file, one line per answer received.
 
 - Appends are flushed and fsynced per batch, so a run killed at any moment loses no answer already written.
-- Reading is idempotent and resolves one label per pair: a human label beats a judge label; among labels of the
-  same kind the latest wins. A torn last line (the process died mid-write) is set aside, not fatal (jsonl.py).
+- Reading is idempotent and resolves one label per pair: a human label beats a judge label, which beats an
+  imported one (`splink-er labels import`: answers a team had before); among labels of the same kind the latest
+  wins. A torn last line (the process died mid-write) is set aside, not fatal (jsonl.py).
 - Every line is checked on read: a line that is not a label (a hand edit that wrote `"match": "false"`, a
   number, a list) is an error naming the file and line, never read as something else.
 - Nothing is rewritten: removing a label appends a tombstone line (`"type": "remove"`) that cancels the pair's
@@ -21,6 +22,9 @@ import pandas as pd
 from . import jsonl
 from .errors import InputError
 from .pairs import PAIR_KEY, canonical_key
+
+# Label kinds, strongest first: a person's answer, a judge's, one imported from an earlier process.
+KINDS = ("human", "judge", "imported")
 
 LABEL_COLUMNS = PAIR_KEY + [
     "match",
@@ -43,10 +47,10 @@ LABEL_COLUMNS = PAIR_KEY + [
 
 
 def make_removal(key, source_kind: str = "any", reason: str = "") -> dict:
-    """A tombstone: the labels of `source_kind` ('human', 'judge' or 'any') given to this pair before it no longer
-    count (they stay in the file)."""
-    if source_kind not in ("human", "judge", "any"):
-        raise ValueError("source_kind must be 'human', 'judge' or 'any'")
+    """A tombstone: the labels of `source_kind` ('human', 'judge', 'imported' or 'any') given to this pair before
+    it no longer count (they stay in the file)."""
+    if source_kind not in (*KINDS, "any"):
+        raise ValueError("source_kind must be 'human', 'judge', 'imported' or 'any'")
     sd_l, uid_l, sd_r, uid_r = canonical_key(*key)
     return {
         "type": "remove",
@@ -69,11 +73,11 @@ def _check_line(value) -> str | None:
     if missing:
         return f"missing {', '.join(missing)}"
     if value.get("type") == "remove":
-        return None if value.get("source_kind") in ("human", "judge", "any") else "a removal needs source_kind"
+        return None if value.get("source_kind") in (*KINDS, "any") else "a removal needs source_kind"
     if not isinstance(value.get("match"), bool):
         return f"match must be true or false (JSON booleans), not {_short(value.get('match'))}"
-    if value.get("source_kind") not in ("human", "judge"):
-        return f"source_kind must be human or judge, not {_short(value.get('source_kind'))}"
+    if value.get("source_kind") not in KINDS:
+        return f"source_kind must be human, judge or imported, not {_short(value.get('source_kind'))}"
     return None
 
 
@@ -100,9 +104,9 @@ def make_label(
     method_id: str | None = None,
     input_hash: str | None = None,
 ) -> dict:
-    """One label record. `source_kind` is 'human' or 'judge'."""
-    if source_kind not in ("human", "judge"):
-        raise ValueError("source_kind must be 'human' or 'judge'")
+    """One label record. `source_kind` is 'human', 'judge' or 'imported'."""
+    if source_kind not in KINDS:
+        raise ValueError("source_kind must be 'human', 'judge' or 'imported'")
     sd_l, uid_l, sd_r, uid_r = canonical_key(*key)
     return {
         "source_dataset_l": sd_l,
@@ -225,15 +229,15 @@ class LabelStore:
         return live[hit & (source_kind == "any" or live["source_kind"].eq(source_kind))]
 
     def effective(self) -> pd.DataFrame:
-        """One label per pair: human beats judge, then the latest line wins. Treat it as read-only."""
+        """One label per pair: human beats judge beats imported, then the latest line wins. Treat it as read-only."""
 
         def build() -> pd.DataFrame:
             df = self.live().copy()
             if df.empty:
                 return df.drop(columns="line")
-            df["is_human"] = df["source_kind"].eq("human")
-            df = df.sort_values(["is_human", "line"]).drop_duplicates(PAIR_KEY, keep="last")
-            return df.drop(columns=["line", "is_human"]).sort_values(PAIR_KEY).reset_index(drop=True)
+            df["strength"] = df["source_kind"].map({k: -i for i, k in enumerate(KINDS)})
+            df = df.sort_values(["strength", "line"]).drop_duplicates(PAIR_KEY, keep="last")
+            return df.drop(columns=["line", "strength"]).sort_values(PAIR_KEY).reset_index(drop=True)
 
         return self._view("effective", build)
 
@@ -245,6 +249,16 @@ class LabelStore:
             return labels[labels["source_kind"].eq("human")] if len(labels) else labels
 
         return self._view("human", build)
+
+    def imported(self) -> pd.DataFrame:
+        """The effective imported labels: pairs no human label and no judge answer (of any method) covers.
+        Treat it as read-only."""
+
+        def build() -> pd.DataFrame:
+            labels = self.effective()
+            return labels[labels["source_kind"].eq("imported")] if len(labels) else labels
+
+        return self._view("imported", build)
 
     def judge_answers(self, method_id: str) -> dict[tuple, dict]:
         """The latest judge answer per pair given by the judge method `method_id` (the answer cache)."""

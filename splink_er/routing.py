@@ -1,7 +1,8 @@
 """Route every scored pair: labels first, then gates and accept rules, conflicts, thresholds; the rest is the band.
 
 Precedence, per pair: a human label, then a judge label (both already paid for; a judge answer below
-`min_judge_confidence` is `unsure` and ends as needs_review), then a gate (hard reject), then an accept rule (an
+`min_judge_confidence` is `unsure` and ends as needs_review), then an imported label (`splink-er labels import`:
+an earlier process's answer, decided without the judge), then a gate (hard reject), then an accept rule (an
 exact key: accepted at no cost), then a one-to-one conflict (sent to the judge even above `high`), then the
 thresholds: p >= high accepted, p <= low rejected, anything between is the band. Band and conflict pairs go to
 the judge, conflicts first and then the band nearest p = 0.5 first, up to the remaining budget; what is left is
@@ -95,6 +96,7 @@ def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str
             WHEN label_kind = 'human' THEN 'human'
             WHEN label_kind = 'judge' AND label_confidence < {settings.routing.min_judge_confidence} THEN 'unsure'
             WHEN label_kind = 'judge' THEN 'judge'
+            WHEN label_kind = 'imported' THEN 'imported'
             WHEN gate IS NOT NULL THEN 'gate'
             WHEN accept_rule IS NOT NULL THEN 'rule'
             WHEN conflict THEN 'conflict'
@@ -140,17 +142,18 @@ def decide(
         CREATE VIEW {base} AS
         SELECT {KEY}, match_probability, match_weight,
             CASE WHEN route IN ('band', 'conflict', 'unsure') THEN 'needs_review' ELSE route END AS decided_by,
-            CASE WHEN route IN ('judge', 'human', 'unsure') THEN label_match END AS judge_match,
-            CASE WHEN route IN ('judge', 'human', 'unsure') THEN label_confidence
+            CASE WHEN route IN ('judge', 'human', 'unsure', 'imported') THEN label_match END AS judge_match,
+            CASE WHEN route IN ('judge', 'human', 'unsure', 'imported') THEN label_confidence
                  WHEN route = 'rule' THEN 1.0 END AS judge_confidence,
-            CASE WHEN route IN ('judge', 'human') THEN label_reasoning
+            CASE WHEN route IN ('judge', 'human', 'imported') THEN label_reasoning
                  WHEN route = 'unsure' THEN 'judge confidence ' || round(label_confidence, 2)
                      || ' below routing.min_judge_confidence {min_confidence}: ' || coalesce(label_reasoning, '')
                  WHEN route = 'gate' THEN 'gate: ' || gate
                  WHEN route = 'rule' THEN 'rule: ' || accept_rule END AS judge_reasoning,
-            CASE WHEN route IN ('judge', 'human', 'unsure') THEN label_source END AS label_source,
+            CASE WHEN route IN ('judge', 'human', 'unsure', 'imported') THEN label_source END AS label_source,
             CASE route
                 WHEN 'judge' THEN label_match WHEN 'human' THEN label_match WHEN 'unsure' THEN label_match
+                WHEN 'imported' THEN label_match
                 WHEN 'gate' THEN false WHEN 'rule' THEN true WHEN 'model_accept' THEN true WHEN 'model_reject' THEN false
                 ELSE match_probability >= 0.5 END AS final_match,
             route IN ('band', 'conflict', 'unsure') AS needs_review,
@@ -165,10 +168,10 @@ def decide(
 
 def _keep_one_match(con, source: str, table: str) -> None:
     """A record keeps at most one final match in each other source: the pair must be the best for both of its
-    records (human and judge answers first, then the higher probability). The others become
+    records (human, judge and imported answers first, then the higher probability). The others become
     decided_by = 'one_to_one', final_match = false. Mutual-best is conservative: it never adds a match."""
     rank = (
-        "ORDER BY decided_by IN ('human', 'judge', 'rule') DESC, judge_confidence DESC NULLS LAST, "
+        "ORDER BY decided_by IN ('human', 'judge', 'imported', 'rule') DESC, judge_confidence DESC NULLS LAST, "
         "match_probability DESC"
     )
     drop_relation(con, table)

@@ -403,16 +403,13 @@ def _not_resolved(settings: Settings, missing: list[str]) -> list[str]:
     return [m for m in missing if m not in known]
 
 
-def check_records_exist(settings: Settings, records: list[tuple[str, str]]) -> None:
-    """InputError naming every (source, id) that is not a record of the inputs: a label on a record that does not
-    exist (a typo, the sides swapped) would otherwise be stored and never used. Reads only the id columns."""
+def missing_records(settings: Settings, records: list[tuple[str, str]]) -> list[str]:
+    """Of `records` (source, id), those ("source:id") no input holds nor `resolve` added; a source the settings do
+    not name holds none. Sources given as DataFrames are not checked. Reads only the id columns."""
     names = {s.name: s for s in settings.sources}
-    unknown_sources = sorted({src for src, _ in records} - set(names))
-    if unknown_sources:
-        raise InputError(f"no source named {', '.join(map(repr, unknown_sources))}; the sources are {list(names)}")
-    missing = []
+    missing = [f"{src}:{uid}" for src, uid in dict.fromkeys(records) if src not in names]
     with duckdb.connect() as con:
-        for name in sorted({src for src, _ in records}):
+        for name in sorted({src for src, _ in records} & set(names)):
             src = names[name]
             path = settings.input_path(src)
             if path is None:  # a DataFrame given from Python: nothing to check against here
@@ -428,7 +425,17 @@ def check_records_exist(settings: Settings, records: list[tuple[str, str]]) -> N
                 ).fetchall()
             }
             missing += [f"{name}:{i}" for i in ids if i not in found]
-    missing = _not_resolved(settings, missing)
+    return _not_resolved(settings, missing)
+
+
+def check_records_exist(settings: Settings, records: list[tuple[str, str]]) -> None:
+    """InputError naming every (source, id) that is not a record of the inputs: a label on a record that does not
+    exist (a typo, the sides swapped) would otherwise be stored and never used. Reads only the id columns."""
+    names = {s.name: s for s in settings.sources}
+    unknown_sources = sorted({src for src, _ in records} - set(names))
+    if unknown_sources:
+        raise InputError(f"no source named {', '.join(map(repr, unknown_sources))}; the sources are {list(names)}")
+    missing = missing_records(settings, records)
     if missing:
         raise InputError(
             f"record(s) {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''} not found in the inputs "

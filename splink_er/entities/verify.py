@@ -18,8 +18,12 @@ from ..pairs import PAIR_KEY, canonical_key
 from ..sql import drop_relation, quote_ident, registered
 from .registry import members_sql
 
-DECIDED = ("human", "judge", "gate")  # a non-match these decided is a fact the clustering must respect
-STRENGTH = {"human": 0, "judge": 1}  # accepted pairs added back first; the model's by probability after
+DECIDED = ("human", "judge", "imported", "gate")  # a non-match these decided is a fact the clustering must respect
+STRENGTH = {
+    "human": 0,
+    "judge": 1,
+    "imported": 1.5,
+}  # accepted pairs added back first; the model's by probability after
 
 
 def split_contradictions(
