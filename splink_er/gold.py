@@ -1,9 +1,9 @@
 """gold.parquet: one row per record of the primary source, the answer a downstream table joins on.
 
 For each record: its best match in the other sources (a dedupe job: in its own source) or none, how that was
-decided (the stage: exact rule, model, LLM judge, person, review) with a confidence and the reasoning, whether it
+decided (the stage: exact rule, model, LLM judge, person, imported label, review) with a confidence and the reasoning, whether it
 waits for review, and the model and run that decided it. The best match is the record's final match decided by
-the strongest evidence (a person, then the judge, then an accept rule, then the model), the most probable first.
+the strongest evidence (a person, the judge, an imported label, an accept rule, then the model), the most probable first.
 A record with no final match shows its closest candidate's decision, so "no match" says why (rejected by the model
 at p = 0.03, by the judge, by a gate); a record none of whose pairs were written (model rejects only counted, see
 `outputs.model_rejects`) or that had no blocked pair says so.
@@ -39,11 +39,12 @@ STAGES = {
     "model_reject": "model",
     "judge": "llm",
     "human": "human",
+    "imported": "imported",
     "gate": "gate",
     "one_to_one": "one_to_one",
     "needs_review": "review",
 }
-STRENGTH = {"human": 0, "judge": 1, "rule": 2}  # the rest: 3
+STRENGTH = {"human": 0, "judge": 1, "imported": 2, "rule": 3}  # the rest: 4
 
 
 def _case(mapping: dict, column: str, default: str) -> str:
@@ -87,7 +88,7 @@ def gold_sql(
         ), ranked AS (
             SELECT *, row_number() OVER (
                     PARTITION BY source_dataset, unique_id
-                    ORDER BY final_match DESC, {_case(STRENGTH, "decided_by", "3")}, match_probability DESC,
+                    ORDER BY final_match DESC, {_case(STRENGTH, "decided_by", "4")}, match_probability DESC,
                         o_sd, o_uid) AS rk,
                 count(*) OVER (PARTITION BY source_dataset, unique_id) AS candidates,
                 bool_or(needs_review) OVER (PARTITION BY source_dataset, unique_id) AS any_review
