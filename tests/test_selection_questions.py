@@ -160,6 +160,7 @@ def test_a_dedupe_job_is_unaffected_by_auto(tmp_path, keyed):
         settings = job_settings(tmp_path, {"kind": "gemini", "base_url": srv.url}, dedupe=True)
         labels, stats, routes = judge_band(settings)
     assert routes["band"] >= 3 and questions(srv) == ([], routes["band"]) == ([], stats["asked"])
+    assert not splink_er.load_settings(settings).selection_questions  # auto resolves off: the old queue
     with pytest.raises(SettingsError, match="selection_questions: on applies to link jobs only"):
         splink_er.load_settings(settings | {"routing": {"selection_questions": "on"}})
 
