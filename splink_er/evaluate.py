@@ -103,7 +103,7 @@ class Evaluation:
         tp, fp, fn, fix_fp, fix_fn = self.session.con.execute(f"""
             WITH d AS (SELECT final_match, {audit_mod.EXPECTED_SQL} AS p FROM {decisions}),
             nxt AS (SELECT match_probability AS p, match_probability >= 0.5 AS final_match
-                    FROM ({routing.judge_queue_sql(str(routed), limit)}))
+                    FROM ({routing.judge_queue_sql(str(routed), limit, self.session.settings.selection_questions)}))
             SELECT (SELECT sum(p) FILTER (final_match) FROM d), (SELECT sum(1 - p) FILTER (final_match) FROM d),
                    (SELECT sum(p) FILTER (NOT final_match) FROM d),
                    (SELECT coalesce(sum(1 - p) FILTER (final_match), 0) FROM nxt),

@@ -149,8 +149,10 @@ class Inference:
         return "sampling_population"
 
     def judge_queue(self, limit: int) -> pd.DataFrame:
-        """The band and conflict pairs the judge should see next (conflicts first, then nearest p = 0.5)."""
-        return routing.pairs_to_judge(self.session.con, self.routed.name, limit=limit)
+        """The band and conflict pairs the judge should see next (conflicts first, then nearest p = 0.5), with
+        the selection groups when routing.selection_questions is on."""
+        s = self.session
+        return routing.pairs_to_judge(s.con, self.routed.name, limit=limit, selection=s.settings.selection_questions)
 
     def decide(self, round_no: int) -> Relation:
         """Final decisions over the routed pairs (needs_review for unjudged band pairs; one-to-one if set)."""

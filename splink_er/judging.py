@@ -257,10 +257,17 @@ class Judging:
         left_n = pd.Series([k[:2] for k in conflict_keys], dtype=object).value_counts().to_dict()
         right_n = pd.Series([k[2:] for k in conflict_keys], dtype=object).value_counts().to_dict()
         show = s.settings.judge.show_score
+        # Selection groups come from the judge queue (routing.selection_questions); a group the budget cut to one
+        # pair is a pair question.
+        selection = todo["selection_group"] if "selection_group" in todo else pd.Series([None] * len(todo))
+        sides = todo["selection_side"] if "selection_side" in todo else pd.Series(["left"] * len(todo))
+        sizes = selection.value_counts().to_dict()
         out = []
-        for key, why, p in zip(keys, reasons, todo["match_probability"]):
+        for key, why, p, sel, sel_side in zip(keys, reasons, todo["match_probability"], selection, sides):
             group, side = None, "left"
-            if why == "conflict" and left_n.get(key[:2], 0) > 1:
+            if isinstance(sel, str) and sizes.get(sel, 0) > 1:
+                group, side = sel, sel_side
+            elif why == "conflict" and left_n.get(key[:2], 0) > 1:
                 group = f"{key[0]}:{key[1]}"
             elif why == "conflict" and right_n.get(key[2:], 0) > 1:
                 group, side = f"{key[2]}:{key[3]}", "right"

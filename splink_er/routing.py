@@ -108,9 +108,15 @@ def route(con, scores: str, labels: pd.DataFrame, settings: Settings, table: str
     return table
 
 
-def judge_queue_sql(routed: str, limit: int | None = None) -> str:
+SELECTION_MAX_CANDIDATES = 10  # candidates in one selection question: the most probable (a prompt stays readable)
+
+
+def judge_queue_sql(routed: str, limit: int | None = None, selection: bool = False) -> str:
     """SQL of the band and conflict pairs without a label, in the order the budget is spent on them (the first
-    `limit`): conflicts first, then the band nearest p = 0.5."""
+    `limit`): conflicts first, then the band nearest p = 0.5. With `selection` (see `_selection_queue_sql`),
+    a record's band candidates in one other source are one selection question."""
+    if selection:
+        return _selection_queue_sql(routed, limit)
     return f"""
         SELECT {KEY}, match_probability, route AS reason FROM {routed}
         WHERE route IN ('band', 'conflict')
@@ -118,9 +124,72 @@ def judge_queue_sql(routed: str, limit: int | None = None) -> str:
         {f"LIMIT {int(limit)}" if limit is not None else ""}"""
 
 
-def pairs_to_judge(con, routed: str, limit: int | None = None) -> pd.DataFrame:
+def _anchored_sql(cand: str, side: str, cap: int) -> str:
+    """The pairs of `cand` in selection groups anchored on the `side` record: two or more candidates in the same
+    other source (the `cap` most probable), at least one of them in the band."""
+    other = "r" if side == "l" else "l"
+    anchor = f"source_dataset_{side}, unique_id_{side}, source_dataset_{other}"
+    return f"""
+        SELECT * FROM (
+            SELECT *, row_number() OVER (PARTITION BY {anchor} ORDER BY match_probability DESC, unique_id_{other})
+                AS k
+            FROM {cand}
+        ) WHERE k <= {cap}
+        QUALIFY count(*) OVER (PARTITION BY {anchor}) >= 2 AND bool_or(route = 'band') OVER (PARTITION BY {anchor})
+    """
+
+
+def _selection_queue_sql(routed: str, limit: int | None) -> str:
+    """The judge queue with selection questions. A record with two or more unjudged candidates in one other
+    source, at least one in the band and the others in the band or accepted by the model, is one group
+    (`selection_group`, anchored on the `selection_side` record): the most probable SELECTION_MAX_CANDIDATES of
+    them. A pair in both its records' groups goes to its left record's. Accepted candidates are in the queue only
+    through a group (reason 'selection'). Groups are ranked by their band pair nearest p = 0.5 and kept whole:
+    a group that does not fit in `limit` is left for the next round."""
+    cap = SELECTION_MAX_CANDIDATES
+    unit = f"coalesce(selection_group, concat_ws('|', {KEY}))"
+    return f"""
+        WITH cand AS (
+            SELECT {KEY}, match_probability, route FROM {routed}
+            WHERE route IN ('band', 'model_accept') AND source_dataset_l <> source_dataset_r
+        ), in_left AS ({_anchored_sql("cand", "l", cap)}
+        ), rest AS (
+            SELECT * FROM cand ANTI JOIN in_left USING ({KEY})
+        ), in_right AS ({_anchored_sql("rest", "r", cap)}
+        ), grouped AS (
+            SELECT {KEY}, match_probability, route,
+                source_dataset_l || ':' || unique_id_l || '>' || source_dataset_r AS selection_group,
+                'left' AS selection_side
+            FROM in_left
+            UNION ALL
+            SELECT {KEY}, match_probability, route,
+                source_dataset_r || ':' || unique_id_r || '>' || source_dataset_l, 'right'
+            FROM in_right
+        ), queue AS (
+            SELECT {KEY}, match_probability, route AS reason, NULL::VARCHAR AS selection_group,
+                NULL::VARCHAR AS selection_side
+            FROM (SELECT {KEY}, match_probability, route FROM {routed} WHERE route IN ('band', 'conflict'))
+            ANTI JOIN grouped USING ({KEY})
+            UNION ALL
+            SELECT {KEY}, match_probability, CASE WHEN route = 'band' THEN 'band' ELSE 'selection' END,
+                selection_group, selection_side
+            FROM grouped
+        ), units AS (
+            SELECT *, {unit} AS unit,
+                min(abs(match_probability - 0.5)) FILTER (WHERE reason <> 'selection') OVER (PARTITION BY {unit})
+                    AS unit_rank
+            FROM queue
+        ), ranked AS (
+            SELECT *, row_number() OVER (ORDER BY reason = 'conflict' DESC, unit_rank, unit, {KEY}) AS pos FROM units
+        )
+        SELECT {KEY}, match_probability, reason, selection_group, selection_side FROM ranked
+        {f"QUALIFY max(pos) OVER (PARTITION BY unit) <= {int(limit)}" if limit is not None else ""}
+        ORDER BY pos"""
+
+
+def pairs_to_judge(con, routed: str, limit: int | None = None, selection: bool = False) -> pd.DataFrame:
     """The judge queue (see judge_queue_sql) as a DataFrame."""
-    return con.execute(judge_queue_sql(routed, limit)).df()
+    return con.execute(judge_queue_sql(routed, limit, selection)).df()
 
 
 def route_counts(con, routed: str) -> dict[str, int]:

@@ -525,6 +525,15 @@ class RoutingSettings(_Strict):
         "two or more candidates at or above `high` are conflicts and go to the judge; any final match left that is "
         "not the best for both its records becomes decided_by = one_to_one, final_match = false.",
     )
+    selection_questions: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Link jobs: a record with two or more candidates in the same other source, at least one of "
+        "them in the band and the others in the band or accepted by the model (not yet judged), is asked about "
+        "in one question, 'which of these, if any, is the same entity' (up to "
+        "10 candidates, the most probable; the rest are asked one pair at a time). The answer becomes one label "
+        "per pair: the chosen candidate a match, the others not. auto: on when `one_to_one` is set, off "
+        "otherwise; off: every band pair is its own question.",
+    )
 
     @model_validator(mode="after")
     def _low_below_high(self) -> RoutingSettings:
@@ -1052,9 +1061,20 @@ class Settings(_Strict):
             )
         if self.routing.one_to_one and self.link_type == "dedupe_only":
             raise ValueError("routing.one_to_one applies to link jobs only")
+        if self.routing.selection_questions == "on" and self.link_type == "dedupe_only":
+            raise ValueError("routing.selection_questions: on applies to link jobs only")
         return self
 
     # Derived values: one place, so paths mean the same thing everywhere.
+    @property
+    def selection_questions(self) -> bool:
+        """Whether band candidates of one record are asked as one selection question (routing.selection_questions
+        resolved: auto is on for one-to-one link jobs)."""
+        mode = self.routing.selection_questions
+        if self.link_type == "dedupe_only" or mode == "off":
+            return False
+        return mode == "on" or self.routing.one_to_one
+
     @property
     def judge_truth_column(self) -> str | None:
         """The column the SIMULATED truth judge answers from (None for every other judge)."""

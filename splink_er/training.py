@@ -345,9 +345,10 @@ class Training:
             unsure = labels["source_kind"].eq("judge") & (labels["confidence"].astype(float) < floor)
             labels = labels[~unsure]
         if self.session.settings.training.method == "logistic" and len(labels):
-            # One-to-one conflicts are confident pairs sharing a record: their answers settle which candidate
-            # wins, not what a level is worth; fitted, they would teach that confident pairs are often wrong.
-            labels = labels[labels["reason"].ne("conflict")]
+            # One-to-one conflicts (and accepted pairs asked only as a selection question's candidates) are
+            # confident pairs sharing a record: their answers settle which candidate wins, not what a level is
+            # worth; fitted, they would teach that confident pairs are often wrong.
+            labels = labels[~labels["reason"].isin(["conflict", "selection"])]
         return labels[PAIR_KEY + ["match"]] if len(labels) else pd.DataFrame(columns=PAIR_KEY + ["match"])
 
     def weight_shift(self) -> str | None:

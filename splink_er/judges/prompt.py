@@ -103,12 +103,20 @@ def _answer_item(id_field: str, answer_field: str, answer_type: str) -> dict:
 
 def response_schema() -> dict:
     """JSON schema of an answer (sent to the provider for structured output): a decision per pair question,
-    a selection (chosen_pair_id or "none") per group question."""
+    a selection (chosen_pair_id or "none", and the close alternative) per group question."""
+    selection = _answer_item("group_id", "chosen_pair_id", "string")
+    # Told in the schema, not the instructions: the instructions (and so every stored answer's method) stay as
+    # they were. Optional when validating: an answer without it is still whole.
+    selection["properties"]["runner_up_pair_id"] = {
+        "type": "string",
+        "description": 'pair_id of the next most likely candidate after the chosen one, or "none"',
+    }
+    selection["required"].append("runner_up_pair_id")
     return {
         "type": "object",
         "properties": {
             "decisions": {"type": "array", "items": _answer_item("pair_id", "match", "boolean")},
-            "selections": {"type": "array", "items": _answer_item("group_id", "chosen_pair_id", "string")},
+            "selections": {"type": "array", "items": selection},
         },
         "required": ["decisions", "selections"],
         "additionalProperties": False,
@@ -192,6 +200,12 @@ def estimate_tokens(system: str, text: str, output_chars: int) -> tuple[int, int
     return (len(system) + len(text)) // CHARS_PER_TOKEN, output_chars // CHARS_PER_TOKEN
 
 
+def _candidate_id(q: Question, p: PairContext) -> str:
+    """'source:id' of a group's candidate record (the side of the pair that is not the anchor)."""
+    sd, uid = p.key[2:] if q.anchor_is_left else p.key[:2]
+    return f"{sd}:{uid}"
+
+
 @dataclass
 class Verdict:
     match: bool
@@ -249,14 +263,20 @@ def validate(text: str | None, prompt: RenderedPrompt) -> tuple[dict[PairKey, Ve
         if chosen not in candidates and chosen != "none":
             problems[q.qid] = f"chosen_pair_id {chosen!r} is not one of {candidates} or 'none'"
             continue
+        # The close alternative is told in every candidate's reasoning; a missing or unknown one is no problem.
+        runner_up = it.get("runner_up_pair_id")
+        runner_up = runner_up if runner_up in candidates and runner_up != chosen else None
+        alternative = f" (close alternative: {_candidate_id(q, prompt.pair_ids[runner_up])})" if runner_up else ""
         for pid in candidates:
             picked = pid == chosen
             why = (
-                f"selected as the match among {len(candidates)} candidates"
+                f"selected as the match among {len(candidates)} candidates{alternative}"
                 if picked
                 else "another candidate was selected"
                 if chosen != "none"
                 else "no candidate matches"
             )
+            if pid == runner_up:
+                why += "; this one was the close alternative"
             verdicts[prompt.pair_ids[pid].key] = Verdict(picked, conf, f"{why}: {reasoning}")
     return verdicts, problems

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Sequence
 
 from ..pairs import JudgeDecision, PairContext, PairKey
-from .base import Judge
+from .base import Judge, group_units
 from .prompt import estimate_tokens, make_questions, render
 
 
@@ -64,17 +64,35 @@ class TruthJudge(Judge):
         tokens_in, tokens_out = estimate_tokens(self.system, prompt.text, 20 + 140 * len(pairs))
         self.usage.input_tokens += tokens_in
         self.usage.output_tokens += tokens_out
-        out = []
-        for p in pairs:
-            t_l, t_r = self.truth.get(p.key[:2]), self.truth.get(p.key[2:])
-            flipped = self._flipped(p.key)
-            if t_l is None or t_r is None:  # a record the truth does not place is an entity of its own
-                same = False
-                why = f"simulated: no {self.truth_column} value for a record, so it is its own entity"
-            else:
-                same = t_l == t_r
-                why = f"simulated: {self.truth_column} {'equal' if same else 'different'} ({t_l} vs {t_r})"
-            if flipped:
-                why += "; answer flipped by the simulated error rate"
-            out.append(JudgeDecision(p.key, same != flipped, round(1.0 - self.error_rate, 4), why))
-        return out
+        answers = {p.key: self._answer(p) for p in pairs}
+        for unit in group_units(pairs):
+            if len(unit) > 1:
+                self._select_one(unit, answers)
+        return [answers[p.key] for p in pairs]
+
+    def _answer(self, p: PairContext) -> JudgeDecision:
+        t_l, t_r = self.truth.get(p.key[:2]), self.truth.get(p.key[2:])
+        flipped = self._flipped(p.key)
+        if t_l is None or t_r is None:  # a record the truth does not place is an entity of its own
+            same = False
+            why = f"simulated: no {self.truth_column} value for a record, so it is its own entity"
+        else:
+            same = t_l == t_r
+            why = f"simulated: {self.truth_column} {'equal' if same else 'different'} ({t_l} vs {t_r})"
+        if flipped:
+            why += "; answer flipped by the simulated error rate"
+        return JudgeDecision(p.key, same != flipped, round(1.0 - self.error_rate, 4), why)
+
+    def _select_one(self, unit: list[PairContext], answers: dict) -> None:
+        """A group question has one answer: at most one candidate matches, as an LLM is told. When the truth (or a
+        flipped answer) makes several match, the first unflipped one is kept (else the first, in the order
+        asked); the others are answered as not selected. A group with at most one match is answered as is."""
+        matched = [p for p in unit if answers[p.key].match]
+        if len(matched) < 2:
+            return
+        keep = next((p for p in matched if not self._flipped(p.key)), matched[0])
+        for p in matched:
+            if p is not keep:
+                d = answers[p.key]
+                d.match = False
+                d.reasoning = f"simulated: another candidate was selected (at most one can match); {d.reasoning}"

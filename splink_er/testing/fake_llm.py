@@ -69,10 +69,14 @@ def similarity_brain(data: dict, model: str, threshold: float = 0.9) -> dict:
     for g in data.get("groups", []):
         scored = sorted(((_similarity(g["record"], c["record"]), c["pair_id"]) for c in g["candidates"]), reverse=True)
         best, pid = scored[0]
+        chosen = pid if best >= threshold else "none"
+        # The close alternative: the best candidate not chosen.
+        runner_up = next((c for _, c in scored if c != chosen), "none")
         selections.append(
             {
                 "group_id": g["group_id"],
-                "chosen_pair_id": pid if best >= threshold else "none",
+                "chosen_pair_id": chosen,
+                "runner_up_pair_id": runner_up,
                 "confidence": round(min(0.99, 0.55 + 4 * abs(best - threshold)), 3),
                 "reasoning": f"simulated: best candidate similarity {best:.2f}",
             }
