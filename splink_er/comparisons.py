@@ -1,4 +1,4 @@
-"""Named comparison building blocks for settings (`comparisons[].kind`): PersonName, Office, Party.
+"""Named comparison building blocks for settings (`comparisons[].kind`): PersonName, Office, Party, AnyShared.
 
 Each is a Splink comparison creator (like `splink.comparison_library`'s) whose levels encode what election and
 person data needs: nicknames are the same first name, Jr. and Sr. are different people, the same office in another
@@ -175,7 +175,31 @@ class Party(ComparisonCreator):
         return levels
 
 
-BUILDERS = {"PersonName": PersonName, "Office": Office, "Party": Party}
+class AnyShared(ComparisonCreator):
+    """Two lists (the `emails` / `phones` prepare steps' columns) that share at least one value: one shared
+    e-mail or phone is the anchor, whatever else each side lists."""
+
+    def __init__(self, column: str = "emails") -> None:
+        super().__init__(column)
+
+    def create_output_column_name(self) -> str:
+        return self.col_expression.raw_sql_expression
+
+    def create_comparison_levels(self) -> list:
+        col = self.col_expression.raw_sql_expression
+        # An empty list is "unknown" like null (the prepare steps write null, a derive may not).
+        return [
+            _custom(
+                f"{_q(col, 'l')} IS NULL OR {_q(col, 'r')} IS NULL OR len({_q(col, 'l')}) = 0 "
+                f"OR len({_q(col, 'r')}) = 0",
+                f"{col} missing",
+            ).configure(is_null_level=True),
+            _custom(f"list_has_any({_q(col, 'l')}, {_q(col, 'r')})", f"{col}: a value shared"),
+            cll.ElseLevel().configure(label_for_charts=f"{col}: none shared"),
+        ]
+
+
+BUILDERS = {"PersonName": PersonName, "Office": Office, "Party": Party, "AnyShared": AnyShared}
 # Arguments each block takes (settings validation lists them in its error).
 DEFAULTS = {
     kind: {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}

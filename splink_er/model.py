@@ -77,9 +77,28 @@ def _build_settings_dict(settings: Settings, dialect: str, translate=None, trans
         for step in src.prepare
         if step.kind == "party"
     )
-    creator = SettingsCreator(
+    comparisons = [_comparison(c, translate, translate_args, party_codes) for c in settings.comparisons]
+    creator = _settings_creator(settings, comparisons, translate)
+    settings_dict = creator.create_settings_dict(dialect)
+    # Gates and accept rules read Splink's pair columns: one no comparison reads (a zip_in_state flag) must be
+    # retained too. Only then is it added, so settings that never needed it keep their model unchanged.
+    read = {
+        c
+        for comp in settings_dict["comparisons"]
+        for lv in comp["comparison_levels"]
+        for c in columns_in_sql(lv["sql_condition"])
+    }
+    rules = {c for rule in settings.routing.gates + settings.routing.accept_rules for c in columns_in_sql(rule.sql)}
+    extra = sorted(rules - read)
+    if not extra:
+        return settings_dict
+    return _settings_creator(settings, comparisons, translate, extra).create_settings_dict(dialect)
+
+
+def _settings_creator(settings: Settings, comparisons: list, translate, extra: list[str] | None = None):
+    return SettingsCreator(
         link_type=settings.link_type,
-        comparisons=[_comparison(c, translate, translate_args, party_codes) for c in settings.comparisons],
+        comparisons=comparisons,
         blocking_rules_to_generate_predictions=[
             blocking_rule(r if isinstance(r, list) or translate is None else translate(r))
             for r in settings.blocking_rules
@@ -89,8 +108,8 @@ def _build_settings_dict(settings: Settings, dialect: str, translate=None, trans
         # Both retained: gates are SQL over <col>_l/_r, and waterfall charts need the intermediate columns.
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=True,
+        **({"additional_columns_to_retain": extra} if extra else {}),
     )
-    return creator.create_settings_dict(dialect)
 
 
 def required_columns(settings: Settings, model: dict) -> set[str]:

@@ -130,7 +130,7 @@ def input_columns(s: Settings, src) -> list[str]:
     header = file_columns(src, path) if path is not None and path.is_file() else []
     needed = required_columns(s, splink_settings_dict(s)) | set(s.columns_to_keep)
     made = set(src.derive) | {c for step in src.prepare for c in _outputs(step)}
-    raw = {src.id_column} | {step.column for step in src.prepare}
+    raw = {src.id_column} | {c for step in src.prepare for c in step.inputs}
     raw |= set().union(*(columns_in_sql(sql) for sql in src.derive.values())) if src.derive else set()
     raw |= (needed - made) | {t for t in (s.truth_column,) if t}
     raw -= made | {"unique_id", "source_dataset"} - {src.id_column}

@@ -43,6 +43,11 @@ class _Prepare(_Strict):
 
     column: str = Field(description="Input column.")
 
+    @property
+    def inputs(self) -> list[str]:
+        """Every column the step reads."""
+        return [self.column]
+
 
 class _PrepareInto(_Prepare):
     into: str | None = Field(None, description="Output column (default <column>_norm).")
@@ -171,6 +176,61 @@ class DatePrepare(_PrepareInto):
     )
 
 
+class ZipInStatePrepare(_PrepareInto):
+    """Whether a ZIP code lies in a state's USPS 3-digit ZIP prefixes (a CA record with an FL ZIP is false; null
+    when either cannot be read). Reads two columns; a boolean for comparisons and gates ("NOT zip_ok_l")."""
+
+    kind: Literal["zip_in_state"]
+    state: str = Field(
+        description="State column: names, postal codes or FIPS, raw or normalized; AA, AE, AP for APO/FPO."
+    )
+    into: str | None = Field(None, description="Output column (default <column>_in_state).")
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.column, self.state]
+
+
+class ContestKindPrepare(_PrepareInto):
+    """A contest or row label as candidate_race, ballot_measure or turnout_metadata ("Registered Voters", "Over
+    Votes", "For", "Bond Referendum"), to leave rows that are no candidate out before matching."""
+
+    kind: Literal["contest_kind"]
+    into: str | None = Field(None, description="Output column (default <column>_kind).")
+
+
+class _PrepareMany(_Strict):
+    """A normalizer over several columns of a record, giving one list."""
+
+    columns: list[str] = Field(min_length=1, description="Input columns, read in order.")
+
+    @property
+    def column(self) -> str:
+        return self.columns[0]
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.columns)
+
+
+class EmailsPrepare(_PrepareMany):
+    """Several e-mail columns as one list of distinct normalized addresses (the email step's rules); null when
+    none reads. Compare it with AnyShared."""
+
+    kind: Literal["emails"]
+    into: str = Field("emails", description="Output column, a list of text.")
+    provider_rules: bool = Field(True, description="As the email step's provider_rules.")
+
+
+class PhonesPrepare(_PrepareMany):
+    """Several phone columns as one list of distinct E.164 numbers (the phone step's rules); null when none
+    reads. Compare it with AnyShared."""
+
+    kind: Literal["phones"]
+    into: str = Field("phones", description="Output column, a list of text.")
+    region: str = Field("US", description="Region for numbers without a country code.")
+
+
 PrepareStep = Annotated[
     CleanPrepare
     | PersonNamePrepare
@@ -182,12 +242,16 @@ PrepareStep = Annotated[
     | ZipPrepare
     | PhonePrepare
     | EmailPrepare
-    | DatePrepare,
+    | DatePrepare
+    | ZipInStatePrepare
+    | ContestKindPrepare
+    | EmailsPrepare
+    | PhonesPrepare,
     Field(discriminator="kind"),
 ]
 """One `sources[].prepare` step: a model per `kind`, so each kind takes only its own keys."""
 
-PREPARE_STEPS: dict[str, type[_Prepare]] = {
+PREPARE_STEPS: dict[str, type[_Strict]] = {
     m.model_fields["kind"].annotation.__args__[0]: m
     for m in (
         CleanPrepare,
@@ -201,6 +265,10 @@ PREPARE_STEPS: dict[str, type[_Prepare]] = {
         PhonePrepare,
         EmailPrepare,
         DatePrepare,
+        ZipInStatePrepare,
+        ContestKindPrepare,
+        EmailsPrepare,
+        PhonesPrepare,
     )
 }
 
@@ -245,7 +313,7 @@ class SourceSettings(_Strict):
         for i, step in enumerate(self.prepare):
             if step.kind != "clean" or (step.into or step.column) != step.column:
                 continue
-            readers = [j for j, other in enumerate(self.prepare[:i]) if other.column == step.column]
+            readers = [j for j, other in enumerate(self.prepare[:i]) if step.column in other.inputs]
             if readers:
                 j = readers[0]
                 raise ValueError(
@@ -301,7 +369,7 @@ class ComparisonSettings(_Strict):
 
     kind: str = Field(
         description="A splink.comparison_library name (e.g. NameComparison, ExactMatch), a building block of "
-        "this library (PersonName, Office, Party; README 'Comparison building blocks') or 'custom'."
+        "this library (PersonName, Office, Party, AnyShared; README 'Comparison building blocks') or 'custom'."
     )
     column: str | None = Field(None, description="Input column for library comparisons.")
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the library comparison.")
@@ -317,7 +385,7 @@ class ComparisonSettings(_Strict):
 
         from .comparisons import DEFAULTS
 
-        if self.kind in DEFAULTS:  # splink_er's named building blocks: PersonName, Office, Party
+        if self.kind in DEFAULTS:  # splink_er's named building blocks: PersonName, Office, Party, AnyShared
             unknown = sorted(set(self.args) - set(DEFAULTS[self.kind]))
             if unknown:
                 raise ValueError(
@@ -339,7 +407,7 @@ class ComparisonSettings(_Strict):
         if factory is None or not inspect.isclass(factory):
             allowed = sorted(n for n in dir(cl) if n[0].isupper() and n not in ("ComparisonCreator",))
             raise ValueError(
-                f"unknown comparison kind {self.kind!r}; use 'custom', PersonName, Office, Party or one "
+                f"unknown comparison kind {self.kind!r}; use 'custom', PersonName, Office, Party, AnyShared or one "
                 f"of: {', '.join(allowed)}"
             )
         if not self.column:

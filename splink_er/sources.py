@@ -128,8 +128,9 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, ste
     normalizer = normalizer_for(step)
     where = f"sources[{src.name}].prepare[{i}]"
     have = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
-    if step.column not in have:
-        raise InputError(f"{where}: column {step.column!r} not found; columns: {', '.join(have)}")
+    for c in step.inputs:
+        if c not in have:
+            raise InputError(f"{where}: column {c!r} not found; columns: {', '.join(have)}")
     new = normalizer.output_columns()
     in_place = normalizer.in_place and new == [step.column]  # a clean step rewriting its column
     clash = [] if in_place else sorted(set(new) & set(have))
@@ -161,18 +162,37 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: SourceSettings, view: str, ste
             f"FROM (SELECT *, {normalizer.sql_input(col)} AS __value FROM {view})"
         )
         return out
-    values = [
-        r[0]
-        for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {view} WHERE {col} IS NOT NULL").fetchall()
+    if normalizer.reads_rows:  # one lookup row per distinct combination of the columns it reads
+        cols = [quote_ident(c) for c in step.inputs]
+        raws = [f"__raw{k}" for k in range(len(cols))]
+        read = ", ".join(f"CAST({c} AS VARCHAR)" for c in cols)
+        values = con.execute(
+            f"SELECT DISTINCT {read} FROM {view} WHERE {' OR '.join(f'{c} IS NOT NULL' for c in cols)}"
+        ).fetchall()
+        rows = [list(r[0]) + r[1:] for r in normalizer.normalize_values([tuple(v) for v in values])]
+        on = " AND ".join(f"CAST(c.{c} AS VARCHAR) IS NOT DISTINCT FROM p.{r}" for c, r in zip(cols, raws))
+    else:
+        raws = ["__raw"]
+        values = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {view} WHERE {col} IS NOT NULL"
+            ).fetchall()
+        ]
+        rows = normalizer.normalize_values(values)
+        on = f"CAST(c.{col} AS VARCHAR) = p.__raw"
+    frame = pd.DataFrame(rows, columns=raws + new)
+    frame = frame.astype(dict.fromkeys(raws, "string") | dict(zip(new, normalizer.output_dtypes(), strict=True)))
+    cast = [
+        f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}" for n, t in zip(new, normalizer.output_sql_types()) if t
     ]
-    frame = pd.DataFrame(normalizer.normalize_values(values), columns=["__raw"] + new)
-    frame = frame.astype({"__raw": "string"} | dict(zip(new, normalizer.output_dtypes(), strict=True)))
     lookup = f"prepared_{src.name}_{i}"
     with registered(con, "__prepared", frame):
-        con.execute(f"CREATE OR REPLACE TABLE {lookup} AS SELECT * FROM __prepared")
+        replace = f" REPLACE ({', '.join(cast)})" if cast else ""
+        con.execute(f"CREATE OR REPLACE TABLE {lookup} AS SELECT *{replace} FROM __prepared")
     con.execute(
         f"CREATE OR REPLACE VIEW {out} AS SELECT c.*, {', '.join('p.' + quote_ident(n) for n in new)} "
-        f"FROM {view} c LEFT JOIN {lookup} p ON CAST(c.{col} AS VARCHAR) = p.__raw"
+        f"FROM {view} c LEFT JOIN {lookup} p ON {on}"
     )
     return out
 
@@ -366,10 +386,11 @@ def truth_columns(settings: Settings) -> dict[str, str]:
         while changed:  # derive expressions may read columns derived before them
             changed = False
             for i, step in enumerate(src.prepare):
-                if step.column in tainted:
+                read = [c for c in step.inputs if c in tainted]
+                if read:
                     for col in normalizer_for(step).output_columns():
                         if col not in tainted:
-                            tainted[col] = f"sources[{src.name}].prepare[{i}] normalizes {step.column}"
+                            tainted[col] = f"sources[{src.name}].prepare[{i}] normalizes {read[0]}"
                             changed = True
             for col, sql in src.derive.items():
                 try:

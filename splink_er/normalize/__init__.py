@@ -2,8 +2,9 @@
 
 clean: regular-expression replacements on a column's text (in place by default), for the steps after it.
 names: person names (first, middle, last, suffix, nickname, canonical first name, phonetic codes). contacts: US states, ZIP
-codes, phones, e-mails. offices: office level, role and district. parties: party codes and write-in, nominee and
-combined-total flags. Dates and e-mails are simple enough for DuckDB to
+codes, phones, e-mails (zip_in_state: a ZIP within a state's ZIP prefixes; emails, phones: several columns as one
+list). contests: candidate race, ballot measure or turnout row. offices: office level, role and district. parties:
+party codes and write-in, nominee and combined-total flags. Dates and e-mails are simple enough for DuckDB to
 compute itself over every row (`sql_expression`); the rest run in Python once per distinct value (`normalize`).
 
 Example:
@@ -18,7 +19,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..sql import sql_literal
-from .contacts import email_norm_sql, email_text_sql, phone_e164, state_code, zip5
+from .contacts import email_norm, email_norm_sql, email_text_sql, phone_e164, state_code, zip5, zip_in_state
+from .contests import contest_kind
 from .names import FIELDS, canonical_first, parse_names, phonetic_code
 from .offices import OFFICE_FIELDS, parse_office
 from .parties import key, party_fields
@@ -35,6 +37,8 @@ class Normalizer:
     suffix: ClassVar[str] = "_norm"
     # Writes its input column when `into` is not set (the loader then replaces the column, not adds one).
     in_place: ClassVar[bool] = False
+    # Reads several columns (`step.inputs`): `normalize_values` gets one tuple of their values per distinct row.
+    reads_rows: ClassVar[bool] = False
 
     def __init__(self, step) -> None:
         self.step = step
@@ -60,6 +64,10 @@ class Normalizer:
     def output_dtypes(self) -> list[str]:
         """pandas dtypes of the output columns (text unless a normalizer says otherwise)."""
         return ["string"] * len(self.output_columns())
+
+    def output_sql_types(self) -> list[str | None]:
+        """DuckDB types the lookup table is cast to, where pandas cannot say (a list column); None: as read."""
+        return [None] * len(self.output_columns())
 
 
 class Clean(Normalizer):
@@ -169,9 +177,82 @@ class Date(Normalizer):
         return f"CAST(try_strptime({input_sql}, {fmts}) AS DATE)"
 
 
+class ZipInState(Normalizer):
+    kind, suffix, reads_rows = "zip_in_state", "_in_state", True
+
+    def output_dtypes(self) -> list[str]:
+        return ["boolean"]
+
+    def normalize_values(self, values: list[tuple]) -> list[list]:
+        return [[v, zip_in_state(*v)] for v in values]
+
+
+class ContestKind(Normalizer):
+    kind, suffix = "contest_kind", "_kind"
+
+    def normalize(self, value: str):
+        return contest_kind(value)
+
+
+class _ListOf(Normalizer):
+    """Several columns as one sorted list of their distinct normalized values; null when none reads (so a
+    comparison's null level sees "unknown", not an empty list)."""
+
+    reads_rows = True
+
+    def output_columns(self) -> list[str]:
+        return [self.step.into]
+
+    def output_dtypes(self) -> list[str]:
+        return ["object"]
+
+    def output_sql_types(self) -> list[str | None]:
+        return ["VARCHAR[]"]
+
+    def one(self, value: str) -> str | None:
+        raise NotImplementedError
+
+    def normalize_values(self, values: list[tuple]) -> list[list]:
+        rows = []
+        for v in values:
+            found = sorted({x for x in map(self.one, (y for y in v if y is not None)) if x is not None})
+            rows.append([v, found or None])
+        return rows
+
+
+class Emails(_ListOf):
+    kind = "emails"
+
+    def one(self, value: str) -> str | None:
+        return email_norm(value, self.step.provider_rules)
+
+
+class Phones(_ListOf):
+    kind = "phones"
+
+    def one(self, value: str) -> str | None:
+        return phone_e164(value, self.step.region)
+
+
 NORMALIZERS: dict[str, type[Normalizer]] = {
     cls.kind: cls
-    for cls in (Clean, PersonName, Office, Party, FirstNameCanonical, Phonetic, State, Zip, Phone, Email, Date)
+    for cls in (
+        Clean,
+        PersonName,
+        Office,
+        Party,
+        FirstNameCanonical,
+        Phonetic,
+        State,
+        Zip,
+        Phone,
+        Email,
+        Date,
+        ZipInState,
+        ContestKind,
+        Emails,
+        Phones,
+    )
 }
 
 

@@ -3,7 +3,8 @@
 - US states: names, postal codes, FIPS codes and common variants ("Calif.", "N. Carolina", "Washington DC") to
   the postal code, via `us` plus a variants table.
 - ZIP codes: 5-digit (ZIP+4 cut, 4-digit and integer-read codes zero-padded); `zip_region_matches_state` checks
-  the first digit against the state's national area (a coarse check: first digit only).
+  the first digit against the state's national area (a coarse check: first digit only); `zip_in_state` checks the
+  3-digit prefix against the state's prefix ranges (data/zip_ranges.csv).
 - Phones: E.164 via `phonenumbers`; numbers it calls invalid become None.
 - E-mails: trimmed, lower case; with provider rules, +tags are removed where the provider delivers them to the
   same inbox (Gmail, Outlook, iCloud, Fastmail, Proton), and Gmail's dots too.
@@ -11,7 +12,10 @@
 
 from __future__ import annotations
 
+import csv
 import re
+from functools import cache
+from pathlib import Path
 
 import phonenumbers
 import us
@@ -121,6 +125,32 @@ def zip_region_matches_state(zip_code: str | None, state: str | None) -> bool | 
     if not zip_code or not state:
         return None
     return state in ZIP_AREAS.get(zip_code[0], set())
+
+
+# Military "states" of APO/FPO addresses: `us` does not know them.
+MILITARY = {"AA", "AE", "AP"}
+
+
+@cache
+def zip_prefixes() -> dict[str, frozenset[str]]:
+    """State or territory code -> the 3-digit ZIP prefixes USPS assigns it (data/zip_ranges.csv)."""
+    out: dict[str, set[str]] = {}
+    with open(Path(__file__).parent / "data" / "zip_ranges.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            first, last = int(row["first"]), int(row["last"])
+            out.setdefault(row["state"], set()).update(f"{n:03d}" for n in range(first, last + 1))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def zip_in_state(zip_code, state) -> bool | None:
+    """Whether a ZIP's 3-digit prefix is one of the state's ('90210', 'CA' -> True; '33101', 'CA' -> False).
+    Both are read as raw text first (ZIP+4, 'Calif.', FIPS, APO/FPO 'AE'); None when either cannot be read."""
+    z = zip5(zip_code)
+    text = None if state is None else re.sub(r"[.\s]+", "", str(state)).upper()
+    code = text if text in MILITARY else state_code(state)
+    if z is None or code is None or code not in zip_prefixes():
+        return None
+    return z[:3] in zip_prefixes()[code]
 
 
 def phone_e164(value, region: str = "US") -> str | None:
