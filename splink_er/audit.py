@@ -46,7 +46,8 @@ PROBE_SHARE = 0.10
 # model-assisted estimate starts from these and lets the audit's answers correct them.
 EXPECTED_SQL = (
     "CASE WHEN decided_by IN ('judge', 'human', 'imported') AND judge_match IS NOT NULL "
-    "THEN CAST(judge_match AS DOUBLE) ELSE match_probability END"
+    "THEN CAST(judge_match AS DOUBLE) WHEN decided_by = 'rule' THEN 1.0 WHEN decided_by = 'gate' THEN 0.0 "
+    "ELSE match_probability END"
 )
 MIN_PER_STRATUM = 20
 SPREAD_FLOOR = 0.02

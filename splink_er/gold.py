@@ -11,6 +11,7 @@ at p = 0.03, by the judge, by a gate); a record none of whose pairs were written
 
 from __future__ import annotations
 
+from .pairs import evidence_strength_sql
 from .sql import sql_literal
 
 GOLD_COLUMNS = [
@@ -44,13 +45,10 @@ STAGES = {
     "one_to_one": "one_to_one",
     "needs_review": "review",
 }
-STRENGTH = {"human": 0, "judge": 1, "imported": 2, "rule": 3}  # the rest: 4
 
 
 def _case(mapping: dict, column: str, default: str) -> str:
-    whens = " ".join(
-        f"WHEN {sql_literal(k)} THEN {v if isinstance(v, int) else sql_literal(v)}" for k, v in mapping.items()
-    )
+    whens = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in mapping.items())
     return f"CASE {column} {whens} ELSE {default} END"
 
 
@@ -88,7 +86,7 @@ def gold_sql(
         ), ranked AS (
             SELECT *, row_number() OVER (
                     PARTITION BY source_dataset, unique_id
-                    ORDER BY final_match DESC, {_case(STRENGTH, "decided_by", "4")}, match_probability DESC,
+                    ORDER BY final_match DESC, {evidence_strength_sql()}, match_probability DESC,
                         o_sd, o_uid) AS rk,
                 count(*) OVER (PARTITION BY source_dataset, unique_id) AS candidates,
                 bool_or(needs_review) OVER (PARTITION BY source_dataset, unique_id) AS any_review
@@ -101,11 +99,14 @@ def gold_sql(
             b.match_probability,
             coalesce(b.decided_by, 'no_candidate') AS decided_by,
             coalesce({_case(STAGES, "b.decided_by", "NULL")}, 'none') AS stage,
-            CASE WHEN b.judge_confidence IS NOT NULL THEN b.judge_confidence
+            CASE WHEN b.decided_by = 'one_to_one' THEN NULL  -- cut, not decided: the reasoning says why
+                 WHEN b.judge_confidence IS NOT NULL THEN b.judge_confidence
                  WHEN b.decided_by = 'gate' THEN 1.0
                  WHEN b.final_match THEN b.match_probability
                  WHEN b.decided_by IS NOT NULL THEN 1 - b.match_probability END AS confidence,
             coalesce(b.judge_reasoning, {model_reason},
+                CASE WHEN b.decided_by = 'needs_review' THEN 'match probability ' || round(b.match_probability, 4)
+                    || ' between routing.low and routing.high, not judged: waits for review' END,
                 CASE WHEN b.decided_by IS NULL THEN 'no candidate pair written: every blocked pair of this record '
                     || 'was a model reject (outputs.model_rejects), or it had none' END) AS reasoning,
             coalesce(b.any_review, false) AS needs_review,

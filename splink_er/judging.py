@@ -125,7 +125,7 @@ class Judging:
         `answers` within `budget` (the run's own by default); log and store every answer per batch."""
         answers = self.answers if answers is None else answers
         budget = self.budget if budget is None else budget
-        answered = set(pair_keys(self.store.human())) | set(pair_keys(self.store.imported()))
+        answered = set(pair_keys(self.store.human())) | self._imported_not_cached()
         stats = JudgeStats(len(pairs))
         chosen = []
         for i, key in enumerate(pair_keys(pairs)):
@@ -144,6 +144,14 @@ class Judging:
         if ask:
             self._ask_judge(ask, meta, answers, budget, stats, round_no, reason)
         return stats.as_dict()
+
+    def _imported_not_cached(self) -> set:
+        """Pairs with an imported label that this judge method has not answered already: they are not asked.
+        A stored answer of this method is free and outranks an import, so those pairs go on to be reused."""
+        imported = set(pair_keys(self.store.imported()))
+        if imported and self.judge is not None and self.session.settings.judge.kind != "replay":
+            imported -= set(self.store.judge_answers(self.judge.method_id))
+        return imported
 
     def _reuse_stored(
         self, contexts: list[PairContext], answers: Answers, stats: JudgeStats, round_no: int
@@ -286,8 +294,9 @@ class Judging:
         human_keys = set(pair_keys(human))
         judged = [a for k, a in self.answers.by_key.items() if k not in human_keys]
         imported = self.store.imported()
-        if len(imported) and judged:
-            imported = imported[[k not in self.answers.by_key for k in pair_keys(imported)]]
+        if len(imported):  # an answer of this run's judge method (asked or stored) outranks an import
+            keep = self._imported_not_cached() - set(self.answers.by_key)
+            imported = imported[[k in keep for k in pair_keys(imported)]]
         frames = [f for f in (human, pd.DataFrame(judged, columns=LABEL_COLUMNS), imported) if len(f)]
         if len(frames) <= 1:
             return frames[0] if frames else human

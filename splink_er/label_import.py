@@ -15,15 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
-from .labels import LabelStore, make_label
+from .labels import MATCH_WORDS, NON_MATCH_WORDS, LabelStore, make_label
 from .locks import writing
 from .pairs import PAIR_KEY, canonical_key
 from .settings import load_settings
 from .sources import missing_records
 from .sql import registered
 
-TRUE = {"true", "t", "yes", "y", "1", "match", "same"}
-FALSE = {"false", "f", "no", "n", "0", "non-match", "nonmatch", "non_match", "no match", "different"}
+TRUE, FALSE = MATCH_WORDS, NON_MATCH_WORDS
 
 
 class LabelFileError(InputError):
@@ -153,6 +152,11 @@ def import_labels(
                 raise LabelFileError(
                     f"{file}: --min-confidence {min_confidence} is above every value of {confidence_column}, which "
                     f"is in 0..1; give it in the same units (e.g. {min_confidence / 100:g})"
+                )
+            if 0 < min_confidence <= 1 and (numbers > 1).any():  # 0.9 against 85, 95: would keep every row
+                raise LabelFileError(
+                    f"{file}: {confidence_column} is in percent (values above 1) but --min-confidence is "
+                    f"{min_confidence}; give it in the same units (e.g. {min_confidence * 100:g})"
                 )
             low = numbers < min_confidence
             counts["no_confidence"] = int(numbers.isna().sum())

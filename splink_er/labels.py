@@ -23,6 +23,12 @@ from . import jsonl
 from .errors import InputError
 from .pairs import PAIR_KEY, canonical_key
 
+# How people write an answer in a file (a review sheet, labels to import), lower case.
+MATCH_WORDS = frozenset({"true", "t", "yes", "y", "1", "match", "same"})
+NON_MATCH_WORDS = frozenset(
+    {"false", "f", "no", "n", "0", "non-match", "nonmatch", "non_match", "no match", "different"}
+)
+
 # Label kinds, strongest first: a person's answer, a judge's, one imported from an earlier process.
 KINDS = ("human", "judge", "imported")
 
@@ -251,12 +257,21 @@ class LabelStore:
         return self._view("human", build)
 
     def imported(self) -> pd.DataFrame:
-        """The effective imported labels: pairs no human label and no judge answer (of any method) covers.
-        Treat it as read-only."""
+        """The latest imported label of each pair no human label covers. A judge answer in the store does not
+        hide it: which judge answers count is the run's choice (its own judge method's), so the run drops the
+        imported labels of pairs its judge answered (Judging.run_labels). Treat it as read-only."""
 
         def build() -> pd.DataFrame:
-            labels = self.effective()
-            return labels[labels["source_kind"].eq("imported")] if len(labels) else labels
+            live = self.live()
+            if live.empty:
+                return live.drop(columns="line", errors="ignore")
+            imported = live[live["source_kind"].eq("imported")].sort_values("line")
+            imported = imported.drop_duplicates(PAIR_KEY, keep="last").drop(columns="line")
+            human = self.human()
+            if len(human) and len(imported):
+                covered = set(map(tuple, human[PAIR_KEY].itertuples(index=False)))
+                imported = imported[[k not in covered for k in imported[PAIR_KEY].itertuples(index=False)]]
+            return imported.sort_values(PAIR_KEY).reset_index(drop=True)
 
         return self._view("imported", build)
 

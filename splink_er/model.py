@@ -82,13 +82,17 @@ def _build_settings_dict(settings: Settings, dialect: str, translate=None, trans
     settings_dict = creator.create_settings_dict(dialect)
     # Gates and accept rules read Splink's pair columns: one no comparison reads (a zip_in_state flag) must be
     # retained too. Only then is it added, so settings that never needed it keep their model unchanged.
+    rules = {c for rule in settings.routing.gates + settings.routing.accept_rules for c in columns_in_sql(rule.sql)}
+    if not rules:
+        return settings_dict
+    # Columns are read off the DuckDB form (the SQL parser reads DuckDB's; Spark's quotes names with backticks).
+    duckdb_form = settings_dict if dialect == "duckdb" else splink_settings_dict(settings)
     read = {
         c
-        for comp in settings_dict["comparisons"]
+        for comp in duckdb_form["comparisons"]
         for lv in comp["comparison_levels"]
         for c in columns_in_sql(lv["sql_condition"])
     }
-    rules = {c for rule in settings.routing.gates + settings.routing.accept_rules for c in columns_in_sql(rule.sql)}
     extra = sorted(rules - read)
     if not extra:
         return settings_dict

@@ -16,6 +16,18 @@ PairKey = tuple[str, str, str, str]
 # Splink's order: a pair's records sorted by 'source_dataset-__-unique_id' (see `canonical_key`).
 PAIR_KEY = ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r"]
 
+# How strong the evidence behind a decision is, strongest first: a person, the judge, a label imported from an
+# earlier process, an accept rule; every other decided_by (the model, review) comes after. One order for every
+# place that ranks decisions (one-to-one, gold.parquet, re-adding links when an entity is split).
+EVIDENCE_STRENGTH = {"human": 0, "judge": 1, "imported": 2, "rule": 3}
+MODEL_STRENGTH = len(EVIDENCE_STRENGTH)
+
+
+def evidence_strength_sql(decided_by: str = "decided_by") -> str:
+    """SQL: EVIDENCE_STRENGTH of the `decided_by` column (MODEL_STRENGTH for any other value)."""
+    whens = " ".join(f"WHEN '{k}' THEN {v}" for k, v in EVIDENCE_STRENGTH.items())
+    return f"CASE {decided_by} {whens} ELSE {MODEL_STRENGTH} END"
+
 
 def pair_keys(frame) -> list[PairKey]:
     """The pair key of every row of a DataFrame with the PAIR_KEY columns, as tuples (the form labels and

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
-from .labels import LabelStore, make_label
+from .labels import MATCH_WORDS, NON_MATCH_WORDS, LabelStore, make_label
 from .locks import writing
 from .outputs import RunDirectory
 from .pairs import PAIR_KEY
@@ -22,8 +22,7 @@ from .report import CSS, table
 from .sources import check_records_exist, record_lookup
 from .sql import sql_literal
 
-YES = {"match", "yes", "y", "true", "1", "same"}
-NO = {"non-match", "nonmatch", "non_match", "no", "n", "false", "0", "different"}
+YES, NO = MATCH_WORDS, NON_MATCH_WORDS
 
 
 class ReviewFileError(InputError):

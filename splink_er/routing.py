@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .pairs import PAIR_KEY
+from .pairs import MODEL_STRENGTH, PAIR_KEY, evidence_strength_sql
 from .settings import Settings
 from .sql import drop_relation, registered
 
@@ -33,6 +33,16 @@ def decided_by_rules_sql(settings: Settings) -> str | None:
     the judge say (None without rules). Sampling leaves these pairs out."""
     rules = settings.routing.gates + settings.routing.accept_rules
     return " OR ".join(f"COALESCE(({r.sql}), false)" for r in rules) or None
+
+
+def rule_accepted_pairs(con, scores: str, settings: Settings) -> int:
+    """How many scored pairs an accept rule accepts (and no gate rejects): matches sampling never sees."""
+    r = settings.routing
+    if not r.accept_rules:
+        return 0
+    accepted = " OR ".join(f"COALESCE(({a.sql}), false)" for a in r.accept_rules)
+    gated = " OR ".join(f"COALESCE(({g.sql}), false)" for g in r.gates) or "false"
+    return con.execute(f"SELECT count(*) FROM {scores} WHERE ({accepted}) AND NOT ({gated})").fetchall()[0][0]
 
 
 def _conflict_sql(settings: Settings, scores: str) -> str:
@@ -237,12 +247,13 @@ def decide(
 
 def _keep_one_match(con, source: str, table: str) -> None:
     """A record keeps at most one final match in each other source: the pair must be the best for both of its
-    records (human, judge and imported answers first, then the higher probability). The others become
-    decided_by = 'one_to_one', final_match = false. Mutual-best is conservative: it never adds a match."""
-    rank = (
-        "ORDER BY decided_by IN ('human', 'judge', 'imported', 'rule') DESC, judge_confidence DESC NULLS LAST, "
-        "match_probability DESC"
-    )
+    records (the strongest evidence first: a person, the judge, an imported label, an accept rule, the model; then
+    the higher confidence of that evidence, then the higher probability). The others become decided_by =
+    'one_to_one', final_match = false. Mutual-best is conservative: it never adds a match."""
+    # The confidence counts only between answers of one kind: an unsure answer (needs_review) keeps its judge
+    # confidence, and must not outrank a model accept through it.
+    confident = f"CASE WHEN {evidence_strength_sql()} < {MODEL_STRENGTH} THEN judge_confidence END"
+    rank = f"ORDER BY {evidence_strength_sql()}, {confident} DESC NULLS LAST, match_probability DESC"
     drop_relation(con, table)
     con.execute(f"""
         CREATE TABLE {table} AS

@@ -120,6 +120,22 @@ class PartyPrepare(_PrepareInto):
         "{CON: CRV, IND: IDP, WOR: WF}, where CON is the Conservative and IND the Independence Party).",
     )
 
+    @field_validator("aliases")
+    @classmethod
+    def _known_codes(cls, v: dict[str, str]) -> dict[str, str]:
+        from .normalize.parties import table  # the shipped table: read only when a party step is configured
+
+        codes = set(table().values())
+        v = {k: str(code).strip().upper() for k, code in v.items()}
+        unknown = sorted({c for c in v.values() if c not in codes})
+        if unknown:
+            raise ValueError(
+                f"aliases map to codes the party table does not have: {unknown}; use its codes (e.g. DEM, REP, "
+                "CRV, IDP, WF: splink_er/normalize/data/parties.csv), so the Party comparison and fusion pairs "
+                "know them"
+            )
+        return v
+
 
 class FirstNameCanonicalPrepare(_Prepare):
     """A first name as its canonical form (Bob -> ROBERT)."""

@@ -33,6 +33,7 @@ from .errors import SettingsError
 from .model import blocking_rule, levels_with_cvv, make_linker
 from .model_file import frozen_model
 from .pairs import PAIR_KEY
+from .routing import rule_accepted_pairs
 from .settings import Settings
 from .sql import registered
 
@@ -175,6 +176,8 @@ def train_from_labels(
         sample["ht"] = sample["match"].astype(float) / sample["inclusion_probability"].astype(float)
         # Every design's rounds are summed by HT, then averaged; a design's unlabelled pairs count as unknown.
         est_matches = float(sample.groupby("design")["ht"].sum().mean())
+        # Pairs an accept rule decides are never sampled (routing.decided_by_rules_sql), yet are matches.
+        est_matches += rule_accepted_pairs(con, scores_table, settings)
         prior = min(max(est_matches / max(n_possible_pairs, 1), 1e-9), 0.5)
         model["probability_two_random_records_match"] = prior
         report.prior, report.prior_source = (

@@ -5,6 +5,7 @@ import pytest
 
 import splink_er
 from splink_er import SplinkERError
+from splink_er.gold import GOLD_COLUMNS
 
 
 def _final_partners(d: pd.DataFrame) -> dict[str, set[str]]:
@@ -21,6 +22,7 @@ def test_gold_has_every_record_once_with_its_best_match_and_how_it_was_decided(d
     demo_dict["routing"] = {"accept_rules": [{"name": "same_email", "sql": "email_l = email_r"}]}
     r = splink_er.run(demo_dict, quiet=True)
     gold = pd.read_parquet(r.output_dir / "gold.parquet")
+    assert list(gold.columns) == GOLD_COLUMNS
     records = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
     assert sorted(gold.unique_id) == sorted(records.unique_id)  # every record, once
     d = r.decisions
@@ -66,6 +68,7 @@ def test_gold_follows_the_chosen_primary_source_and_names_review(demo_dict, tmp_
     assert set(gold.match_source_dataset.dropna()) == {"crm"}
     review = gold[gold.needs_review]
     assert len(review) and "review" in set(gold.stage)
+    assert gold.reasoning[gold.stage.eq("review")].str.contains("waits for review").all()
     demo_dict["outputs"] = {"gold_source": "nope"}
     with pytest.raises(SplinkERError, match="outputs.gold_source names no source"):
         splink_er.run(demo_dict, quiet=True)

@@ -93,6 +93,12 @@ def test_min_confidence_skips_and_counts_rows_below_it(demo_dict, tmp_path):
         ("0", "2", False),
     }
     assert labels["source"].eq("llm 2023").all() and labels["source_kind"].eq("imported").all()
+    # A threshold in other units than the column would keep or drop everything: an error that names the fix.
+    with pytest.raises(splink_er.InputError, match=r"in percent .* --min-confidence is 0.9; .* \(e.g. 90\)"):
+        splink_er.import_labels(
+            demo_dict, file, left_id="id_a", right_id="id_b", match="is_same",
+            confidence_column="llm_confidence", min_confidence=0.9,
+        )  # fmt: skip
     assert sorted(labels["confidence"]) == [0.9, 0.95]  # a percent column is stored on 0..1
 
 
@@ -177,3 +183,24 @@ def test_cli_imports_reports_unknown_records_and_never_shows_a_traceback(demo_di
     r = runner.invoke(app, ["labels", "import", str(settings), str(file), "--match", "answer"])
     assert r.exit_code == 3 and isinstance(r.exception, SystemExit)
     assert "answer not found; the file has" in " ".join(r.output.split())
+
+
+def test_a_judge_answer_of_another_method_does_not_hide_an_import(earlier, demo_base, tmp_path):
+    """Only this run's judge method's answers outrank an import: an answer some other judge gave (stored, but not
+    one this run would reuse) must not leave the pair with no label at all."""
+    _, decisions, _ = earlier
+    s = settings_in(demo_base, tmp_path)
+    pairs = decisions[decisions["decided_by"].eq("model_accept")].head(10)
+    file = tmp_path / "imports.csv"
+    pairs[PAIR_KEY].assign(match=False).to_csv(file, index=False)
+    splink_er.import_labels(s, file)
+    store = LabelStore(s["labels"]["path"])
+    store.append(
+        [
+            make_label(tuple(k), True, 0.9, "other-llm", "judge", method_id="another-method")
+            for k in pairs[PAIR_KEY].itertuples(index=False)
+        ]
+    )
+    after = splink_er.run(s, quiet=True).decisions.set_index(PAIR_KEY)
+    mine = after.loc[[tuple(k) for k in pairs[PAIR_KEY].values]]
+    assert mine["decided_by"].eq("imported").all() and not mine["final_match"].any()

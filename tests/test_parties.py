@@ -120,6 +120,12 @@ def test_user_aliases_come_before_the_table():
     assert code("CON") == "CON"
     assert party_fields("CON", aliases)["code"] == "CRV"
     assert party_fields("R/CON", aliases)["combined"] is True
+    # In settings, an alias's code is one of the table's (upper-cased); an unknown code says what to use.
+    from splink_er.settings import PartyPrepare
+
+    assert PartyPrepare(column="p", kind="party", aliases={"CON": "crv"}).aliases == {"CON": "CRV"}
+    with pytest.raises(ValueError, match=r"codes the party table does not have: \['XYZ'\]"):
+        PartyPrepare(column="p", kind="party", aliases={"CON": "XYZ"})
 
 
 codes_and_names = st.sampled_from(sorted(table()))

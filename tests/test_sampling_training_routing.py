@@ -249,3 +249,29 @@ def test_judge_answers_below_the_confidence_floor_need_review(demo_dict):
     s0 = load_settings(demo_dict | {"routing": {"min_judge_confidence": 0}})
     route(con, "scores", labels, s0)
     assert "unsure" not in route_counts(con, "routed")
+
+
+def test_one_to_one_keeps_the_strongest_evidence_first():
+    """A person's match beats an accept rule's even at a lower probability; an unsure judge answer (needs_review)
+    does not outrank a model accept through its judge confidence."""
+    from splink_er.routing import _keep_one_match
+
+    rows = [  # l, r, decided_by, judge_confidence, p
+        ("1", "1", "human", 1.0, 0.60),
+        ("1", "2", "rule", 1.0, 0.90),
+        ("2", "3", "needs_review", 0.55, 0.70),
+        ("2", "4", "model_accept", None, 0.99),
+        ("3", "5", "imported", 1.0, 0.50),
+        ("3", "6", "judge", 0.80, 0.40),
+    ]
+    df = pd.DataFrame(
+        rows, columns=["unique_id_l", "unique_id_r", "decided_by", "judge_confidence", "match_probability"]
+    )
+    df.insert(0, "source_dataset_l", "a")
+    df.insert(2, "source_dataset_r", "b")
+    df["final_match"], df["judge_reasoning"] = True, None
+    con = duckdb.connect()
+    con.register("d", df)
+    _keep_one_match(con, "d", "kept")
+    kept = con.execute("SELECT unique_id_r FROM kept WHERE final_match ORDER BY 1").fetchall()
+    assert [r for (r,) in kept] == ["1", "4", "6"]  # the person, the model accept, the judge

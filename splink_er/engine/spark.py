@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 import sqlglot
@@ -222,12 +223,16 @@ class SparkBackend(Backend):
             num_partitions_on_repartition=settings.engine.spark.shuffle_partitions,
         )
         self.sdfs = []
+        # A Spark session outlives a job (a notebook's, a test run's): each job's inputs get their own table name,
+        # or the next job over a source of the same name finds the last one's table and Splink refuses it.
+        job_tag = uuid.uuid4().hex[:8]
         # Inputs go over as Parquet written by DuckDB: no pandas round trip, types kept.
         for name, table in session.loaded.tables.items():
             path = self.work / "inputs" / f"{name}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"COPY {table} TO {sql_literal(path)} (FORMAT parquet)")
-            self.sdfs.append(self.db.register(self.spark.read.parquet(str(path)), dataset_display_name=name))
+            frame = self.spark.read.parquet(str(path))
+            self.sdfs.append(self.db.register(frame, table_name=f"{name}_{job_tag}", dataset_display_name=name))
         self._predictions = 0
 
     def bootstrap(self, untrained_duckdb_model: dict) -> dict:

@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..pairs import PAIR_KEY, canonical_key
+from ..pairs import EVIDENCE_STRENGTH, MODEL_STRENGTH, PAIR_KEY, canonical_key
 from ..sql import drop_relation, quote_ident, registered
 from .registry import members_sql
 
 DECIDED = ("human", "judge", "imported", "gate")  # a non-match these decided is a fact the clustering must respect
-STRENGTH = {
-    "human": 0,
-    "judge": 1,
-    "imported": 1.5,
-}  # accepted pairs added back first; the model's by probability after
 
 
 def split_contradictions(
@@ -104,7 +99,7 @@ def _cut(members: pd.DataFrame, links: pd.DataFrame, cannot: pd.DataFrame) -> pd
             i = parent[i]
         return i
 
-    order = links.assign(strength=links["decided_by"].map(STRENGTH).fillna(2)).sort_values(
+    order = links.assign(strength=links["decided_by"].map(EVIDENCE_STRENGTH).fillna(MODEL_STRENGTH)).sort_values(
         ["strength", "match_probability", *PAIR_KEY], ascending=[True, False, True, True, True, True]
     )
     for r in order.itertuples(index=False):
