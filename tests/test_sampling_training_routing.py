@@ -275,3 +275,19 @@ def test_one_to_one_keeps_the_strongest_evidence_first():
     _keep_one_match(con, "d", "kept")
     kept = con.execute("SELECT unique_id_r FROM kept WHERE final_match ORDER BY 1").fetchall()
     assert [r for (r,) in kept] == ["1", "4", "6"]  # the person, the model accept, the judge
+
+
+def test_rule_accepted_pairs_are_counted_for_the_prior_unless_gated(demo_dict):
+    """Sampling never sees rule-accepted pairs, so the labels-trained prior adds them as known matches; a pair a
+    gate rejects is not one."""
+    from splink_er.routing import rule_accepted_pairs
+
+    s = _routing_settings(
+        demo_dict,
+        gates=[{"name": "surname_far", "sql": "jaro_winkler_similarity(surname_l, surname_r) < 0.5"}],
+        accept_rules=[{"name": "same_key", "sql": "unique_id_l IN ('4', '5', '6')"}],
+    )
+    con = duckdb.connect()
+    con.register("sc", _routing_scores())
+    assert rule_accepted_pairs(con, "sc", s) == 2  # a:6 is gated
+    assert rule_accepted_pairs(con, "sc", load_settings(demo_dict | {"routing": {}})) == 0
