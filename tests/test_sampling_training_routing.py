@@ -189,6 +189,12 @@ def test_routing_counts_conflicts_gates_and_labels(demo_dict):
     ]
 
 
+GATE_AND_RULE = {
+    "gates": [{"name": "surname_far", "sql": "jaro_winkler_similarity(surname_l, surname_r) < 0.5"}],
+    "accept_rules": [{"name": "same_key", "sql": "unique_id_l IN ('4', '5', '6')"}],
+}
+
+
 def _routing_settings(demo_dict, **routing):
     demo_dict["link_type"] = "link_only"
     demo_dict["sources"].append(dict(demo_dict["sources"][0], name="other"))
@@ -197,12 +203,8 @@ def _routing_settings(demo_dict, **routing):
 
 
 def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict):
-    s = _routing_settings(
-        demo_dict,
-        gates=[{"name": "surname_far", "sql": "jaro_winkler_similarity(surname_l, surname_r) < 0.5"}],
-        # a:4-b:5 (band) and a:5-b:6 (model reject) share an exact key; a:6-b:7 too, but its gate wins.
-        accept_rules=[{"name": "same_key", "sql": "unique_id_l IN ('4', '5', '6')"}],
-    )
+    # a:4-b:5 (band) and a:5-b:6 (model reject) share an exact key; a:6-b:7 too, but its gate wins.
+    s = _routing_settings(demo_dict, **GATE_AND_RULE)
     con = duckdb.connect()
     con.register("sc", _routing_scores())
     con.execute("CREATE TABLE scores AS SELECT * FROM sc")
@@ -282,11 +284,7 @@ def test_rule_accepted_pairs_are_counted_for_the_prior_unless_gated(demo_dict):
     gate rejects is not one."""
     from splink_er.routing import rule_accepted_pairs
 
-    s = _routing_settings(
-        demo_dict,
-        gates=[{"name": "surname_far", "sql": "jaro_winkler_similarity(surname_l, surname_r) < 0.5"}],
-        accept_rules=[{"name": "same_key", "sql": "unique_id_l IN ('4', '5', '6')"}],
-    )
+    s = _routing_settings(demo_dict, **GATE_AND_RULE)
     con = duckdb.connect()
     con.register("sc", _routing_scores())
     assert rule_accepted_pairs(con, "sc", s) == 2  # a:6 is gated
