@@ -25,6 +25,7 @@ SMOKE = {
     "ceilings": (["fake_1000"], "ceilings_fake_1000.json"),
     "judge_throughput": (["--batches", "20", "--concurrency", "16", "--fault-pairs", "100"], "judge_throughput.json"),
     "normalize_names": (["2000"], "normalize_names.json"),
+    "labels_import": (["--presets", "fake_1000"], "labels_import.json"),
     "scale": (["--sizes", "2000"], "scale.json"),
     "entity_store": (["--records", "2000", "--repeat", "1"], "entity_store.json"),
     "incremental": (
