@@ -133,6 +133,7 @@ STAGING = ".staging-"
 OUTPUT_GUIDE = {
     RunDirectory.report: "the run in charts: decisions, weights, rounds, judge cost, accuracy (open in a browser)",
     RunDirectory.matches: "the accepted pairs, with both records side by side and the cluster id",
+    RunDirectory.gold: "one row per record of the primary source: its best match or none, how and how surely",
     RunDirectory.decisions: "every blocked pair: its score, how it was decided (decided_by), final_match, reasoning",
     RunDirectory.clusters: "every record with its entity id (stable from run to run): records of one entity share it",
     RunDirectory.entity_changes: "what this run changed in the entity store: created, merged, split, records moved",

@@ -6,6 +6,7 @@ import pytest
 import splink_er
 from splink_er import SplinkERError
 from splink_er.gold import GOLD_COLUMNS
+from splink_er.outputs import OUTPUT_GUIDE
 
 
 def _final_partners(d: pd.DataFrame) -> dict[str, set[str]]:
@@ -23,6 +24,9 @@ def test_gold_has_every_record_once_with_its_best_match_and_how_it_was_decided(d
     r = splink_er.run(demo_dict, quiet=True)
     gold = pd.read_parquet(r.output_dir / "gold.parquet")
     assert list(gold.columns) == GOLD_COLUMNS
+    # Every file the run wrote is explained in the guide the run prints.
+    written = {p.name for p in r.output_dir.iterdir() if p.is_file()}
+    assert not {n for n in written if n.endswith((".parquet", ".json", ".html"))} - set(OUTPUT_GUIDE)
     records = pd.read_csv(demo_dict["sources"][0]["path"], dtype=str)
     assert sorted(gold.unique_id) == sorted(records.unique_id)  # every record, once
     d = r.decisions
