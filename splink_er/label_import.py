@@ -22,8 +22,6 @@ from .settings import load_settings
 from .sources import missing_records
 from .sql import registered
 
-TRUE, FALSE = MATCH_WORDS, NON_MATCH_WORDS
-
 
 class LabelFileError(InputError):
     """The file of labels to import cannot be read as one; the message names the columns or rows and the fix."""
@@ -49,7 +47,7 @@ def _as_match(value) -> bool | None | str:
         return value
     text = str(value).strip().lower()
     text = text[:-2] if text.endswith(".0") else text  # 1.0 / 0.0 from a numeric column
-    return True if text in TRUE else False if text in FALSE else value
+    return True if text in MATCH_WORDS else False if text in NON_MATCH_WORDS else value
 
 
 def _read(file: Path) -> pd.DataFrame:

@@ -22,8 +22,6 @@ from .report import CSS, table
 from .sources import check_records_exist, record_lookup
 from .sql import sql_literal
 
-YES, NO = MATCH_WORDS, NON_MATCH_WORDS
-
 
 class ReviewFileError(InputError):
     """The answered review file cannot be read; the message names the rows and what to write."""
@@ -127,7 +125,7 @@ def import_answers(settings, file: str | Path, *, overrides: list[str] | None = 
     if missing:
         raise ReviewFileError(f"{file}: columns {missing} are missing; answer in the file `review export` wrote")
     answers = df["answer"].str.strip().str.lower()
-    bad = [f"row {i + 2} ({v!r})" for i, v in answers.items() if v and v not in YES | NO]
+    bad = [f"row {i + 2} ({v!r})" for i, v in answers.items() if v and v not in MATCH_WORDS | NON_MATCH_WORDS]
     if bad:
         raise ReviewFileError(
             f"{file}: answers must be match or non-match (or blank to skip); not understood: "
@@ -140,7 +138,7 @@ def import_answers(settings, file: str | Path, *, overrides: list[str] | None = 
         labels.append(
             make_label(
                 tuple(r[k] for k in PAIR_KEY),
-                answers[i] in YES,
+                answers[i] in MATCH_WORDS,
                 1.0,
                 "human",
                 "human",

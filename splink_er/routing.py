@@ -32,7 +32,12 @@ def decided_by_rules_sql(settings: Settings) -> str | None:
     """SQL predicate over the scores: a gate rejects or an accept rule accepts the pair whatever the model and
     the judge say (None without rules). Sampling leaves these pairs out."""
     rules = settings.routing.gates + settings.routing.accept_rules
-    return " OR ".join(f"COALESCE(({r.sql}), false)" for r in rules) or None
+    return _any_holds_sql(rules) or None
+
+
+def _any_holds_sql(rules) -> str:
+    """SQL: any of `rules` (gates or accept rules) holds for a pair ('' without rules)."""
+    return " OR ".join(f"COALESCE(({r.sql}), false)" for r in rules)
 
 
 def rule_accepted_pairs(con, scores: str, settings: Settings) -> int:
@@ -40,8 +45,7 @@ def rule_accepted_pairs(con, scores: str, settings: Settings) -> int:
     r = settings.routing
     if not r.accept_rules:
         return 0
-    accepted = " OR ".join(f"COALESCE(({a.sql}), false)" for a in r.accept_rules)
-    gated = " OR ".join(f"COALESCE(({g.sql}), false)" for g in r.gates) or "false"
+    accepted, gated = _any_holds_sql(r.accept_rules), _any_holds_sql(r.gates) or "false"
     return con.execute(f"SELECT count(*) FROM {scores} WHERE ({accepted}) AND NOT ({gated})").fetchall()[0][0]
 
 
@@ -206,6 +210,10 @@ def route_counts(con, routed: str) -> dict[str, int]:
     return dict(con.execute(f"SELECT route, count(*) FROM {routed} GROUP BY 1 ORDER BY 1").fetchall())
 
 
+# Routes that carry an answer (a person's, the judge's, an import's): decisions show it as judge_match etc.
+ANSWERED = ("judge", "human", "unsure", "imported")
+
+
 def decide(
     con, routed: str, round_no: int, table: str = "decisions", one_to_one: bool = False, min_confidence: float = 0
 ) -> str:
@@ -221,15 +229,15 @@ def decide(
         CREATE VIEW {base} AS
         SELECT {KEY}, match_probability, match_weight,
             CASE WHEN route IN ('band', 'conflict', 'unsure') THEN 'needs_review' ELSE route END AS decided_by,
-            CASE WHEN route IN ('judge', 'human', 'unsure', 'imported') THEN label_match END AS judge_match,
-            CASE WHEN route IN ('judge', 'human', 'unsure', 'imported') THEN label_confidence
+            CASE WHEN route IN {ANSWERED} THEN label_match END AS judge_match,
+            CASE WHEN route IN {ANSWERED} THEN label_confidence
                  WHEN route = 'rule' THEN 1.0 END AS judge_confidence,
             CASE WHEN route IN ('judge', 'human', 'imported') THEN label_reasoning
                  WHEN route = 'unsure' THEN 'judge confidence ' || round(label_confidence, 2)
                      || ' below routing.min_judge_confidence {min_confidence}: ' || coalesce(label_reasoning, '')
                  WHEN route = 'gate' THEN 'gate: ' || gate
                  WHEN route = 'rule' THEN 'rule: ' || accept_rule END AS judge_reasoning,
-            CASE WHEN route IN ('judge', 'human', 'unsure', 'imported') THEN label_source END AS label_source,
+            CASE WHEN route IN {ANSWERED} THEN label_source END AS label_source,
             CASE route
                 WHEN 'judge' THEN label_match WHEN 'human' THEN label_match WHEN 'unsure' THEN label_match
                 WHEN 'imported' THEN label_match
