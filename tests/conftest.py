@@ -1,12 +1,20 @@
 import copy
+import os
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings as hypothesis_settings
 
 import splink_er
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The test command draws the same examples every run, so a pass or fail is the code's, not the draw's. Exploring
+# fresh examples is a separate, deliberate act: HYPOTHESIS_PROFILE=explore pytest ... (a find becomes an @example).
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def rows_differing(con, a: str, b: str) -> int:

@@ -185,7 +185,9 @@ def parse_name(raw: str | None, fmt: str = "auto") -> dict:
         text, out["running_mate"] = mate[0].strip(), mate[1].strip()
     nick = QUOTED_NICK.search(text)
     if nick:
-        out["nickname"] = next(g for g in nick.groups() if g).strip(" ,").upper() or None  # "Tom," Jr.
+        # "Tom," Jr.; ("Tom") quoted inside brackets: the quotes are no part of the name
+        inner = " ".join(STRAY_QUOTES.sub(" ", next(g for g in nick.groups() if g)).split())
+        out["nickname"] = inner.strip(" ,").upper() or None
         text = QUOTED_NICK.sub(" ", text, count=1).strip()
     text = " ".join(STRAY_QUOTES.sub(" ", text).split())
     if fmt == "last_first_middle":
