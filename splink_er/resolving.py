@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .entities import blocking_keys
 from .entities.ids import mint_ids
 from .entities.stable_ids import Plan, content_hash_sql, strongest_pairs_sql
 from .entities.store import ALIAS as STORE_ALIAS
@@ -273,25 +274,36 @@ class Resolver:
         loaded = self.session.loaded.tables
         for name, table in loaded.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE res_new_{name} AS SELECT * FROM {table}")
-        # (SQL, symmetric): a rule of equal columns reads the same both ways round, so it is joined once.
+        # (SQL, its equal columns or None): a rule of equal columns reads the same both ways round, so it is
+        # joined once, and on the store's hashed keys of those columns where it keeps them (blocking_keys.py).
         rules = [
-            (" AND ".join(f"l.{quote_ident(c)} = r.{quote_ident(c)}" for c in rule), True)
+            (" AND ".join(f"l.{quote_ident(c)} = r.{quote_ident(c)}" for c in rule), list(rule))
             if isinstance(rule, list)
-            else (rule, False)
+            else (rule, None)
             for rule in s.blocking_rules
         ]
         for name, table in loaded.items():
             stored = self.store.values_table(name)
             self.store.require_values_match(name, table)
+            keys = self.store.keys_table(name)
+            stored_types, key_columns = (self.store.columns(t) for t in blocking_keys.tables(name))
             picks = []
             for other in loaded:
                 if not _compared(s.link_type, name, other):
                     continue
-                for rule, symmetric in rules:
+                new_types = blocking_keys.table_columns(con, "temp", f"res_new_{other}")
+                for rule, columns in rules:
+                    if (
+                        columns
+                        and blocking_keys.key_column(columns) in key_columns
+                        and blocking_keys.hashable(columns, stored_types, new_types)
+                    ):
+                        picks.append(blocking_keys.candidates_sql(keys, columns, f"res_new_{other}"))
+                        continue
                     picks.append(
                         f"SELECT l.source_dataset, l.unique_id FROM {stored} l SEMI JOIN res_new_{other} r ON ({rule})"
                     )
-                    if not symmetric:
+                    if columns is None:
                         picks.append(
                             f"SELECT r.source_dataset, r.unique_id FROM {stored} r SEMI JOIN res_new_{other} l ON ({rule})"
                         )
@@ -633,7 +645,7 @@ class Resolver:
         inputs = {n: f"res_new_{n}" for n in s.loaded.tables} if s.settings.entities.keep_values else None
         return Plan(
             assigned, added, removed, created, retired, changed, seen, gone, events, inputs,
-            all_records=False, resolutions=resolutions,
+            all_records=False, resolutions=resolutions, key_rules=blocking_keys.equality_rules(s.settings.blocking_rules),
         )  # fmt: skip
 
     # ---- the answer ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ and its events say what that run changed).
 from __future__ import annotations
 
 from ..sql import drop_relation
+from .blocking_keys import equality_rules
 from .stable_ids import Plan, plan_changes
 from .store import EntityStore
 
@@ -42,6 +43,7 @@ class EntityLayer:
             )
             if s.settings.entities.keep_values:
                 self.plan.inputs = dict(s.loaded.tables)
+                self.plan.key_rules = equality_rules(s.settings.blocking_rules)
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM {self.plan.assigned}")
         return table
 

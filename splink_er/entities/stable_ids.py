@@ -17,7 +17,7 @@ non-matches); `retired` for an entity with no records left. A run that changes n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -44,6 +44,7 @@ class Plan:
     inputs: dict[str, str] | None = None  # source -> this run's input table, when the store keeps values
     all_records: bool = True  # the inputs are every record (a run), not only new ones (a resolve)
     resolutions: str | None = None  # RESOLUTION_COLUMNS rows (a resolve)
+    key_rules: list[list[str]] = field(default_factory=list)  # the blocking rules the store keeps keys of
 
 
 def plan_changes(

@@ -10,6 +10,8 @@ Tables (DuckDB SQL reads them directly: `ATTACH 'x.entities.duckdb' AS s (READ_O
     resolutions run_id, source_dataset, unique_id, content_hash, action (MERGE / REVIEW / INSERT), entity_id:
                 what `resolve` decided for each record it was sent
     values__<source>  every record's normalized values (entities.keep_values), what `resolve` compares with
+    keys__<source>    the blocking rules' columns of those values hashed, how `resolve` finds its candidates
+                      (blocking_keys.py)
 
 A run changes the store in one DuckDB transaction (`commit`): a run killed at any moment leaves the store as it
 was before or as it is after, never between. One process writes at a time (`locks.hold` beside the file, taken
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from ..errors import Busy, InputError
 from ..sql import quote_ident, sql_literal
+from . import blocking_keys
 
 ALIAS = "entity_store"
 
@@ -138,13 +141,21 @@ class EntityStore:
             raise
 
     def values_table(self, source: str) -> str:
-        return f"{ALIAS}.{quote_ident('values__' + source)}"
+        return f"{ALIAS}.{quote_ident(blocking_keys.tables(source)[0])}"
+
+    def keys_table(self, source: str) -> str:
+        """The hashed blocking keys of `values_table(source)` (blocking_keys.py)."""
+        return f"{ALIAS}.{quote_ident(blocking_keys.tables(source)[1])}"
+
+    def columns(self, table: str) -> dict[str, str]:
+        """Column name -> type of one of the store's tables (empty when there is none)."""
+        return blocking_keys.table_columns(self.con, ALIAS, table)
 
     def has_values(self, source: str) -> bool:
         return bool(
             self.con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
-                [ALIAS, "values__" + source],
+                [ALIAS, blocking_keys.tables(source)[0]],
             ).fetchall()[0][0]
         )
 
@@ -168,6 +179,7 @@ class EntityStore:
         records replaced, rows of records gone deleted; the whole table rewritten when the columns changed (new
         settings)."""
         con = self.con
+        changed_rows: dict[str, str] = {}  # source -> the rows whose values changed (absent: rewritten whole)
         for source, table in plan.inputs.items():
             vt = self.values_table(source)
             exists = self.has_values(source)
@@ -186,6 +198,12 @@ class EntityStore:
             con.execute(f"""
                 INSERT INTO {vt} SELECT t.* FROM {table} t
                 SEMI JOIN {plan.seen} s USING (source_dataset, unique_id)""")
+            changed_rows[source] = (
+                f"SELECT source_dataset, unique_id FROM {plan.seen} "
+                f"UNION ALL SELECT source_dataset, unique_id FROM {plan.gone}"
+            )
+        for source in plan.inputs:  # every write of values, so the keys never lag them
+            blocking_keys.write(con, ALIAS, source, plan.key_rules, changed_rows.get(source))
 
     # ---- reading --------------------------------------------------------------------------------------
     @classmethod
