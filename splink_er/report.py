@@ -36,13 +36,16 @@ def svg(spec: dict | alt.TopLevelMixin) -> str:
 
 
 def table(rows: list[dict] | pd.DataFrame, columns: list[str] | None = None) -> str:
-    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    if columns:
-        df = df[columns]
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in df.itertuples(index=False)
-    )
+    """An HTML table of `rows`. Dicts are read as they are, not through a DataFrame: a review page draws one small
+    table per pair, and building a DataFrame for each was most of a resolve's review file."""
+    if isinstance(rows, pd.DataFrame):
+        names = columns or list(rows.columns)
+        values = rows[names].itertuples(index=False)
+    else:
+        names = columns or list(dict.fromkeys(k for r in rows for k in r))
+        values = ([r.get(c) for c in names] for r in rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in names)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in values)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 

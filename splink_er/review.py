@@ -65,18 +65,16 @@ def write_queue(job, queue: pd.DataFrame, csv: Path) -> Path:
     page = csv.with_suffix(".html")
     out.to_csv(csv, index=False)
     blocks = []
-    for i, r in out.iterrows():
-        side = pd.DataFrame(
-            {"field": cols, "left": [r[f"left_{c}"] for c in cols], "right": [r[f"right_{c}"] for c in cols]}
-        )
+    for i, r in enumerate(out.to_dict("records")):
+        side = [{"field": c, "left": r[f"left_{c}"], "right": r[f"right_{c}"]} for c in cols]
         judge = (
-            f"judge: {'match' if r.judge_match else 'non-match'} ({r.judge_confidence:.2f}) {r.judge_reasoning}"
-            if pd.notna(r.judge_match)
-            else f"judge: {r.judge_reasoning or 'not asked'}"
+            f"judge: {'match' if r['judge_match'] else 'non-match'} ({r['judge_confidence']:.2f}) {r['judge_reasoning']}"
+            if pd.notna(r["judge_match"])
+            else f"judge: {r['judge_reasoning'] or 'not asked'}"
         )
         blocks.append(
-            f"<h3>Row {i + 2} of the CSV: {html.escape(r.unique_id_l)} &harr; {html.escape(r.unique_id_r)}"
-            f"</h3><p>model: p = {r.match_probability:.3f} (guess: {'match' if r.model_guess else 'non-match'})"
+            f"<h3>Row {i + 2} of the CSV: {html.escape(r['unique_id_l'])} &harr; {html.escape(r['unique_id_r'])}"
+            f"</h3><p>model: p = {r['match_probability']:.3f} (guess: {'match' if r['model_guess'] else 'non-match'})"
             f"; {html.escape(judge)}</p>{table(side)}"
         )
     page.write_text(
