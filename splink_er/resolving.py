@@ -362,6 +362,7 @@ class Resolver:
         runs that stored them): blocking narrowed to them, and only the human labels that involve a new record
         (a label outside blocking is scored by a Splink linker of its own: every label of the store would cost
         that on every resolve)."""
+        self.session.splink_messages.rules_narrowed = True
         human = self.job.store.human()
         keys = []
         if len(human):

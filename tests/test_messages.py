@@ -77,3 +77,20 @@ def test_splink_warnings_are_translated_said_once_and_unknown_ones_pass_through(
     # A new job replaces the handler: Splink's logger carries one of ours, not one per job.
     route_splink_messages(Collect())
     assert sum(isinstance(h, SplinkMessages) for h in logging.getLogger("splink").handlers) == 1
+
+
+def test_a_resolves_narrowed_blocking_rules_are_not_reported_as_invalid_but_other_checks_are():
+    # Splink 5's settings check, as it logs a resolve's rules (each section one record).
+    header = "SETTINGS VALIDATION: Errors were identified in your settings dictionary. \n"
+    rules = (
+        "======================================\nInvalid Columns(s) in Blocking Rule(s)\n"
+        "======================================\n\n    SQL: `(l.dob = r.dob) AND (l.unique_id IN (SELECT unique_id "
+        "FROM res_new_keys))`\n    - Invalid table names provided (only `l.` and `r.` are valid): `unique_id`"
+    )
+    comparisons = "======================================\nInvalid Columns(s) in Comparison(s)\n... `l.dob2`"
+    footer = "You may want to verify your settings dictionary has valid inputs in all fields before continuing."
+    h = SplinkMessages(Collect())
+    assert all(h.translate(t) for t in (header, rules, comparisons, footer))  # a run: all of it said
+    h.rules_narrowed = True
+    assert [h.translate(t) for t in (header, rules, footer)] == [None, None, None]
+    assert "Invalid Columns(s) in Comparison(s)" in h.translate(comparisons)
