@@ -95,3 +95,19 @@ def test_a_whole_last_line_without_its_newline_is_kept(tmp_path):
     store.path.write_text(store.path.read_text().rstrip("\n"))  # a hand edit that dropped the final newline
     store.append([make_label(("a", "3", "b", "4"), False, 1.0, "human", "human")])
     assert len(store.effective()) == 2 and not (tmp_path / "l.jsonl.torn").exists()
+
+
+def test_every_store_of_one_file_parses_it_once_until_it_changes(tmp_path, monkeypatch):
+    # A service builds a job, and a LabelStore, per request: the file is read again only when it changed.
+    from splink_er import jsonl
+
+    reads = []
+    real = jsonl.read_numbered
+    monkeypatch.setattr(jsonl, "read_numbered", lambda path: reads.append(path) or real(path))
+    path = tmp_path / "l.jsonl"
+    LabelStore(path).append([make_label(("a", "1", "b", "2"), True, 1.0, "human", "human")])
+    first = LabelStore(path).effective()
+    assert len(LabelStore(path).effective()) == len(LabelStore(path).human()) == len(first) == 1
+    assert len(reads) == 1
+    LabelStore(path).append([make_label(("a", "3", "b", "4"), False, 1.0, "human", "human")])
+    assert len(LabelStore(path).effective()) == 2 and len(reads) == 2  # the change is seen by a new store too

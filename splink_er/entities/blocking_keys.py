@@ -3,7 +3,7 @@
 A resolve's candidates are the stored records that pass a blocking rule with a new record. Joined on the stored
 values, each rule hashes and compares every stored record's strings: at 1M records about 140 ms for one new
 record (seven rules), a fifth of a one-record resolve. The store keeps, beside `values__<source>`, a table
-`keys__<source>` (source_dataset, unique_id, one BIGINT column per rule of equal columns): the rule's columns
+`keys__<source>` (source_dataset, unique_id, one UBIGINT column per rule of equal columns): the rule's columns
 hashed, NULL when any of them is NULL (SQL's `=` never holds for NULL). A resolve then joins on integers.
 
 A hash is a superset test: two equal values always have equal hashes; two different ones almost never do, and
