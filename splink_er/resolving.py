@@ -282,6 +282,7 @@ class Resolver:
             else (rule, None)
             for rule in s.blocking_rules
         ]
+        new_types = {n: blocking_keys.table_columns(con, "temp", f"res_new_{n}") for n in loaded}
         for name, table in loaded.items():
             stored = self.store.values_table(name)
             self.store.require_values_match(name, table)
@@ -291,12 +292,11 @@ class Resolver:
             for other in loaded:
                 if not _compared(s.link_type, name, other):
                     continue
-                new_types = blocking_keys.table_columns(con, "temp", f"res_new_{other}")
                 for rule, columns in rules:
                     if (
                         columns
                         and blocking_keys.key_column(columns) in key_columns
-                        and blocking_keys.hashable(columns, stored_types, new_types)
+                        and blocking_keys.hashable(columns, stored_types, new_types[other])
                     ):
                         picks.append(blocking_keys.candidates_sql(keys, columns, f"res_new_{other}"))
                         continue

@@ -212,6 +212,8 @@ def route_counts(con, routed: str) -> dict[str, int]:
 
 # Routes that carry an answer (a person's, the judge's, an import's): decisions show it as judge_match etc.
 ANSWERED = ("judge", "human", "unsure", "imported")
+# Routes whose pairs wait for a person (decided_by needs_review).
+WAITING = ("band", "conflict", "unsure")
 
 
 def decide(
@@ -228,7 +230,7 @@ def decide(
     con.execute(f"""
         CREATE VIEW {base} AS
         SELECT {KEY}, match_probability, match_weight,
-            CASE WHEN route IN ('band', 'conflict', 'unsure') THEN 'needs_review' ELSE route END AS decided_by,
+            CASE WHEN route IN {WAITING} THEN 'needs_review' ELSE route END AS decided_by,
             CASE WHEN route IN {ANSWERED} THEN label_match END AS judge_match,
             CASE WHEN route IN {ANSWERED} THEN label_confidence
                  WHEN route = 'rule' THEN 1.0 END AS judge_confidence,
@@ -238,12 +240,10 @@ def decide(
                  WHEN route = 'gate' THEN 'gate: ' || gate
                  WHEN route = 'rule' THEN 'rule: ' || accept_rule END AS judge_reasoning,
             CASE WHEN route IN {ANSWERED} THEN label_source END AS label_source,
-            CASE route
-                WHEN 'judge' THEN label_match WHEN 'human' THEN label_match WHEN 'unsure' THEN label_match
-                WHEN 'imported' THEN label_match
-                WHEN 'gate' THEN false WHEN 'rule' THEN true WHEN 'model_accept' THEN true WHEN 'model_reject' THEN false
-                ELSE match_probability >= 0.5 END AS final_match,
-            route IN ('band', 'conflict', 'unsure') AS needs_review,
+            CASE WHEN route IN {ANSWERED} THEN label_match
+                 WHEN route IN ('gate', 'model_reject') THEN false WHEN route IN ('rule', 'model_accept') THEN true
+                 ELSE match_probability >= 0.5 END AS final_match,
+            route IN {WAITING} AS needs_review,
             conflict,
             {round_no} AS round
         FROM {routed}

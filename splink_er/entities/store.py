@@ -152,12 +152,7 @@ class EntityStore:
         return blocking_keys.table_columns(self.con, ALIAS, table)
 
     def has_values(self, source: str) -> bool:
-        return bool(
-            self.con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
-                [ALIAS, blocking_keys.tables(source)[0]],
-            ).fetchall()[0][0]
-        )
+        return bool(self.columns(blocking_keys.tables(source)[0]))
 
     def _columns(self, table: str) -> list[str]:
         return [r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()]
@@ -179,7 +174,6 @@ class EntityStore:
         records replaced, rows of records gone deleted; the whole table rewritten when the columns changed (new
         settings)."""
         con = self.con
-        changed_rows: dict[str, str] = {}  # source -> the rows whose values changed (absent: rewritten whole)
         for source, table in plan.inputs.items():
             vt = self.values_table(source)
             exists = self.has_values(source)
@@ -188,22 +182,22 @@ class EntityStore:
                     self.require_values_match(source, table)  # raises, naming both column lists
                 con.execute(f"DROP TABLE {vt}")
                 exists = False
+            changed = None  # the rows whose values changed (None: the table was written whole)
             if not exists:
                 con.execute(f"CREATE TABLE {vt} AS SELECT * FROM {table}")
-                continue
-            con.execute(f"""
-                DELETE FROM {vt} v USING (SELECT source_dataset, unique_id FROM {plan.seen} WHERE NOT new
-                                          UNION ALL SELECT source_dataset, unique_id FROM {plan.gone}) x
-                WHERE v.source_dataset = x.source_dataset AND v.unique_id = x.unique_id""")
-            con.execute(f"""
-                INSERT INTO {vt} SELECT t.* FROM {table} t
-                SEMI JOIN {plan.seen} s USING (source_dataset, unique_id)""")
-            changed_rows[source] = (
-                f"SELECT source_dataset, unique_id FROM {plan.seen} "
-                f"UNION ALL SELECT source_dataset, unique_id FROM {plan.gone}"
-            )
-        for source in plan.inputs:  # every write of values, so the keys never lag them
-            blocking_keys.write(con, ALIAS, source, plan.key_rules, changed_rows.get(source))
+            else:
+                con.execute(f"""
+                    DELETE FROM {vt} v USING (SELECT source_dataset, unique_id FROM {plan.seen} WHERE NOT new
+                                              UNION ALL SELECT source_dataset, unique_id FROM {plan.gone}) x
+                    WHERE v.source_dataset = x.source_dataset AND v.unique_id = x.unique_id""")
+                con.execute(f"""
+                    INSERT INTO {vt} SELECT t.* FROM {table} t
+                    SEMI JOIN {plan.seen} s USING (source_dataset, unique_id)""")
+                changed = (
+                    f"SELECT source_dataset, unique_id FROM {plan.seen} "
+                    f"UNION ALL SELECT source_dataset, unique_id FROM {plan.gone}"
+                )
+            blocking_keys.write(con, ALIAS, source, plan.key_rules, changed)  # every write, so keys never lag
 
     # ---- reading --------------------------------------------------------------------------------------
     @classmethod

@@ -210,7 +210,8 @@ class _ListOf(Normalizer):
         return ["VARCHAR[]"]
 
     def one(self, value: str) -> str | None:
-        raise NotImplementedError
+        """One column's value normalized (None: it does not read). Each list kind (e-mails, phones) says how."""
+        raise NotImplementedError(f"{type(self).__name__} is a list kind without its own `one`")
 
     def normalize_values(self, values: list[tuple]) -> list[list]:
         rows = []
