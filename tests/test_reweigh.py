@@ -19,9 +19,10 @@ BIG = {"fake_20000", "historical_50k"}
 
 
 def _trained_job(name: str, tmp_path, extra=()):
-    """A preset after one round of (simulated) judging and training: its scores are a re-weighed prediction."""
+    """A preset (or the demo) after one round of (simulated) judging and training: its scores are a re-weighed
+    prediction."""
     job = splink_er.prepare(
-        REPO / "settings" / f"{name}.yaml",
+        splink_er.demo_settings_path() if name == "demo" else REPO / "settings" / f"{name}.yaml",
         quiet=True,
         overrides=[
             "judge.kind=truth",
@@ -110,3 +111,42 @@ def test_vectors_key_ignores_weights_but_not_blocking_or_comparisons():
     recompared = copy.deepcopy(model)
     recompared["comparisons"][0]["comparison_levels"][1]["sql_condition"] += " AND true"
     assert vectors_key(recompared) != vectors_key(model)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["demo", pytest.param("fake_20000", marks=pytest.mark.slow)])
+def test_a_grown_blocking_compares_only_the_appended_rules_pairs_and_scores_as_splinks_predict(name, tmp_path):
+    """Learned blocking appends rules after round 1: the stored vectors grow by Splink's predict of what the
+    appended rules alone propose, and the scores re-weighed from that union are Splink's predict of the grown rules,
+    to the last bit (match_key included: each appended rule keeps its place). One documented exception: a column
+    Splink retains only because an appended rule reads it is null on the older rules' pairs."""
+    room = ["blocking.max_comparisons=40000"] if name == "demo" else []  # the demo's one candidate (city) fits
+    job = _trained_job(name, tmp_path, extra=["blocking.adopt=true", *room])
+    assert job.blocking_report["chosen"], "the test needs learned blocking to adopt a rule"
+    backend, current, con = job.session.backend, job.inference._prediction, job.con
+    old, added = current.vectors.parts
+    assert len(job.model["blocking_rules_to_generate_predictions"]) > len(
+        old.model["blocking_rules_to_generate_predictions"]
+    )
+    reference = backend._splink_predict(job.model)
+    n_old, n_added, n_all = (
+        con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+        for t in (old.source_sql, added.source_sql, reference.source_sql)
+    )
+    assert 0 < n_added < n_all and n_old + n_added == n_all  # only the appended rules' pairs were compared
+
+    def columns(relation):
+        return [r[0] for r in con.execute(f"DESCRIBE {relation}").fetchall()]
+
+    assert columns(current.source_sql) == columns(reference.source_sql)
+    appended_only = set(columns(added.source_sql)) - set(columns(old.source_sql))
+    adopted = {c for rule in job.blocking_report["chosen"] for c in rule}
+    assert {c.removesuffix("_l").removesuffix("_r") for c in appended_only} <= adopted
+    same = ", ".join(c for c in columns(reference.source_sql) if c not in appended_only)
+    assert "match_weight" in same and "match_key" in same
+    assert (
+        rows_differing(
+            con, f"(SELECT {same} FROM {current.source_sql})", f"(SELECT {same} FROM {reference.source_sql})"
+        )
+        == 0
+    )

@@ -14,12 +14,14 @@ class Prediction:
     """A backend's prediction of every blocked pair. `source_sql` is what DuckDB reads it from (a table name
     or a `read_parquet(...)` call); `handle` is the backend's own object, for dropping it; `model` the model it
     was made with (its comparison vectors serve every later model of the same blocking and comparisons);
-    `vectors` the stored prediction whose vectors it re-weighs (None: it holds them itself)."""
+    `vectors` the stored prediction whose vectors it re-weighs (None: it holds them itself); `parts` the
+    predictions a union of stored vectors reads (engine/grown_blocking.py)."""
 
     source_sql: str
     handle: Any
     model: dict | None = None
     vectors: Prediction | None = None
+    parts: tuple = ()
 
 
 class Backend(ABC):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 import shutil
 
-from ..model import make_linker
 from ..sql import sql_literal
 from ..training import bootstrap
-from . import recorded_predict
+from . import grown_blocking, recorded_predict
 from .base import Backend, Prediction
 from .reweigh import reweigh
 
@@ -60,32 +59,69 @@ class DuckDBBackend(Backend):
             key = recorded_predict.key(model, tables, self.tf_lookups)
             return recorded_predict.predict(self.session.db, key, lambda: self._splink_predict(model))
         if self.can_reweigh(model, previous):
-            stored = previous.vectors or previous
-            vectors = self.session.db.table_to_splink_dataframe("__splink_er_vectors", stored.source_sql)
-            sql = reweigh(self.session.sdfs, vectors, stored.model, model).generate_cte_pipeline_sql()
-            self._views += 1
-            name = f"__splink_er_reweighed_{self._views}"
-            self.session.con.execute(f"CREATE VIEW {name} AS {sql}")
-            return Prediction(name, _View(self.session.con, name), copy.deepcopy(model), vectors=stored)
+            return self._reweighed(model, previous.vectors or previous)
+        grown = self._grown(model, previous)
+        if grown is not None:
+            return self._reweighed(model, grown)
         prediction = self._splink_predict(model)
         if self.settings.engine.compare_once:
             self._stored = prediction
         return prediction
 
+    def _reweighed(self, model: dict, stored: Prediction) -> Prediction:
+        vectors = self.session.db.table_to_splink_dataframe("__splink_er_vectors", stored.source_sql)
+        sql = reweigh(self.session.sdfs, vectors, stored.model, model).generate_cte_pipeline_sql()
+        self._views += 1
+        name = f"__splink_er_reweighed_{self._views}"
+        self.session.con.execute(f"CREATE VIEW {name} AS {sql}")
+        return Prediction(name, _View(self.session.con, name), copy.deepcopy(model), vectors=stored)
+
+    def _grown(self, model: dict, previous: Prediction | None) -> Prediction | None:
+        """When `model` only appends blocking rules to the stored prediction's (learned blocking), the stored
+        vectors plus Splink's predict of the appended rules' pairs, stored in its place (grown_blocking.py)."""
+        stored = self._stored
+        current = previous is not None and stored is not None and (previous is stored or previous.vectors is stored)
+        if not self.settings.engine.compare_once or not current:
+            return None
+        kept = grown_blocking.rules_appended(stored.model, model)
+        if kept is None:
+            return None
+        s = self.session
+        added = grown_blocking.predict_appended_rules(
+            grown_blocking.linker_for(s.sdfs, model, s.db, self.tf_lookups), kept
+        )
+        if added is None:
+            return None
+        added = Prediction(added.physical_name, added, copy.deepcopy(model))
+        self._views += 1
+        name = f"__splink_er_vectors_grown_{self._views}"
+        s.con.execute(
+            f"CREATE VIEW {name} AS SELECT * FROM {stored.source_sql} UNION ALL BY NAME SELECT * FROM {added.source_sql}"
+        )
+        handle = grown_blocking.UnionHandle(s.con, name, [stored, added])
+        self._stored = union = Prediction(name, handle, copy.deepcopy(model), parts=(stored, added))
+        return union
+
     def _splink_predict(self, model: dict) -> Prediction:
-        linker = make_linker(self.session.sdfs, model)
-        for column, table in self.tf_lookups.items():
-            linker.table_management.register_term_frequency_lookup(self.session.db.register(table), column)
-        pred = linker.inference.predict()
+        s = self.session
+        pred = grown_blocking.linker_for(s.sdfs, model, s.db, self.tf_lookups).inference.predict()
         return Prediction(pred.physical_name, pred, copy.deepcopy(model))
 
     def drop(self, prediction: Prediction) -> None:
         """Drop a prediction no longer read; the stored vectors of the current blocking stay while later
         predictions re-weigh them."""
-        if prediction is not self._stored:
+        if not self._keeps(prediction):
             prediction.handle.drop_table_from_database_and_remove_from_cache()
-        if prediction.vectors is not None and prediction.vectors is not self._stored:
+        if prediction.vectors is not None and not self._keeps(prediction.vectors):
             self.drop(prediction.vectors)
+
+    def _keeps(self, prediction: Prediction) -> bool:
+        """The stored vectors, or a part of them (a grown blocking's union reads the old stored prediction)."""
+
+        def within(stored: Prediction | None) -> bool:
+            return stored is not None and (prediction is stored or any(within(p) for p in stored.parts))
+
+        return within(self._stored)
 
     def cleanup(self) -> None:
         # Splink's parquet tables and DuckDB's spill files are scratch; the run's outputs are the results.
