@@ -59,6 +59,7 @@ class Inference:
     def __init__(self, session) -> None:
         self.session = session
         self.scores: Relation | None = None
+        self.pair_scores: Relation | None = None  # what routing reads of the scores (routing.pair_scores)
         self.routed: Relation | None = None
         self.decisions: Relation | None = None
         self._prediction = None  # the backend's prediction under the scores view
@@ -86,7 +87,15 @@ class Inference:
                 s.backend.drop(self._prediction)
             self._prediction = prediction
             self.scores = Relation(s.con, "scores")
+            self.pair_scores = None  # made by the next route: a run's last scoring is often never routed
         return self.scores
+
+    def _keep_table(self) -> bool:
+        """engine.routing_scores: keep what routing reads of the scores in a table, or compute it at each read."""
+        e = self.session.settings.engine
+        if e.routing_scores != "auto":
+            return e.routing_scores == "table"
+        return self.scores.count() <= e.auto_table_pairs
 
     def _score_outside_blocking(self, model: dict, labelled: list[tuple], blocked_sql: str) -> str | None:
         """A table of the labelled pairs the blocking rules do not propose, scored one by one with `model`."""
@@ -131,7 +140,9 @@ class Inference:
         """Route every scored pair (gates, labels, conflicts, thresholds); returns the number of pairs per route."""
         s = self.session
         with s.clock.stage("route"):
-            self.routed = Relation(s.con, routing.route(s.con, self.scores.name, labels, s.settings))
+            if self.pair_scores is None:
+                self.pair_scores = Relation(s.con, routing.pair_scores(s.con, "scores", s.settings, self._keep_table()))
+            self.routed = Relation(s.con, routing.route(s.con, self.pair_scores.name, labels, s.settings))
             return self.route_counts()
 
     def route_counts(self) -> dict[str, int]:

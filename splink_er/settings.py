@@ -907,6 +907,15 @@ class EngineSettings(_Strict):
         "SQL over the last prediction; identical to the last bit) instead of blocking and comparing every pair "
         "again. false: a full Splink predict every time the model changes (slower; the reference path).",
     )
+    routing_scores: Literal["auto", "table", "view"] = Field(
+        "auto",
+        description="What routing reads of each scoring (pair keys, probabilities, gate and accept-rule outcomes, "
+        "conflicts): 'table' copies it once per scoring, and every count, judge queue, decision and metric of a "
+        "round reads the copy (at 2.5M pairs a read fell from 0.35 s to under 0.1 s); 'view' computes it at each "
+        "read (no copy: at 24M pairs the table would be some 3 GB). 'auto': a table up to auto_table_pairs "
+        "blocked pairs.",
+    )
+    auto_table_pairs: int = Field(5_000_000, ge=0, description="Blocked pairs up to which 'auto' copies them.")
 
 
 class OutputSettings(_Strict):

@@ -150,3 +150,26 @@ def test_a_grown_blocking_compares_only_the_appended_rules_pairs_and_scores_as_s
         )
         == 0
     )
+
+
+@pytest.mark.e2e
+def test_a_run_routing_from_a_copy_of_the_scores_decides_every_pair_as_one_routing_from_the_view(tmp_path):
+    """engine.routing_scores: the rounds read a per-scoring copy (table) or compute at each read (view); the demo
+    with the truth judge decides every pair alike either way, with the same judged pairs."""
+    results = {}
+    for kind in ("table", "view"):
+        out = tmp_path / kind
+        results[kind] = splink_er.run(
+            splink_er.demo_settings_path(),
+            quiet=True,
+            overrides=[
+                "judge.kind=truth",
+                f"engine.routing_scores={kind}",
+                f"output_dir={out}",
+                f"labels.path={out / 'labels.jsonl'}",
+            ],
+        )
+    diff = compare_decisions(results["table"].decisions, results["view"].decisions)
+    assert diff["same_pairs"] and diff["final_match_differs"] == 0 and diff["decided_by_differs"] == 0
+    assert diff["max_abs_probability_difference"] == 0.0
+    assert results["table"].run["judge"]["pairs_judged"] == results["view"].run["judge"]["pairs_judged"] > 0

@@ -5,7 +5,7 @@ import pytest
 
 from splink_er import load_settings
 from splink_er.pairs import PAIR_KEY
-from splink_er.routing import decide, pairs_to_judge, route, route_counts
+from splink_er.routing import decide, pair_scores, pairs_to_judge, route, route_counts
 from splink_er.sampling import allocate, draw_sample, inclusion_probabilities
 from splink_er.training import train_from_labels
 
@@ -26,6 +26,11 @@ def _scores(n=2000, seed=0):
             "gamma_x": (p > 0.5).astype(int),
         }
     )
+
+
+def _route(con, labels, s, table: bool) -> None:
+    """Route the `scores` table as a run does: through what routing reads of it (pair_scores), a copy or a view."""
+    route(con, pair_scores(con, "scores", s, table), labels, s)
 
 
 def test_allocation_adds_up():
@@ -146,7 +151,8 @@ def _routing_scores():
     return df
 
 
-def test_routing_counts_conflicts_gates_and_labels(demo_dict):
+@pytest.mark.parametrize("table", [True, False], ids=["table", "view"])
+def test_routing_counts_conflicts_gates_and_labels(demo_dict, table):
     demo_dict["link_type"] = "link_only"
     demo_dict["sources"].append(dict(demo_dict["sources"][0], name="other"))
     demo_dict["routing"] = {
@@ -161,7 +167,7 @@ def test_routing_counts_conflicts_gates_and_labels(demo_dict):
         [("a", "7", "b", "8", False, 1.0, "checked", "human", "human")],
         columns=PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"],
     )
-    route(con, "scores", labels, s)
+    _route(con, labels, s, table)
     assert route_counts(con, "routed") == {
         "band": 2,
         "conflict": 2,
@@ -202,13 +208,14 @@ def _routing_settings(demo_dict, **routing):
     return load_settings(demo_dict)
 
 
-def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict):
+@pytest.mark.parametrize("table", [True, False], ids=["table", "view"])
+def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict, table):
     # a:4-b:5 (band) and a:5-b:6 (model reject) share an exact key; a:6-b:7 too, but its gate wins.
     s = _routing_settings(demo_dict, **GATE_AND_RULE)
     con = duckdb.connect()
     con.register("sc", _routing_scores())
     con.execute("CREATE TABLE scores AS SELECT * FROM sc")
-    route(con, "scores", pd.DataFrame(columns=PAIR_KEY), s)
+    _route(con, pd.DataFrame(columns=PAIR_KEY), s, table)
     assert route_counts(con, "routed") == {"band": 2, "gate": 1, "model_accept": 3, "rule": 2}
     decide(con, "routed", 1)
     d = con.execute(
@@ -222,7 +229,8 @@ def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict):
     assert list(pairs_to_judge(con, "routed")["unique_id_l"]) == ["3", "7"]  # rule pairs never reach the judge
 
 
-def test_judge_answers_below_the_confidence_floor_need_review(demo_dict):
+@pytest.mark.parametrize("table", [True, False], ids=["table", "view"])
+def test_judge_answers_below_the_confidence_floor_need_review(demo_dict, table):
     s = _routing_settings(demo_dict, min_judge_confidence=0.7)
     con = duckdb.connect()
     con.register("sc", _routing_scores())
@@ -236,7 +244,7 @@ def test_judge_answers_below_the_confidence_floor_need_review(demo_dict):
         ],
         columns=cols,
     )
-    route(con, "scores", labels, s)
+    _route(con, labels, s, table)
     counts = route_counts(con, "routed")
     assert counts["unsure"] == 1 and counts["judge"] == 1 and counts["human"] == 1
     assert "3" not in set(pairs_to_judge(con, "routed")["unique_id_l"])  # an answer is never paid for twice
@@ -249,8 +257,30 @@ def test_judge_answers_below_the_confidence_floor_need_review(demo_dict):
     assert d.loc["7", "decided_by"] == "human" and not d.loc["7", "needs_review"]
     # A floor of 0 makes every answer final (the behaviour before the floor existed).
     s0 = load_settings(demo_dict | {"routing": {"min_judge_confidence": 0}})
-    route(con, "scores", labels, s0)
+    _route(con, labels, s0, table)
     assert "unsure" not in route_counts(con, "routed")
+
+
+def test_labels_find_their_pairs_by_key_when_every_pair_hash_collides(demo_dict):
+    """In a pair_scores table a label finds its pair by the key's hash, then checks the key itself: with every
+    pair given the label's hash (all collide), the label still reaches exactly its pair, as through the view."""
+    s = _routing_settings(demo_dict)
+    con = duckdb.connect()
+    con.register("sc", _routing_scores())
+    con.execute("CREATE TABLE scores AS SELECT * FROM sc")
+    labels = pd.DataFrame(
+        [("a", "3", "b", "4", True, 0.9, "same person", "gemini", "judge")],
+        columns=PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"],
+    )
+    routes = {}
+    for table in (False, True):
+        pairs = pair_scores(con, "scores", s, table)
+        if table:
+            con.execute(f"UPDATE {pairs} SET pair_hash = hash('a', '3', 'b', '4')")
+        route(con, pairs, labels, s)
+        routes[table] = con.execute("SELECT unique_id_l, unique_id_r, route FROM routed ORDER BY ALL").fetchall()
+    assert routes[True] == routes[False]
+    assert [r[:2] for r in routes[True] if r[2] == "judge"] == [("3", "4")]
 
 
 def test_one_to_one_keeps_the_strongest_evidence_first():
