@@ -29,9 +29,7 @@ _RULES = "blocking_rules_to_generate_predictions"
 def _rules(model: dict) -> list:
     """A model's blocking rules, unset keys left out (Splink writes `arrays_to_explode: None` once it has read a
     rule, the settings' own rendering does not)."""
-    return [
-        {k: v for k, v in r.items() if v is not None} if isinstance(r, dict) else r for r in model.get(_RULES, [])
-    ]
+    return [{k: v for k, v in r.items() if v is not None} if isinstance(r, dict) else r for r in model.get(_RULES, [])]
 
 
 def rules_appended(stored_model: dict, model: dict) -> int | None:
