@@ -112,20 +112,19 @@ class AddedPairs:
             )[-1]["sql"]
             proposed.append(f"SELECT {i} AS cand, {unordered('join_key_l', 'join_key_r')} FROM ({sql})")
         blocked = f"SELECT {unordered(key_l, key_r)} FROM {scores} WHERE match_key <> {sql_literal(OUTSIDE_BLOCKING)}"
+        # One row per added pair with the candidates proposing it; the pair's number is its row. The number rides
+        # through Splink's predict as the registered pairs' match_key, so no join on the pair's two keys (strings)
+        # is needed to read the probabilities back or to list each candidate's pairs.
         con.execute(
-            f"CREATE OR REPLACE TABLE __blocking_added AS SELECT * FROM ({' UNION ALL '.join(proposed)}) "
-            f"ANTI JOIN ({blocked}) USING (a, b)"
-        )
-        con.execute(
-            "CREATE OR REPLACE TABLE __blocking_pairs AS SELECT a, b, (row_number() OVER ()) - 1 AS pair "
-            "FROM (SELECT DISTINCT a, b FROM __blocking_added)"
+            "CREATE OR REPLACE TABLE __blocking_pairs AS SELECT a, b, list(cand) AS cands "
+            f"FROM (SELECT * FROM ({' UNION ALL '.join(proposed)}) ANTI JOIN ({blocked}) USING (a, b)) GROUP BY a, b"
         )
         union = con.execute("SELECT count(*) FROM __blocking_pairs").fetchall()[0][0]
         self.share = min(1.0, settings.blocking.max_scored_pairs / union) if union else 1.0
         sampled = "" if self.share == 1.0 else f"WHERE hash(a, b) % 1000000 < {int(self.share * 1_000_000)}"
         con.execute(
-            "CREATE OR REPLACE TABLE __blocking_union AS SELECT '0' AS match_key, a AS join_key_l, b AS join_key_r "
-            f"FROM __blocking_pairs {sampled}"
+            "CREATE OR REPLACE TABLE __blocking_union AS SELECT CAST(rowid AS VARCHAR) AS match_key, "
+            f"a AS join_key_l, b AS join_key_r FROM __blocking_pairs {sampled}"
         )
         self.scored_pairs = con.execute("SELECT count(*) FROM __blocking_union").fetchall()[0][0]
         db = linker._db_api
@@ -138,21 +137,26 @@ class AddedPairs:
             db._intermediate_table_cache.pop(_blocked_pairs_cache_key(), None)
             con.execute("DROP TABLE __blocking_union")
         try:
-            # Counting runs in memory: per candidate, its pairs (numbered) and their probabilities (NaN: not in
-            # the scored share), sorted by candidate; a chosen rule marks its pairs.
+            scored = con.execute(
+                f"SELECT CAST(match_key AS BIGINT) AS pair, match_probability FROM {pred.physical_name}"
+            ).fetchnumpy()
+            # Counting runs in memory: per candidate, its pairs (numbered), sorted by candidate; a chosen rule
+            # marks its pairs.
             got = con.execute(
-                f"SELECT x.cand, p.pair, s.match_probability FROM __blocking_added x JOIN __blocking_pairs p "
-                f"USING (a, b) LEFT JOIN (SELECT {unordered(key_l, key_r)}, match_probability FROM "
-                f"{pred.physical_name}) s USING (a, b) ORDER BY x.cand"
+                "SELECT cand, pair FROM (SELECT unnest(cands) AS cand, rowid AS pair FROM __blocking_pairs) "
+                "ORDER BY cand, pair"
             ).fetchnumpy()
         finally:
             pred.drop_table_from_database_and_remove_from_cache()
-            for table in ("__blocking_added", "__blocking_pairs"):
-                con.execute(f"DROP TABLE IF EXISTS {table}")
+            con.execute("DROP TABLE IF EXISTS __blocking_pairs")
             con.execute("DROP VIEW IF EXISTS __blocking_records")
+        by_pair = np.full(union, np.nan)  # NaN: not in the scored share
+        by_pair[np.asarray(scored["pair"], dtype=np.int64)] = np.ma.filled(
+            np.ma.asarray(scored["match_probability"], dtype=np.float64), np.nan
+        )
         cand = np.asarray(got["cand"], dtype=np.int64)
         self.pair = np.asarray(got["pair"], dtype=np.int64)
-        self.prob = np.ma.filled(np.ma.asarray(got["match_probability"], dtype=np.float64), np.nan)
+        self.prob = by_pair[self.pair]
         self.starts = np.searchsorted(cand, np.arange(len(candidates) + 1))
         self.chosen = np.zeros(union, dtype=bool)
 

@@ -83,15 +83,22 @@ def gold_sql(
             SELECT source_dataset_r, unique_id_r, source_dataset_l, unique_id_l, final_match, decided_by,
                 match_probability, judge_confidence, judge_reasoning, needs_review
             FROM {decisions_kept} WHERE source_dataset_r = {src}
-        ), ranked AS (
-            SELECT *, row_number() OVER (
-                    PARTITION BY source_dataset, unique_id
-                    ORDER BY final_match DESC, {evidence_strength_sql()}, match_probability DESC,
-                        o_sd, o_uid) AS rk,
-                count(*) OVER (PARTITION BY source_dataset, unique_id) AS candidates,
-                bool_or(needs_review) OVER (PARTITION BY source_dataset, unique_id) AS any_review
+        ), best AS (
+            -- Each record's best pair: final matches first, then the strongest evidence, the higher probability,
+            -- the other record's key (a total order). One hash aggregate: three windows over every pair, sorted
+            -- per record, cost 2.7 s of a 2.5M-pair run.
+            SELECT source_dataset, unique_id, unnest(min_by(
+                    struct_pack(o_sd, o_uid, final_match, decided_by, match_probability, judge_confidence,
+                        judge_reasoning),
+                    row(
+                        CASE WHEN final_match THEN 0 WHEN NOT final_match THEN 1 ELSE 2 END,
+                        {evidence_strength_sql()},
+                        coalesce(-match_probability, 'infinity'::DOUBLE),
+                        o_sd, o_uid))),
+                count(*) AS candidates, bool_or(needs_review) AS any_review
             FROM sides WHERE true {other}
-        ), best AS (SELECT * FROM ranked WHERE rk = 1)
+            GROUP BY source_dataset, unique_id
+        )
         SELECT r.source_dataset, r.unique_id, c.entity_id,
             coalesce(b.final_match, false) AS has_match,
             CASE WHEN b.final_match THEN b.o_sd END AS match_source_dataset,

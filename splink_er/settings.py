@@ -526,7 +526,7 @@ class BlockingSettings(_Strict):
     )
     max_candidates: int = Field(200, ge=1, description="Most candidate rules scored.")
     max_scored_pairs: int = Field(
-        2_000_000,
+        1_000_000,
         ge=1,
         description="Most added pairs compared to estimate the candidates' expected matches. Every candidate's "
         "added pairs are counted exactly; when their union is larger, a fixed random share of it (the same pairs "
