@@ -148,7 +148,6 @@ class AddedPairs:
             ).fetchnumpy()
         finally:
             pred.drop_table_from_database_and_remove_from_cache()
-            con.execute("DROP TABLE IF EXISTS __blocking_pairs")
             con.execute("DROP VIEW IF EXISTS __blocking_records")
         by_pair = np.full(union, np.nan)  # NaN: not in the scored share
         by_pair[np.asarray(scored["pair"], dtype=np.int64)] = np.ma.filled(
@@ -175,13 +174,40 @@ class AddedPairs:
         i = self.index[id(cand)]
         self.chosen[self.pair[self.starts[i] : self.starts[i + 1]]] = True
 
+    def blocked_pairs_of(self, chosen: list[Candidate], first_match_key: int, table: str) -> None:
+        """Create `table`: the pairs Splink's predict would block for `chosen` appended after `first_match_key`
+        rules, in its own form (match_key, join_key_l, join_key_r). A pair's match_key is its first chosen rule's
+        place: Splink gives each rule its pairs minus those of every rule before it, and the pairs of the rules
+        before the chosen ones were taken out above. Known here for every added pair (only probabilities were
+        sampled), so adopting the rules compares these pairs without blocking them again (engine/grown_blocking)."""
+        places = ", ".join(f"({self.index[id(c)]}, {first_match_key + k})" for k, c in enumerate(chosen))
+        self.con.execute(f"""
+            CREATE OR REPLACE TABLE {table} AS
+            SELECT CAST(min(k) AS VARCHAR) AS match_key, a AS join_key_l, b AS join_key_r
+            FROM (SELECT a, b, unnest(cands) AS cand FROM __blocking_pairs)
+            JOIN (VALUES {places}) AS chosen(cand, k) USING (cand)
+            GROUP BY a, b
+        """)
+
+    def close(self) -> None:
+        self.con.execute("DROP TABLE IF EXISTS __blocking_pairs")
+
 
 def suggest(
-    con, sdfs: list, settings: Settings, loaded: LoadedSources, model: dict, scores_table: str, progress=None
+    con,
+    sdfs: list,
+    settings: Settings,
+    loaded: LoadedSources,
+    model: dict,
+    scores_table: str,
+    progress=None,
+    blocked_pairs_table: str | None = None,
 ) -> dict:
     """Candidate rules with their added comparisons and the model's expected matches, and the greedy choice
     within `blocking.max_comparisons`. `model` is the current (trained) Splink model and `scores_table` its scores
-    of the pairs the current rules propose. `progress(done, total)` is called after each candidate is scored."""
+    of the pairs the current rules propose. `progress(done, total)` is called after each candidate is scored.
+    `blocked_pairs_table`: also create it with the chosen rules' pairs as Splink blocks them (see
+    `AddedPairs.blocked_pairs_of`), for a run that adopts them."""
     b = settings.blocking
     blocked_pairs, expected_blocked = con.execute(
         f"SELECT count(*), coalesce(sum(match_probability), 0) FROM {scores_table}"
@@ -199,12 +225,17 @@ def suggest(
     if not viable:
         return _report(blocked_pairs, budget, expected_blocked, candidates, [], None)
     added = AddedPairs(con, sdfs, model, viable, scores_table, settings)
-    if progress:
-        progress(1, 2)
-    added.count(viable)
-    chosen = _greedy(added, viable, b.min_expected_matches, room)
-    if progress:
-        progress(2, 2)
+    try:
+        if progress:
+            progress(1, 2)
+        added.count(viable)
+        chosen = _greedy(added, viable, b.min_expected_matches, room)
+        if blocked_pairs_table and chosen:
+            added.blocked_pairs_of(chosen, len(settings.blocking_rules), blocked_pairs_table)
+        if progress:
+            progress(2, 2)
+    finally:
+        added.close()
     return _report(blocked_pairs, budget, expected_blocked, candidates, chosen, added)
 
 

@@ -43,6 +43,10 @@ from .training import Training
 JudgeArg = Judge | Callable[[Session], Judge] | None
 
 
+# Learned blocking's chosen rules' pairs, as Splink blocks them, kept for the adoption that follows (round 1).
+_ADOPTABLE_PAIRS = "__splink_er_adoptable_pairs"
+
+
 class Job:
     """One entity-resolution job: load with `prepare(...)`, then run steps or `run()`.
 
@@ -234,7 +238,7 @@ class Job:
                 "prints work on either engine)"
             )
         with s.clock.stage("blocking"), s.reporter.progress("scoring candidate blocking rules") as advance:
-            return blocking_mod.suggest(
+            report = blocking_mod.suggest(
                 s.con,
                 s.sdfs,
                 s.settings,
@@ -242,15 +246,20 @@ class Job:
                 self.model,
                 str(self.inference.scores),
                 progress=lambda done, total: advance(done, total=total),
+                blocked_pairs_table=_ADOPTABLE_PAIRS if self.learn_blocking else None,
             )
+        if self.learn_blocking and report["chosen"]:  # adopting them compares these pairs, blocked already
+            s.backend.appended_pairs = (report["chosen"], _ADOPTABLE_PAIRS)
+        return report
 
     def adopt_blocking(self, rules: list[list[str]]) -> None:
         """Add blocking rules to the job (its settings and every model of this run) and re-score."""
-        if not rules:
-            return
-        self.session.with_blocking_rules(rules)
-        self.training.use_blocking_rules(self.session.blocking_rules_sql())
-        self.score()
+        if rules:
+            self.session.with_blocking_rules(rules)
+            self.training.use_blocking_rules(self.session.blocking_rules_sql())
+            self.score()
+        self.session.backend.appended_pairs = None
+        self.con.execute(f"DROP TABLE IF EXISTS {_ADOPTABLE_PAIRS}")
 
     def use_stored_answers(self, method_ids: set[str] | None = None) -> dict:
         """Train on the stored judge answers of the judge methods `method_ids` (None: every method), whichever

@@ -87,8 +87,10 @@ class DuckDBBackend(Backend):
         if kept is None:
             return None
         s = self.session
+        known, self.appended_pairs = self.appended_pairs, None
+        table = known[1] if known and known[0] == self.settings.blocking_rules[kept:] else None
         added = grown_blocking.predict_appended_rules(
-            grown_blocking.linker_for(s.sdfs, model, s.db, self.tf_lookups), kept
+            grown_blocking.linker_for(s.sdfs, model, s.db, self.tf_lookups), kept, table
         )
         if added is None:
             return None

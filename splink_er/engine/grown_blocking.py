@@ -47,13 +47,16 @@ def rules_appended(stored_model: dict, model: dict) -> int | None:
     return len(old) if numbering[0] == numbering[1] else None
 
 
-def predict_appended_rules(linker, kept: int):
+def predict_appended_rules(linker, kept: int, blocked_pairs_table: str | None = None):
     """Splink's predict of the pairs only the rules after the first `kept` propose (a SplinkDataFrame), or None
     when a rule explodes arrays (its exclusions are not a per-pair condition): then predict them all.
 
     Splink's own steps: its blocked pairs of the appended rules, in the cache entry where its predict looks for the
     blocked pairs it made itself (each appended rule keeps its preceding rules, so its exclusions and match_key),
-    then its predict. The linker keeps the whole rule list: the columns it retains depend on every rule."""
+    then its predict. The linker keeps the whole rule list: the columns it retains depend on every rule.
+    `blocked_pairs_table`: those blocked pairs already made (learned blocking knows them, blocking.py), used in
+    place of Splink's blocking step; dropped here. Not for two inputs linked only: Splink puts the first input's
+    record on the left there, not the lesser key."""
     from splink.internals.blocking import ExplodingBlockingRule, compute_blocked_pairs_from_concat_with_tf
     from splink.internals.chunking import _blocked_pairs_cache_key
     from splink.internals.pipeline import CTEPipeline
@@ -61,30 +64,35 @@ def predict_appended_rules(linker, kept: int):
 
     st = linker._settings_obj
     rules = st._blocking_rules_to_generate_predictions
-    if any(isinstance(r, ExplodingBlockingRule) for r in rules):
+    db = linker._db_api
+    two_inputs_linked = st._link_type == "link_only" and len(linker._input_tables_dict) == 2
+    if blocked_pairs_table and not two_inputs_linked:
+        blocked = db.table_to_splink_dataframe("__splink__blocked_id_pairs", blocked_pairs_table)
+    elif any(isinstance(r, ExplodingBlockingRule) for r in rules):
         return None
-    pipeline = CTEPipeline()
-    enqueue_df_concat(linker, pipeline)
-    ci = st.column_info_settings
-    blocked = compute_blocked_pairs_from_concat_with_tf(  # as Splink's predict calls it, with the appended rules
-        pipeline=pipeline,
-        db_api=linker._db_api,
-        splink_df_dict=linker._input_tables_dict,
-        blocking_rules=rules[kept:],
-        link_type=st._link_type,
-        source_dataset_input_column=ci.source_dataset_input_column,
-        unique_id_input_column=ci.unique_id_input_column,
-        df_concat_with_tf_table_name="__splink__df_concat",
-        left_chunk=(1, 1),
-        right_chunk=(1, 1),
-    )
+    else:
+        pipeline = CTEPipeline()
+        enqueue_df_concat(linker, pipeline)
+        ci = st.column_info_settings
+        blocked = compute_blocked_pairs_from_concat_with_tf(  # as Splink's predict calls it, the appended rules
+            pipeline=pipeline,
+            db_api=db,
+            splink_df_dict=linker._input_tables_dict,
+            blocking_rules=rules[kept:],
+            link_type=st._link_type,
+            source_dataset_input_column=ci.source_dataset_input_column,
+            unique_id_input_column=ci.unique_id_input_column,
+            df_concat_with_tf_table_name="__splink__df_concat",
+            left_chunk=(1, 1),
+            right_chunk=(1, 1),
+        )
     cache, key = linker._intermediate_table_cache, _blocked_pairs_cache_key()
     cache[key] = blocked
     try:
         return linker.inference.predict()
     finally:
         cache.pop(key, None)
-        blocked.drop_table_from_database_and_remove_from_cache()
+        blocked.drop_table_from_database_and_remove_from_cache(force_non_splink_table=blocked_pairs_table is not None)
 
 
 class UnionHandle:
