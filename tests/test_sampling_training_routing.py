@@ -28,6 +28,17 @@ def _scores(n=2000, seed=0):
     )
 
 
+def _scores_con():
+    """A connection holding `_routing_scores()` as the table `scores`."""
+    con = duckdb.connect()
+    con.register("sc", _routing_scores())
+    con.execute("CREATE TABLE scores AS SELECT * FROM sc")
+    return con
+
+
+LABEL_COLUMNS = PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"]
+
+
 def _route(con, labels, s, table: bool) -> None:
     """Route the `scores` table as a run does: through what routing reads of it (pair_scores), a copy or a view."""
     route(con, pair_scores(con, "scores", s, table), labels, s)
@@ -160,12 +171,10 @@ def test_routing_counts_conflicts_gates_and_labels(demo_dict, table):
         "gates": [{"name": "surname_far", "sql": "jaro_winkler_similarity(surname_l, surname_r) < 0.5"}],
     }
     s = load_settings(demo_dict)
-    con = duckdb.connect()
-    con.register("sc", _routing_scores())
-    con.execute("CREATE TABLE scores AS SELECT * FROM sc")
+    con = _scores_con()
     labels = pd.DataFrame(
         [("a", "7", "b", "8", False, 1.0, "checked", "human", "human")],
-        columns=PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"],
+        columns=LABEL_COLUMNS,
     )
     _route(con, labels, s, table)
     assert route_counts(con, "routed") == {
@@ -212,9 +221,7 @@ def _routing_settings(demo_dict, **routing):
 def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict, table):
     # a:4-b:5 (band) and a:5-b:6 (model reject) share an exact key; a:6-b:7 too, but its gate wins.
     s = _routing_settings(demo_dict, **GATE_AND_RULE)
-    con = duckdb.connect()
-    con.register("sc", _routing_scores())
-    con.execute("CREATE TABLE scores AS SELECT * FROM sc")
+    con = _scores_con()
     _route(con, pd.DataFrame(columns=PAIR_KEY), s, table)
     assert route_counts(con, "routed") == {"band": 2, "gate": 1, "model_accept": 3, "rule": 2}
     decide(con, "routed", 1)
@@ -232,10 +239,8 @@ def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict, 
 @pytest.mark.parametrize("table", [True, False], ids=["table", "view"])
 def test_judge_answers_below_the_confidence_floor_need_review(demo_dict, table):
     s = _routing_settings(demo_dict, min_judge_confidence=0.7)
-    con = duckdb.connect()
-    con.register("sc", _routing_scores())
-    con.execute("CREATE TABLE scores AS SELECT * FROM sc")
-    cols = PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"]
+    con = _scores_con()
+    cols = LABEL_COLUMNS
     labels = pd.DataFrame(
         [
             ("a", "3", "b", "4", True, 0.55, "names close, dates unclear", "gemini", "judge"),
@@ -265,12 +270,10 @@ def test_labels_find_their_pairs_by_key_when_every_pair_hash_collides(demo_dict)
     """In a pair_scores table a label finds its pair by the key's hash, then checks the key itself: with every
     pair given the label's hash (all collide), the label still reaches exactly its pair, as through the view."""
     s = _routing_settings(demo_dict)
-    con = duckdb.connect()
-    con.register("sc", _routing_scores())
-    con.execute("CREATE TABLE scores AS SELECT * FROM sc")
+    con = _scores_con()
     labels = pd.DataFrame(
         [("a", "3", "b", "4", True, 0.9, "same person", "gemini", "judge")],
-        columns=PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"],
+        columns=LABEL_COLUMNS,
     )
     routes = {}
     for table in (False, True):
