@@ -149,6 +149,8 @@ class AddedPairs:
         finally:
             pred.drop_table_from_database_and_remove_from_cache()
             con.execute("DROP VIEW IF EXISTS __blocking_records")
+        if len(scored["pair"]) and int(scored["pair"].max()) >= union:  # rowids of a new table run 0..n-1
+            raise RuntimeError("learned blocking: a scored pair's number is outside the added pairs")
         by_pair = np.full(union, np.nan)  # NaN: not in the scored share
         by_pair[np.asarray(scored["pair"], dtype=np.int64)] = np.ma.filled(
             np.ma.asarray(scored["match_probability"], dtype=np.float64), np.nan
@@ -189,9 +191,6 @@ class AddedPairs:
             GROUP BY a, b
         """)
 
-    def close(self) -> None:
-        self.con.execute("DROP TABLE IF EXISTS __blocking_pairs")
-
 
 def suggest(
     con,
@@ -224,18 +223,21 @@ def suggest(
     viable = [c for c in candidates if 0 < c.proposed_pairs <= budget and room > 0]
     if not viable:
         return _report(blocked_pairs, budget, expected_blocked, candidates, [], None)
-    added = AddedPairs(con, sdfs, model, viable, scores_table, settings)
     try:
+        added = AddedPairs(con, sdfs, model, viable, scores_table, settings)
         if progress:
             progress(1, 2)
         added.count(viable)
         chosen = _greedy(added, viable, b.min_expected_matches, room)
-        if blocked_pairs_table and chosen:
+        # Two inputs linked only: Splink puts the first input's record on the left, not the lesser key as here.
+        two_inputs_linked = settings.link_type == "link_only" and len(sdfs) == 2
+        if blocked_pairs_table and chosen and not two_inputs_linked:
             added.blocked_pairs_of(chosen, len(settings.blocking_rules), blocked_pairs_table)
         if progress:
             progress(2, 2)
-    finally:
-        added.close()
+    finally:  # also when AddedPairs failed half way
+        con.execute("DROP TABLE IF EXISTS __blocking_pairs")
+        con.execute("DROP VIEW IF EXISTS __blocking_records")
     return _report(blocked_pairs, budget, expected_blocked, candidates, chosen, added)
 
 

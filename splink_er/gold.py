@@ -86,7 +86,8 @@ def gold_sql(
         ), best AS (
             -- Each record's best pair: final matches first, then the strongest evidence, the higher probability,
             -- the other record's key (a total order). One hash aggregate: three windows over every pair, sorted
-            -- per record, cost 2.7 s of a 2.5M-pair run.
+            -- per record, cost 2.7 s of a 2.5M-pair run. NULLs rank last as they did there (NaN, which no
+            -- prediction holds, now ranks last too, and the caller's default_null_order no longer matters).
             SELECT source_dataset, unique_id, unnest(min_by(
                     struct_pack(o_sd, o_uid, final_match, decided_by, match_probability, judge_confidence,
                         judge_reasoning),

@@ -63,6 +63,8 @@ class Inference:
         self.routed: Relation | None = None
         self.decisions: Relation | None = None
         self._prediction = None  # the backend's prediction under the scores view
+        self._labels: pd.DataFrame | None = None  # what the last route read
+        self._hashed = False  # pair_scores is a table with key hashes (routing.pair_scores)
 
     def score(self, model: dict, labelled: list[tuple] = ()) -> Relation:
         """Predict every blocked pair; the scores view reads the backend's prediction with the full pair key for
@@ -87,15 +89,28 @@ class Inference:
                 s.backend.drop(self._prediction)
             self._prediction = prediction
             self.scores = Relation(s.con, "scores")
-            self.pair_scores = None  # made by the next route: a run's last scoring is often never routed
+            # Made by the next route (a run's last scoring is often never routed). The copy of the last scoring
+            # goes now: the routes over it would read stale scores, and it holds memory the next scoring needs.
+            if self.pair_scores is not None:
+                drop_relation(s.con, self.pair_scores.name)
+                self.pair_scores = None
         return self.scores
 
     def _keep_table(self) -> bool:
-        """engine.routing_scores: keep what routing reads of the scores in a table, or compute it at each read."""
+        """engine.routing_scores: keep what routing reads of the scores in a table, or compute it at each read.
+        'auto' copies up to routing_table_max_pairs scored pairs, and never under engine.memory_limit (the copy
+        would compete with the limit it is set for)."""
         e = self.session.settings.engine
         if e.routing_scores != "auto":
             return e.routing_scores == "table"
-        return self.scores.count() <= e.auto_table_pairs
+        return e.memory_limit is None and self.scores.count() <= e.routing_table_max_pairs
+
+    def _routed(self) -> str:
+        """The routed pairs of the current scores: after a scoring that steps run by hand did not route, routed
+        again with the last labels (the routes read the scoring's copy, and that went with the scoring)."""
+        if self.pair_scores is None and self.routed is not None:
+            self.route(self._labels)
+        return self.routed.name
 
     def _score_outside_blocking(self, model: dict, labelled: list[tuple], blocked_sql: str) -> str | None:
         """A table of the labelled pairs the blocking rules do not propose, scored one by one with `model`."""
@@ -141,12 +156,16 @@ class Inference:
         s = self.session
         with s.clock.stage("route"):
             if self.pair_scores is None:
-                self.pair_scores = Relation(s.con, routing.pair_scores(s.con, "scores", s.settings, self._keep_table()))
-            self.routed = Relation(s.con, routing.route(s.con, self.pair_scores.name, labels, s.settings))
+                table = self._keep_table()
+                self.pair_scores = Relation(s.con, routing.pair_scores(s.con, "scores", s.settings, table))
+                self._hashed = table
+            self._labels = labels
+            routed = routing.route(s.con, self.pair_scores.name, labels, s.settings, hashed=self._hashed)
+            self.routed = Relation(s.con, routed)
             return self.route_counts()
 
     def route_counts(self) -> dict[str, int]:
-        return routing.route_counts(self.session.con, self.routed.name)
+        return routing.route_counts(self.session.con, self._routed())
 
     def sampling_population(self) -> str:
         """The scored pairs sampling draws from: all of them, less the pairs a gate or an accept rule decides
@@ -163,14 +182,14 @@ class Inference:
         """The band and conflict pairs the judge should see next (conflicts first, then nearest p = 0.5), with
         the selection groups when routing.selection_questions is on."""
         s = self.session
-        return routing.pairs_to_judge(s.con, self.routed.name, limit=limit, selection=s.settings.selection_questions)
+        return routing.pairs_to_judge(s.con, self._routed(), limit=limit, selection=s.settings.selection_questions)
 
     def decide(self, round_no: int) -> Relation:
         """Final decisions over the routed pairs (needs_review for unjudged band pairs; one-to-one if set)."""
         s = self.session
         r = s.settings.routing
         name = routing.decide(
-            s.con, self.routed.name, round_no, one_to_one=r.one_to_one, min_confidence=r.min_judge_confidence
+            s.con, self._routed(), round_no, one_to_one=r.one_to_one, min_confidence=r.min_judge_confidence
         )
         self.decisions = Relation(s.con, name)
         return self.decisions

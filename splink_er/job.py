@@ -237,6 +237,7 @@ class Job:
                 "blocking suggest runs on DuckDB: run it with engine.kind=duckdb (the rules it "
                 "prints work on either engine)"
             )
+        self._forget_adoptable_pairs()
         with s.clock.stage("blocking"), s.reporter.progress("scoring candidate blocking rules") as advance:
             report = blocking_mod.suggest(
                 s.con,
@@ -249,8 +250,13 @@ class Job:
                 blocked_pairs_table=_ADOPTABLE_PAIRS if self.learn_blocking else None,
             )
         if self.learn_blocking and report["chosen"]:  # adopting them compares these pairs, blocked already
-            s.backend.appended_pairs = (report["chosen"], _ADOPTABLE_PAIRS)
+            # Valid for exactly these rules after exactly today's (their match_keys count from there).
+            s.backend.appended_pairs = (s.settings.blocking_rules + report["chosen"], _ADOPTABLE_PAIRS)
         return report
+
+    def _forget_adoptable_pairs(self) -> None:
+        self.session.backend.appended_pairs = None
+        self.con.execute(f"DROP TABLE IF EXISTS {_ADOPTABLE_PAIRS}")
 
     def adopt_blocking(self, rules: list[list[str]]) -> None:
         """Add blocking rules to the job (its settings and every model of this run) and re-score."""
@@ -258,8 +264,7 @@ class Job:
             self.session.with_blocking_rules(rules)
             self.training.use_blocking_rules(self.session.blocking_rules_sql())
             self.score()
-        self.session.backend.appended_pairs = None
-        self.con.execute(f"DROP TABLE IF EXISTS {_ADOPTABLE_PAIRS}")
+        self._forget_adoptable_pairs()
 
     def use_stored_answers(self, method_ids: set[str] | None = None) -> dict:
         """Train on the stored judge answers of the judge methods `method_ids` (None: every method), whichever

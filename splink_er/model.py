@@ -163,5 +163,13 @@ def make_linker(sdfs: list, model: dict, validate: bool = True) -> Linker:
     return Linker(sdfs, copy.deepcopy(model), log_level=None, validate_settings=validate)
 
 
+def linker_for(sdfs: list, model: dict, db, tf_lookups: dict[str, str]):
+    """A Linker predicting with `model` and the job's term-frequency lookups (as the full predict does)."""
+    linker = make_linker(sdfs, model)
+    for column, table in tf_lookups.items():
+        linker.table_management.register_term_frequency_lookup(db.register(table), column)
+    return linker
+
+
 def load_model(path: Path) -> dict:
     return json.loads(Path(path).read_text())

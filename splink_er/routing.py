@@ -115,9 +115,11 @@ def _labels_by_pair(con, pairs: str, labels: str) -> str:
     return at
 
 
-def route(con, pairs: str, labels: pd.DataFrame, settings: Settings, table: str = "routed") -> str:
-    """Create view `table` over `pairs` (see `pair_scores`): one row per scored pair with its route and any label
-    it has.
+def route(
+    con, pairs: str, labels: pd.DataFrame, settings: Settings, table: str = "routed", hashed: bool = False
+) -> str:
+    """Create view `table` over `pairs` (see `pair_scores`; `hashed`: it is a table with key hashes): one row per
+    scored pair with its route and any label it has.
 
     A view, not a table: at 24M pairs a routed table cost 5 s and spilled past a 1 GB memory limit, while the
     few scans that read it (counts, the pairs to judge, the decisions file) read only the columns they need."""
@@ -138,7 +140,6 @@ def route(con, pairs: str, labels: pd.DataFrame, settings: Settings, table: str 
     # A table (labels are few): the view must outlive this call, a registered DataFrame would not.
     with registered(con, "current_labels_frame", lab):
         con.execute(f"CREATE OR REPLACE TABLE {table}_labels AS SELECT * FROM current_labels_frame")
-    hashed = "pair_hash" in {r[0] for r in con.execute(f"SELECT * FROM {pairs} LIMIT 0").description}
     joined = (
         f"LEFT JOIN {_labels_by_pair(con, pairs, f'{table}_labels')} l ON l.pair_id = s.rowid"
         if hashed

@@ -912,10 +912,12 @@ class EngineSettings(_Strict):
         description="What routing reads of each scoring (pair keys, probabilities, gate and accept-rule outcomes, "
         "conflicts): 'table' copies it once per scoring, and every count, judge queue, decision and metric of a "
         "round reads the copy (at 2.5M pairs a read fell from 0.35 s to under 0.1 s); 'view' computes it at each "
-        "read (no copy: at 24M pairs the table would be some 3 GB). 'auto': a table up to auto_table_pairs "
-        "blocked pairs.",
+        "read (no copy: at 24M pairs the table would be some 3 GB). 'auto': a table up to "
+        "routing_table_max_pairs scored pairs, and a view whenever memory_limit is set.",
     )
-    auto_table_pairs: int = Field(5_000_000, ge=0, description="Blocked pairs up to which 'auto' copies them.")
+    routing_table_max_pairs: int = Field(
+        5_000_000, ge=0, description="Scored pairs up to which routing_scores 'auto' copies them (see there)."
+    )
 
 
 class OutputSettings(_Strict):

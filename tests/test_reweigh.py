@@ -183,3 +183,35 @@ def test_a_run_routing_from_a_copy_of_the_scores_decides_every_pair_as_one_routi
     assert diff["same_pairs"] and diff["final_match_differs"] == 0 and diff["decided_by_differs"] == 0
     assert diff["max_abs_probability_difference"] == 0.0
     assert results["table"].run["judge"]["pairs_judged"] == results["view"].run["judge"]["pairs_judged"] > 0
+
+
+@pytest.mark.e2e
+def test_decisions_after_a_scoring_no_step_routed_read_the_new_scores(tmp_path):
+    """Steps run by hand: route, train on answers, score again, decide without routing. The routes read a copy of
+    the scoring they were made from (engine.routing_scores=table); deciding routes the new scores again with the
+    same labels, so no decision carries the earlier model's probability."""
+    job = splink_er.prepare(
+        splink_er.demo_settings_path(),
+        quiet=True,
+        overrides=[
+            "judge.kind=truth",
+            "engine.routing_scores=table",
+            f"output_dir={tmp_path}",
+            f"labels.path={tmp_path / 'labels.jsonl'}",
+        ],
+    )
+    job.bootstrap()
+    job.score()
+    job.route()
+    assert job.judge_band(limit=100)["asked"] > 0
+    before = job.model
+    job.train()
+    assert job.model != before
+    job.score()
+    decisions = job.inference.decide(1)
+    stale = job.con.execute(
+        f"SELECT count(*) FROM {decisions} d JOIN scores s USING (source_dataset_l, unique_id_l, source_dataset_r, "
+        "unique_id_r) WHERE d.match_probability <> s.match_probability"
+    ).fetchall()[0][0]
+    assert stale == 0 and decisions.count() == job.inference.scores.count()
+    assert job.con.execute(f"SELECT count(*) FROM {decisions} WHERE decided_by = 'judge'").fetchall()[0][0] > 0

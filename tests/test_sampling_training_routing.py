@@ -36,12 +36,12 @@ def _scores_con():
     return con
 
 
-LABEL_COLUMNS = PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"]
+ROUTING_LABEL_COLUMNS = PAIR_KEY + ["match", "confidence", "reasoning", "source", "source_kind"]
 
 
 def _route(con, labels, s, table: bool) -> None:
     """Route the `scores` table as a run does: through what routing reads of it (pair_scores), a copy or a view."""
-    route(con, pair_scores(con, "scores", s, table), labels, s)
+    route(con, pair_scores(con, "scores", s, table), labels, s, hashed=table)
 
 
 def test_allocation_adds_up():
@@ -174,7 +174,7 @@ def test_routing_counts_conflicts_gates_and_labels(demo_dict, table):
     con = _scores_con()
     labels = pd.DataFrame(
         [("a", "7", "b", "8", False, 1.0, "checked", "human", "human")],
-        columns=LABEL_COLUMNS,
+        columns=ROUTING_LABEL_COLUMNS,
     )
     _route(con, labels, s, table)
     assert route_counts(con, "routed") == {
@@ -240,14 +240,13 @@ def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict, 
 def test_judge_answers_below_the_confidence_floor_need_review(demo_dict, table):
     s = _routing_settings(demo_dict, min_judge_confidence=0.7)
     con = _scores_con()
-    cols = LABEL_COLUMNS
     labels = pd.DataFrame(
         [
             ("a", "3", "b", "4", True, 0.55, "names close, dates unclear", "gemini", "judge"),
             ("a", "4", "b", "5", False, 0.9, "different people", "gemini", "judge"),
             ("a", "7", "b", "8", False, 0.1, "a person said so", "human", "human"),  # humans are always final
         ],
-        columns=cols,
+        columns=ROUTING_LABEL_COLUMNS,
     )
     _route(con, labels, s, table)
     counts = route_counts(con, "routed")
@@ -273,14 +272,14 @@ def test_labels_find_their_pairs_by_key_when_every_pair_hash_collides(demo_dict)
     con = _scores_con()
     labels = pd.DataFrame(
         [("a", "3", "b", "4", True, 0.9, "same person", "gemini", "judge")],
-        columns=LABEL_COLUMNS,
+        columns=ROUTING_LABEL_COLUMNS,
     )
     routes = {}
     for table in (False, True):
         pairs = pair_scores(con, "scores", s, table)
         if table:
             con.execute(f"UPDATE {pairs} SET pair_hash = hash('a', '3', 'b', '4')")
-        route(con, pairs, labels, s)
+        route(con, pairs, labels, s, hashed=table)
         routes[table] = con.execute("SELECT unique_id_l, unique_id_r, route FROM routed ORDER BY ALL").fetchall()
     assert routes[True] == routes[False]
     assert [r[:2] for r in routes[True] if r[2] == "judge"] == [("3", "4")]

@@ -39,8 +39,9 @@ class Backend(ABC):
         # Replay Splink's predict SQL recorded for the same model and tables (engine/recorded_predict.py): set by
         # resolve, whose inputs are small and whose predict would be mostly Splink building SQL.
         self.replay_predict = False
-        # (rules, table): the blocked pairs of `rules` once appended to the job's rules, in Splink's form, made by
-        # learned blocking; the next predict of a grown blocking compares them instead of blocking them again.
+        # (rules, table): the pairs the last of `rules` add to the first ones, blocked in Splink's form by learned
+        # blocking; a predict whose blocking is exactly `rules`, grown from the first ones, compares them instead of
+        # blocking them again.
         self.appended_pairs: tuple[list, str] | None = None
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import shutil
 
+from ..model import linker_for
 from ..sql import sql_literal
 from ..training import bootstrap
 from . import grown_blocking, recorded_predict
@@ -88,10 +89,8 @@ class DuckDBBackend(Backend):
             return None
         s = self.session
         known, self.appended_pairs = self.appended_pairs, None
-        table = known[1] if known and known[0] == self.settings.blocking_rules[kept:] else None
-        added = grown_blocking.predict_appended_rules(
-            grown_blocking.linker_for(s.sdfs, model, s.db, self.tf_lookups), kept, table
-        )
+        table = known[1] if known and known[0] == self.settings.blocking_rules else None
+        added = grown_blocking.predict_appended_rules(linker_for(s.sdfs, model, s.db, self.tf_lookups), kept, table)
         if added is None:
             return None
         added = Prediction(added.physical_name, added, copy.deepcopy(model))
@@ -106,7 +105,7 @@ class DuckDBBackend(Backend):
 
     def _splink_predict(self, model: dict) -> Prediction:
         s = self.session
-        pred = grown_blocking.linker_for(s.sdfs, model, s.db, self.tf_lookups).inference.predict()
+        pred = linker_for(s.sdfs, model, s.db, self.tf_lookups).inference.predict()
         return Prediction(pred.physical_name, pred, copy.deepcopy(model))
 
     def drop(self, prediction: Prediction) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 
-from ..model import levels_with_cvv, make_linker
+from ..model import levels_with_cvv
 from .reweigh import vectors_key
 
 _RULES = "blocking_rules_to_generate_predictions"
@@ -48,15 +48,15 @@ def rules_appended(stored_model: dict, model: dict) -> int | None:
 
 
 def predict_appended_rules(linker, kept: int, blocked_pairs_table: str | None = None):
-    """Splink's predict of the pairs only the rules after the first `kept` propose (a SplinkDataFrame), or None
-    when a rule explodes arrays (its exclusions are not a per-pair condition): then predict them all.
+    """Splink's predict of the pairs only the rules after the first `kept` propose (a SplinkDataFrame).
 
     Splink's own steps: its blocked pairs of the appended rules, in the cache entry where its predict looks for the
     blocked pairs it made itself (each appended rule keeps its preceding rules, so its exclusions and match_key),
     then its predict. The linker keeps the whole rule list: the columns it retains depend on every rule.
     `blocked_pairs_table`: those blocked pairs already made (learned blocking knows them, blocking.py), used in
-    place of Splink's blocking step; dropped here. Not for two inputs linked only: Splink puts the first input's
-    record on the left there, not the lesser key."""
+    place of Splink's blocking step and dropped after it (never for two inputs linked only: Splink puts the first
+    input's record on the left there, not the lesser key; the caller drops it then). Without it, None when a rule
+    explodes arrays (its exclusions are not a per-pair condition): then predict them all."""
     from splink.internals.blocking import ExplodingBlockingRule, compute_blocked_pairs_from_concat_with_tf
     from splink.internals.chunking import _blocked_pairs_cache_key
     from splink.internals.pipeline import CTEPipeline
@@ -106,11 +106,3 @@ class UnionHandle:
         self.con.execute(f"DROP VIEW IF EXISTS {self.name}")
         for part in self.parts:
             part.handle.drop_table_from_database_and_remove_from_cache()
-
-
-def linker_for(sdfs: list, model: dict, db, tf_lookups: dict[str, str]):
-    """A Linker predicting with `model` and the job's term-frequency lookups (as the full predict does)."""
-    linker = make_linker(sdfs, model)
-    for column, table in tf_lookups.items():
-        linker.table_management.register_term_frequency_lookup(db.register(table), column)
-    return linker

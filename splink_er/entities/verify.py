@@ -91,7 +91,10 @@ def _cut(members: pd.DataFrame, links: pd.DataFrame, cannot: pd.DataFrame) -> pd
 
     def numbered(frame: pd.DataFrame, side: str) -> list[int]:
         keys = frame[f"source_dataset_{side}"].astype(str) + "\x1f" + frame[f"unique_id_{side}"].astype(str)
-        return record.get_indexer(keys).tolist()
+        found = record.get_indexer(keys)
+        if (found < 0).any():  # -1 would silently name the last record
+            raise ValueError(f"a pair names a record outside its entity: {keys[found < 0].iloc[0]!r}")
+        return found.tolist()
 
     parent = list(range(len(record)))
     group = {i: {i} for i in range(len(record))}
