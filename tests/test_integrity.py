@@ -183,12 +183,18 @@ def test_ctrl_c_exits_130_saying_what_is_kept(tmp_path):
     cmd = [sys.executable, "-m", "splink_er.cli", "run", DEMO, "-q", "--out", str(tmp_path / "o")]
     cmd += ["--set", f"labels.path={store}", "--set", "judge.latency_seconds=0.3", "--set", "judge.concurrency=1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while (not store.exists() or not store.stat().st_size) and time.time() < deadline:
+    start = time.time()
+    while (not store.exists() or not store.stat().st_size) and time.time() < start + 60:
         time.sleep(0.1)
+    # Said when it fails (once in CI the run ended with 0 and no output: was the signal sent too late?).
+    when = f"signal after {time.time() - start:.1f} s, store {store.stat().st_size if store.exists() else 0} bytes"
+    running = proc.poll() is None
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted: answers received so far are in the label store" in out, out
+    assert running, f"the run had ended before the signal ({when}, exit {proc.returncode}): {out}"
+    assert proc.returncode == 130 and "interrupted: answers received so far are in the label store" in out, (
+        f"{when}: {out}"
+    )
     assert len(LabelStore(store).read_all()) >= 20  # the batches answered before Ctrl-C are kept
 
 
