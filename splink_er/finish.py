@@ -19,7 +19,7 @@ from .outputs import (
     write_decisions,
 )
 from .pairs import pair_keys
-from .sql import Relation, sql_literal
+from .sql import Relation, interrupted, sql_literal
 
 
 def finish_run(job) -> dict:
@@ -81,6 +81,8 @@ def finish_run(job) -> dict:
 
             write_report(s, model_file, run, out / RunDirectory.report)
         except Exception as e:  # the decisions are written; a chart failure must not lose the run
+            if interrupted(e):  # Ctrl-C during one of the report's queries: stop, as anywhere else
+                raise KeyboardInterrupt from e
             s.reporter.warn(f"report.html not written ({type(e).__name__}: {e})")
     job.entities.commit()  # the store first: a kill before publishing leaves it one run ahead, never mixed
     with clock.stage("write"):

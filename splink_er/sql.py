@@ -80,6 +80,16 @@ def registered(con, name: str, frame) -> Iterator[str]:
         con.unregister(name)
 
 
+def interrupted(error: BaseException) -> bool:
+    """Whether `error` is a Ctrl-C that reached DuckDB during a query: DuckDB raises it as an ordinary error
+    (RuntimeError 'Query interrupted', or its InterruptException), which a handler of `Exception` would swallow."""
+    import duckdb
+
+    return isinstance(error, duckdb.InterruptException) or (
+        isinstance(error, RuntimeError) and "interrupted" in str(error).lower()
+    )
+
+
 def drop_relation(con, name: str) -> None:
     """Drop a table or view of this name, whichever it is (outputs switch between the two by job size).
     Tried as a table first: asking the catalog which it is cost more than the drop (a resolve drops ~15)."""

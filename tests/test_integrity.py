@@ -174,6 +174,15 @@ def test_version():
     assert r.exit_code == 0 and r.output.startswith("splink-er ") and "splink 5" in r.output
 
 
+def _ctrl_c_not_ignored() -> None:
+    """In the child before it starts: SIGINT as a terminal delivers it. A test runner started in the background
+    (nohup, `&`) ignores SIGINT and its children inherit that, so Python would never raise KeyboardInterrupt there:
+    the run then ends with 0 and no output (seen once in CI)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.e2e
 def test_ctrl_c_exits_130_saying_what_is_kept(tmp_path):
     import signal
@@ -182,7 +191,9 @@ def test_ctrl_c_exits_130_saying_what_is_kept(tmp_path):
     store = tmp_path / "l.jsonl"
     cmd = [sys.executable, "-m", "splink_er.cli", "run", DEMO, "-q", "--out", str(tmp_path / "o")]
     cmd += ["--set", f"labels.path={store}", "--set", "judge.latency_seconds=0.3", "--set", "judge.concurrency=1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_ctrl_c_not_ignored
+    )
     start = time.time()
     while (not store.exists() or not store.stat().st_size) and time.time() < start + 60:
         time.sleep(0.1)
@@ -236,3 +247,36 @@ def test_run_json_prints_one_machine_readable_summary_on_stdout(tmp_path):
     summary = json.loads(done.stdout)  # stdout holds the JSON and nothing else
     assert summary["metrics"]["f1"] > 0.9 and summary["judge"]["simulated"] and summary["final_matches"] > 0
     assert summary["outputs"] == str(tmp_path / "o")
+
+
+def test_duckdb_turns_ctrl_c_during_a_query_into_an_error_that_interrupted_recognises():
+    """The fact `sql.interrupted` rests on, checked in a process of its own: DuckDB ends a query on SIGINT with an
+    ordinary error, not KeyboardInterrupt."""
+    script = (
+        "import duckdb, os, signal, threading\n"
+        "from splink_er.sql import interrupted\n"
+        "con = duckdb.connect()\n"
+        "threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n"
+        "    con.execute('SELECT count(*) FROM range(100000000000) a WHERE a % 7 = 3').fetchall()\n"
+        "except BaseException as e:\n"
+        "    print(type(e).__name__, interrupted(e))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, preexec_fn=_ctrl_c_not_ignored
+    ).stdout
+    assert out.split()[-1] == "True" and "KeyboardInterrupt" not in out, out
+
+
+@pytest.mark.e2e
+def test_ctrl_c_during_the_report_stops_the_run_instead_of_skipping_the_report(tmp_path, monkeypatch):
+    """A chart that fails leaves the run going without report.html; a Ctrl-C that DuckDB turned into its
+    'Query interrupted' error (see the test above) must stop it, as everywhere else."""
+    import splink_er.report as report
+
+    def ctrl_c_in_a_query(*args, **kwargs):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(report, "write_report", ctrl_c_in_a_query)
+    with pytest.raises(KeyboardInterrupt):
+        splink_er.run(DEMO, quiet=True, overrides=[f"output_dir={tmp_path / 'o'}", f"labels.path={tmp_path / 'l'}"])
