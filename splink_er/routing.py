@@ -94,7 +94,9 @@ def pair_scores(con, scores: str, settings: Settings, table: bool, name: str = "
     return name
 
 
-_LABEL_COLUMNS = ["match", "confidence", "reasoning", "source", "source_kind"]
+# What routing reads of a label besides its pair key, with the types an empty label table must have.
+_LABEL_TYPES = {"match": "bool", "confidence": "float", "reasoning": "str", "source": "str", "source_kind": "str"}
+_LABEL_COLUMNS = list(_LABEL_TYPES)
 
 
 def _labels_by_pair(con, pairs: str, labels: str) -> str:
@@ -126,16 +128,7 @@ def route(
     lab = (
         labels[PAIR_KEY + _LABEL_COLUMNS]
         if len(labels)
-        else pd.DataFrame(
-            {c: pd.Series(dtype="str") for c in PAIR_KEY}
-            | {
-                "match": pd.Series(dtype="bool"),
-                "confidence": pd.Series(dtype="float"),
-                "reasoning": pd.Series(dtype="str"),
-                "source": pd.Series(dtype="str"),
-                "source_kind": pd.Series(dtype="str"),
-            }
-        )
+        else pd.DataFrame({c: pd.Series(dtype=t) for c, t in ({k: "str" for k in PAIR_KEY} | _LABEL_TYPES).items()})
     )
     # A table (labels are few): the view must outlive this call, a registered DataFrame would not.
     with registered(con, "current_labels_frame", lab):

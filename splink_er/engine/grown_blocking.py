@@ -4,10 +4,10 @@ Learned blocking adds rules after round 1 (blocking.py). A Splink predict with t
 compare every pair again, though the pairs of the old rules and their comparison vectors are already stored: on
 fake_20000 that second predict was 5 to 6 s of a 46 s run. The rules are only ever appended, and Splink gives each
 rule its pairs minus those of every rule before it (`match_key` = the rule's position), so the grown blocking's
-pairs are exactly the stored pairs plus what the appended rules propose on Splink's own terms. Those are compared
-by Splink's own predict with the grown model, its rule list cut to the appended rules (each keeps its preceding
-rules, so its exclusions and its match_key are the full predict's). The stored vectors then become the union of the
-two, and every later score re-weighs it (reweigh.py). tests/test_reweigh.py compares the result with Splink's
+pairs are exactly the stored pairs plus what the appended rules propose on Splink's own terms. Those are blocked
+for the appended rules only (each keeps its preceding rules, so its exclusions and its match_key are the full
+predict's; or taken as learned blocking found them) and compared by Splink's own predict with the grown model. The
+stored vectors then become the union of the two, and every later score re-weighs it (reweigh.py). tests/test_reweigh.py compares the result with Splink's
 predict of the grown rules, row by row, to the last bit.
 
 One difference of content, none of score: Splink retains the columns a blocking rule reads, for display. A column
