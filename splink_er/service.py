@@ -22,9 +22,11 @@ gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when the e
 request gets a 4xx and a message that says what to change; it never stops the service.
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import math
 import os
 import threading
@@ -36,6 +38,8 @@ from .errors import Busy, DependencyMissing, InputError, SplinkERError
 TOKEN_ENV = "SPLINK_ER_TOKEN"
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 8 * 1024 * 1024
+IDLE_SECONDS = 5.0  # the store stays attached this long after a request, then other processes may write it
+log = logging.getLogger("splink_er.service")
 NEEDS_EXTRA = "the service needs FastAPI and uvicorn: pip install 'splink-er[serve]'"
 
 
@@ -46,6 +50,7 @@ def create_app(
     token_env: str = TOKEN_ENV,
     max_batch: int = MAX_BATCH,
     judge=None,
+    idle_seconds: float = IDLE_SECONDS,
 ):
     """The FastAPI application for one job's entity store (see the module docstring)."""
     try:
@@ -57,6 +62,8 @@ def create_app(
         raise DependencyMissing(NEEDS_EXTRA) from None
 
     from .engine.warm import WarmConnection
+    from .entities import serving_indexes
+    from .entities.store import ALIAS as STORE_ALIAS
     from .entities.store import EntityStore
     from .resolving import check_resolvable, input_columns
     from .settings import load_settings
@@ -66,7 +73,15 @@ def create_app(
     columns = {src.name: input_columns(s, src) for src in s.sources}
     id_columns = {src.name: src.id_column for src in s.sources}
     store_lock = threading.Lock()  # one request at a time touches the store (DuckDB: one writer per file)
-    warm = WarmConnection()  # one DuckDB database for every resolve, cleaned after each (under store_lock)
+    # One DuckDB database for every request, cleaned after each (under store_lock), with the store kept attached
+    # while requests keep coming (engine/warm.py), and indexed for lookups (entities/serving_indexes.py).
+    warm = WarmConnection(
+        keep=(STORE_ALIAS, s.entity_store_path), idle_seconds=idle_seconds, wait_seconds=s.labels.wait_seconds
+    )
+    with store_lock, warm.use() as con:
+        built = serving_indexes.ensure(con, STORE_ALIAS)
+    if built:
+        log.info("indexed the entity store for serving: %s", ", ".join(built))
 
     Value = StrictStr | StrictInt | StrictFloat | StrictBool | None
 
@@ -75,7 +90,13 @@ def create_app(
         source: str | None = Field(None, description="The source the records belong to (default: the first).")
         records: list[dict[str, Value]] = Field(..., description="Records with the columns of the source's input.")
 
-    app = FastAPI(title="splink_er", description=f"Entity resolution service for {s.name}.")
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        warm.release()  # detached and unlocked when the service stops, not when the process dies
+        warm.close()
+
+    app = FastAPI(title="splink_er", description=f"Entity resolution service for {s.name}.", lifespan=lifespan)
 
     def error(status: int, message: str, headers: dict | None = None):
         return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -160,13 +181,10 @@ def create_app(
     def reading(fn):
         with store_lock:
             try:
-                store = EntityStore.reader(s.entity_store_path)
+                with warm.use() as con:  # the store the service keeps attached
+                    return fn(EntityStore(con, s.entity_store_path))
             except SplinkERError as e:  # a batch run holds the file, or it went away: not the caller's fault
                 return error(503, str(e), {"Retry-After": "5"})
-            try:
-                return fn(store)
-            finally:
-                store.con.close()
 
     def reading_entity(entity_id: str, fn):
         """`fn(store, found)` for an entity the store holds (`EntityStore.entity`), else 404."""
@@ -269,13 +287,16 @@ def create_app(
     return app
 
 
-def serve(settings, overrides=None, *, host="127.0.0.1", port=8000, token_env=TOKEN_ENV, max_batch=MAX_BATCH):
+def serve(
+    settings, overrides=None, *, host="127.0.0.1", port=8000, token_env=TOKEN_ENV, max_batch=MAX_BATCH,
+    idle_seconds=IDLE_SECONDS,
+):  # fmt: skip
     """Run the service until stopped (Ctrl-C)."""
     try:
         import uvicorn
     except ImportError:
         raise DependencyMissing(NEEDS_EXTRA) from None
-    app = create_app(settings, overrides, token_env=token_env, max_batch=max_batch)
+    app = create_app(settings, overrides, token_env=token_env, max_batch=max_batch, idle_seconds=idle_seconds)
     # One worker process: the store has one writer, and the warm state lives in this process.
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import Busy, InputError
-from ..sql import quote_ident, sql_literal
-from . import blocking_keys
+from ..sql import drop_relation, quote_ident, sql_literal
+from . import blocking_keys, serving_indexes
 
 ALIAS = "entity_store"
 
@@ -89,13 +89,33 @@ class EntityStore:
             0
         ][0]
 
+    def rows_of(self, table: str, records: str, into: str) -> str:
+        """A temp table `into` holding the rows of the store's `table` (a name, or `values_table(...)`) whose
+        (source_dataset, unique_id) is a row of `records` (a SELECT). Two statements: by unique_id alone, which
+        the store's serving index answers without a scan, then by both columns on those few rows
+        (serving_indexes.py). Returns `into`."""
+        con = self.con
+        drop_relation(con, into)
+        con.execute(f"CREATE TEMP TABLE {into} AS {self.lookup_sql(table, records)}")
+        con.execute(f"""
+            DELETE FROM {into} x WHERE NOT EXISTS (
+                SELECT 1 FROM ({records}) r WHERE r.source_dataset = x.source_dataset AND r.unique_id = x.unique_id)""")
+        return into
+
+    def lookup_sql(self, table: str, records: str) -> str:
+        """rows_of's first statement: the rows of `table` whose unique_id is one of `records`' (any source)."""
+        full = table if "." in table else self.table(table)
+        return f"SELECT * FROM {full} WHERE unique_id IN (SELECT unique_id FROM ({records}))"
+
     def commit(self, run_id: str, plan) -> None:
         """Apply one run's changes (a `stable_ids.Plan`, whose tables live in the job's own database) in one
-        transaction: all of it or nothing."""
+        transaction: all of it or nothing. A run's commit rewrites most rows: the serving indexes are dropped
+        first and built again at the end (serving_indexes.py), which costs less than keeping them on the way."""
         t = self.table
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
+            indexed = plan.all_records and serving_indexes.drop(con, ALIAS)
             con.execute(f"""
                 DELETE FROM {t("membership")} m USING {plan.removed} r
                 WHERE m.source_dataset = r.source_dataset AND m.unique_id = r.unique_id""")
@@ -135,6 +155,8 @@ class EntityStore:
                     (SELECT count(*) FROM {t("membership")}),
                     (SELECT count(*) FROM {t("entities")} WHERE status = 'active'),
                     (SELECT count(*) FROM {plan.events}))""")
+            if indexed:
+                serving_indexes.ensure(con, ALIAS)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
