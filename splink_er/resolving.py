@@ -685,8 +685,16 @@ class Resolver:
                 )
             )
         if n_new:
-            # after the commit: the membership the store holds now
-            mem = self.store.rows_of("membership", IN_DECISIONS, "res_final_membership")
+            # The membership after the commit: what _actions read, changed as the commit changed the store (its
+            # rows of res_removed deleted, of res_added inserted). Read again, it cost 90 ms for 100 records.
+            mem = "res_final_membership"
+            self.con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE {mem} AS
+                SELECT source_dataset, unique_id, entity_id FROM res_decided_membership
+                ANTI JOIN res_removed USING ({KEYS})
+                UNION ALL
+                SELECT a.source_dataset, a.unique_id, a.entity_id FROM res_added a
+                SEMI JOIN ({IN_DECISIONS}) d USING ({KEYS})""")
             frames.append(
                 self.con.execute(f"""
                 WITH mine AS ({_each_side("match_probability, decided_by, judge_reasoning, final_match")}),
