@@ -301,3 +301,17 @@ def test_narrowed_blocking_scores_the_pairs_with_a_new_record_as_the_full_blocki
     pd.testing.assert_frame_equal(mine.drop(columns=marker), theirs, check_exact=True)
     cols = ["unique_id", "action", "decided_by"]
     pd.testing.assert_frame_equal(narrowed.resolutions[cols], full.resolutions[cols])
+
+
+def test_splink_engine_on_a_warm_connection_opens_no_database_of_its_own():
+    """engine/duckdb_engine.make_db: Splink's DatabaseAPI opens a spare in-memory DuckDB database (20 ms a
+    resolve) that DuckDBAPI never reads; made on a connection, the engine holds that connection alone."""
+    from splink.internals import database_api
+
+    from splink_er.engine.duckdb_engine import make_db
+
+    con = duckdb.connect()
+    db = make_db(splink_er.load_settings(splink_er.demo_settings_path()), con)
+    assert db._ddb_con is con and db.duckdb_con is con
+    assert database_api.duckdb is duckdb  # Splink's module is left as it was
+    assert db._execute_sql_against_backend("SELECT 41 + 1").fetchall() == [(42,)]
