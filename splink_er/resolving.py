@@ -324,9 +324,10 @@ class Resolver:
             if picks:
                 # Keys first (each rule's scan reads its own columns), then the rows once: reading every column
                 # of the stored records once per rule was the largest part of a small resolve at 1M records.
-                con.execute(f"""
-                    CREATE OR REPLACE TEMP TABLE res_candidates AS
-                    SELECT DISTINCT * FROM ({" UNION ALL ".join(picks)}) ANTI JOIN res_new_keys USING ({KEYS})""")
+                with serving_indexes.scanning(con):
+                    con.execute(f"""
+                        CREATE OR REPLACE TEMP TABLE res_candidates AS
+                        SELECT DISTINCT * FROM ({" UNION ALL ".join(picks)}) ANTI JOIN res_new_keys USING ({KEYS})""")
                 found = self.store.rows_of(stored, "SELECT * FROM res_candidates", "res_candidate_values")
                 con.execute(f"INSERT INTO {table} SELECT * FROM {found}")
         for table in loaded.values():  # which records are new, for the narrowed blocking rules

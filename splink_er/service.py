@@ -15,9 +15,11 @@ Endpoints (JSON):
 The settings and Splink's settings are loaded once, one DuckDB database serves every resolve (cleaned after
 each, engine/warm.py), and Splink's predict SQL is recorded on the first resolve and replayed after
 (engine/recorded_predict.py); each resolve is `resolving.resolve` on them, so a record resolved here and one
-resolved by `splink-er resolve` get the same answer. Requests that touch the store run one at a time (DuckDB
-has one writer; a batch run started meanwhile waits for the file lock, and a resolve arriving during a batch run
-gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when the environment variable named by
+resolved by `splink-er resolve` get the same answer. At start the store is indexed for lookups
+(entities/serving_indexes.py), and while requests keep coming it stays attached, its file lock held, until
+`idle_seconds` after the last one. Requests that touch the store run one at a time (DuckDB has one writer; a
+batch run started meanwhile waits for the file lock as long as its labels.wait_seconds allows, and a resolve
+arriving during a batch run gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when the environment variable named by
 `--token-env` (default SPLINK_ER_TOKEN) is set, every request needs `Authorization: Bearer <token>`. A malformed
 request gets a 4xx and a message that says what to change; it never stops the service.
 """
@@ -78,10 +80,23 @@ def create_app(
     warm = WarmConnection(
         keep=(STORE_ALIAS, s.entity_store_path), idle_seconds=idle_seconds, wait_seconds=s.labels.wait_seconds
     )
-    with store_lock, warm.use() as con:
-        built = serving_indexes.ensure(con, STORE_ALIAS)
-    if built:
-        log.info("indexed the entity store for serving: %s", ", ".join(built))
+    indexed = threading.Event()
+
+    def index_store() -> None:
+        """Build the store's missing serving indexes once (under store_lock; about 7 s at 1M records)."""
+        if indexed.is_set():
+            return
+        with warm.use() as con:
+            built = serving_indexes.ensure(con, STORE_ALIAS)
+        indexed.set()
+        if built:
+            log.info("indexed the entity store for serving: %s", ", ".join(built))
+
+    with store_lock:
+        try:
+            index_store()
+        except Busy:  # a batch run holds the store: the service starts, and indexes at its first request
+            log.warning("the entity store is busy (a batch run?): it is indexed at the first request")
 
     Value = StrictStr | StrictInt | StrictFloat | StrictBool | None
 
@@ -168,6 +183,7 @@ def create_app(
             return error(422, str(e))
         with store_lock:
             try:
+                index_store()
                 done = resolve(s, {name: df}, judge=judge, quiet=True, warm=warm)
             except Busy as e:
                 return error(503, str(e), {"Retry-After": "5"})

@@ -72,6 +72,8 @@ def service(tmp_path_factory):
         str(port),
         "--max-batch",
         "50",
+        "--idle-seconds",
+        "1",
     ]
     log = open(tmp / "serve.log", "w")  # noqa: SIM115 - open for the server's lifetime
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -182,3 +184,24 @@ def test_malformed_requests_get_a_4xx_and_a_message_and_the_service_keeps_servin
     assert client.call("GET", "/health")[0] == 200
     status, done = client.call("POST", "/resolve", {"records": good})
     assert status == 200 and len(done["resolutions"]) == 3
+
+
+def test_the_service_holds_the_store_while_busy_and_lets_a_batch_run_have_it_when_idle(service):
+    """Between requests the service keeps the store attached and locked (engine/warm.py); --idle-seconds after the
+    last request another process can take it, and while that process holds it a resolve gets 503, then 200."""
+    from splink_er.errors import Busy
+    from splink_er.locks import hold
+
+    client, later, tmp = service
+    store = splink_er.load_settings(tmp / "s.yaml").entity_store_path
+    assert client.call("POST", "/resolve", {"records": records(later.iloc[30:31])})[0] == 200
+    with pytest.raises(Busy):  # just after a request: the service holds it
+        hold(store, "entity store", 0)
+    time.sleep(2.5)
+    lock = hold(store, "entity store", 0)  # idle: free for a batch run
+    try:
+        status, body = client.call("POST", "/resolve", {"records": records(later.iloc[31:32])})
+        assert status == 503 and "entity store" in body["error"]
+    finally:
+        lock.release()
+    assert client.call("POST", "/resolve", {"records": records(later.iloc[31:32])})[0] == 200

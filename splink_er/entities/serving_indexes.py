@@ -20,6 +20,8 @@ same records the same way, by scanning.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..sql import quote_ident
 from . import blocking_keys
@@ -93,3 +95,15 @@ def drop(con, database: str) -> bool:
 def for_lookups(con) -> None:
     """Let joins with a few hundred values on one side be answered by the indexes (see LOOKUP_FILTER_VALUES)."""
     con.execute(f"SET dynamic_or_filter_threshold = {LOOKUP_FILTER_VALUES}")
+
+
+@contextmanager
+def scanning(con) -> Iterator[None]:
+    """DuckDB's own threshold inside the block, for lookups whose values each match many rows (blocking keys: a
+    common surname with a birth year): 100 records' candidates took 119 ms looked up, 66 ms scanned; up to 50
+    values DuckDB still looks them up."""
+    con.execute("RESET dynamic_or_filter_threshold")
+    try:
+        yield
+    finally:
+        for_lookups(con)
