@@ -86,3 +86,91 @@ def test_a_resolve_killed_at_random_moments_leaves_the_store_before_or_after_and
         assert again.returncode == 0, again.stderr
         assert store_shape(store) == after and actions(again.stdout) == reference
     assert seen["before"] >= 1  # the kills landed inside resolves (a kill after the end proves nothing)
+
+
+@pytest.mark.slow
+def test_a_service_killed_holding_the_store_leaves_it_whole_and_answers_the_same_after(stored, tmp_path):
+    """`splink-er serve` keeps the store attached between requests (engine/warm.py), its last commits perhaps
+    only in DuckDB's write-ahead log. Killed with SIGKILL between requests, the store holds what it answered;
+    killed during a request, the store is before or after it; a new service answers a request sent again with
+    the same actions and writes nothing. Shapes are compared with `splink-er resolve` of the same records."""
+    import os
+    import random
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.error
+
+    from test_service import TOKEN, Client, free_port, records
+
+    d, _, later = stored
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(d))
+    store = splink_er.load_settings(d).entity_store_path
+    first, second = later.iloc[:20], later.iloc[20:60]
+
+    def restore(source):
+        shutil.copy(source, store)
+        store.with_name(store.name + ".wal").unlink(missing_ok=True)
+
+    # The reference shapes: the CLI resolving the same batches on copies of the store.
+    pristine = tmp_path / "pristine.duckdb"
+    shutil.copy(store, pristine)
+    shapes = []
+    for i, batch in enumerate((first, second)):
+        batch.to_csv(tmp_path / f"b{i}.csv", index=False)
+        cli = [sys.executable, "-m", "splink_er.cli", "resolve", str(path), str(tmp_path / f"b{i}.csv"), "-q"]
+        done = subprocess.run([*cli, "--set", "judge.kind=none"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        shapes.append(store_shape(store))
+    after_first, after_second = shapes
+    restore(pristine)
+
+    def start():
+        port = free_port()
+        cmd = [sys.executable, "-m", "splink_er.cli", "serve", str(path), "--port", str(port)]
+        cmd += ["--idle-seconds", "600", "--set", "judge.kind=none"]
+        env = {**os.environ, "SPLINK_ER_TOKEN": TOKEN}
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        client = Client(port)
+        for _ in range(480):
+            try:
+                if client.call("GET", "/health")[0] == 200:
+                    return proc, client
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.25)
+        proc.kill()
+        raise AssertionError("the service did not start")
+
+    def answer(client, batch):
+        status, body = client.call("POST", "/resolve", {"records": records(batch)})
+        assert status == 200, body
+        return {r["unique_id"]: r["action"] for r in body["resolutions"]}
+
+    def kill(proc):
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    proc, client = start()
+    actions = answer(client, first)
+    kill(proc)  # between requests, the store attached and locked
+    assert store_shape(store) == after_first
+
+    proc, client = start()
+    assert answer(client, first) == actions  # sent again: the same actions, and no write
+    threading.Timer(random.Random(20261202).uniform(0.05, 0.5), proc.send_signal, [signal.SIGKILL]).start()
+    try:
+        client.call("POST", "/resolve", {"records": records(second)})
+    except (urllib.error.URLError, ConnectionError):
+        pass
+    proc.wait()
+    assert store_shape(store) in (after_first, after_second), "the store is between before and after"
+
+    proc, client = start()
+    assert set(answer(client, second)) == set(second["unique_id"])
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert store_shape(store) == after_second
