@@ -75,26 +75,26 @@ def create_app(
     columns = {src.name: input_columns(s, src) for src in s.sources}
     id_columns = {src.name: src.id_column for src in s.sources}
     store_lock = threading.Lock()  # one request at a time touches the store (DuckDB: one writer per file)
+
     # One DuckDB database for every request, cleaned after each (under store_lock), with the store kept attached
     # while requests keep coming (engine/warm.py), and indexed for lookups (entities/serving_indexes.py).
-    warm = WarmConnection(
-        keep=(STORE_ALIAS, s.entity_store_path), idle_seconds=idle_seconds, wait_seconds=s.labels.wait_seconds
-    )
-    indexed = threading.Event()
-
-    def index_store() -> None:
-        """Build the store's missing serving indexes once (under store_lock; about 7 s at 1M records)."""
-        if indexed.is_set():
-            return
-        with warm.use() as con:
-            built = serving_indexes.ensure(con, STORE_ALIAS)
-        indexed.set()
+    def index_store(con) -> None:
+        """Build the store's missing serving indexes, each time it is attached (a batch run or `entities index
+        --drop` may have removed them meanwhile; about 7 s at 1M records, a catalog read when they are there)."""
+        built = serving_indexes.ensure(con, STORE_ALIAS)
         if built:
             log.info("indexed the entity store for serving: %s", ", ".join(built))
 
+    warm = WarmConnection(
+        keep=(STORE_ALIAS, s.entity_store_path),
+        idle_seconds=idle_seconds,
+        wait_seconds=s.labels.wait_seconds,
+        on_attach=index_store,
+    )
     with store_lock:
         try:
-            index_store()
+            with warm.use():  # indexed now, not at the first request
+                pass
         except Busy:  # a batch run holds the store: the service starts, and indexes at its first request
             log.warning("the entity store is busy (a batch run?): it is indexed at the first request")
 
@@ -183,7 +183,6 @@ def create_app(
             return error(422, str(e))
         with store_lock:
             try:
-                index_store()
                 done = resolve(s, {name: df}, judge=judge, quiet=True, warm=warm)
             except Busy as e:
                 return error(503, str(e), {"Retry-After": "5"})
@@ -195,12 +194,20 @@ def create_app(
         return {"run_id": done.run_id, "counts": done.counts(), "resolutions": rows}
 
     def reading(fn):
+        """`fn(store)`: on the store the service holds while it holds it, else opened read-only for this read
+        alone (no file lock taken, the idle time not extended: reads never hold a batch run off)."""
         with store_lock:
-            try:
-                with warm.use() as con:  # the store the service keeps attached
+            with warm.peek() as con:
+                if con is not None:
                     return fn(EntityStore(con, s.entity_store_path))
+            try:
+                store = EntityStore.reader(s.entity_store_path)
             except SplinkERError as e:  # a batch run holds the file, or it went away: not the caller's fault
                 return error(503, str(e), {"Retry-After": "5"})
+            try:
+                return fn(store)
+            finally:
+                store.con.close()
 
     def reading_entity(entity_id: str, fn):
         """`fn(store, found)` for an entity the store holds (`EntityStore.entity`), else 404."""

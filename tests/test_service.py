@@ -198,8 +198,10 @@ def test_the_service_holds_the_store_while_busy_and_lets_a_batch_run_have_it_whe
     with pytest.raises(Busy):  # just after a request: the service holds it
         hold(store, "entity store", 0)
     time.sleep(2.5)
+    assert client.call("GET", "/health")[0] == 200  # a read neither takes the store nor holds it longer
     lock = hold(store, "entity store", 0)  # idle: free for a batch run
     try:
+        assert client.call("GET", "/health")[0] == 200  # reads go on (the file read-only, no lock)
         status, body = client.call("POST", "/resolve", {"records": records(later.iloc[31:32])})
         assert status == 503 and "entity store" in body["error"]
     finally:

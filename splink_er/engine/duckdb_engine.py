@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import threading
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -36,19 +37,26 @@ def make_db(settings, con=None):
         return DuckDBAPI(connection=con, materialisation="parquet", materialisation_dir=str(path))
 
 
+_SPLINK_MODULE_SWAP = threading.Lock()
+
+
 @contextmanager
 def _no_spare_database(con):
     """Splink 5's DatabaseAPI.__init__ opens an in-memory DuckDB database for backends without one of their own;
     DuckDBAPI never reads it (its `duckdb_con` is the job's connection), and opening it costs about 20 ms, 5% of
     a one-record resolve. While the engine is made, that opening hands back the job's connection instead."""
+    import duckdb
     from splink.internals import database_api
 
-    real = database_api.duckdb
-    database_api.duckdb = SimpleNamespace(connect=lambda *args, **kwargs: con)
-    try:
-        yield
-    finally:
-        database_api.duckdb = real
+    with _SPLINK_MODULE_SWAP:  # one engine made at a time: the swap is Splink's module, shared by threads
+        if database_api.duckdb is not duckdb:  # not Splink 5.0's layout: leave it alone
+            yield
+            return
+        database_api.duckdb = SimpleNamespace(connect=lambda *args, **kwargs: con)
+        try:
+            yield
+        finally:
+            database_api.duckdb = duckdb
 
 
 class _View:

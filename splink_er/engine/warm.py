@@ -24,13 +24,17 @@ from ..sql import quote_ident, sql_literal
 
 
 class WarmConnection:
-    def __init__(self, keep: tuple[str, Path] | None = None, *, idle_seconds: float = 5.0, wait_seconds=None) -> None:
+    def __init__(
+        self, keep: tuple[str, Path] | None = None, *, idle_seconds: float = 5.0, wait_seconds=None, on_attach=None
+    ) -> None:
         """`keep`: (alias, path) of a database to keep attached between uses (see the module docstring);
-        `wait_seconds`: how long a use waits for its file lock (then locks.Busy)."""
-        self.keep, self.idle_seconds, self.wait_seconds = keep, idle_seconds, wait_seconds
+        `wait_seconds`: how long a use waits for its file lock (then errors.Busy); `on_attach(con)`: run each
+        time the kept database is attached (the service makes sure of the store's indexes there)."""
+        self.keep, self.idle_seconds, self.wait_seconds, self.on_attach = keep, idle_seconds, wait_seconds, on_attach
         self._guard = threading.RLock()  # a use and the idle release never overlap
         self._kept_lock = None  # the file lock, while the kept database is attached
         self._release_timer: threading.Timer | None = None
+        self._uses = 0  # a release timer that fired while a use ran is stale once that use ends
         self.con = self._connect()
         self._clean = self._objects()
 
@@ -62,6 +66,7 @@ class WarmConnection:
     def use(self) -> Iterator:
         """The connection, cleaned after the block (see the module docstring)."""
         with self._guard:
+            self._uses += 1
             if self._release_timer is not None:
                 self._release_timer.cancel()
             try:
@@ -71,6 +76,13 @@ class WarmConnection:
                 self.reset()
                 self._release_later()
 
+    @contextmanager
+    def peek(self) -> Iterator:
+        """The connection while the kept database is attached (None when it is not), for reads that neither
+        attach it nor keep it longer: the service's GET endpoints, which must not hold a batch run off."""
+        with self._guard:
+            yield self.con if self._kept_lock is not None else None
+
     def keeps(self, alias: str) -> bool:
         """Whether `alias` is the database this connection keeps attached between uses."""
         return bool(self.keep) and self.keep[0] == alias
@@ -78,34 +90,53 @@ class WarmConnection:
     def _attach_kept(self) -> None:
         if not self.keep or self._kept_lock is not None:
             return
+        import duckdb
+
+        from ..errors import Busy, InputError
         from ..locks import hold
 
         alias, path = self.keep
+        if not Path(path).exists():  # ATTACH would make a new, empty one
+            raise InputError(f"{path} not found: the store this service serves is gone")
         self._kept_lock = hold(Path(path), "entity store", self.wait_seconds)
         try:
             self.con.execute(f"ATTACH IF NOT EXISTS {sql_literal(path)} AS {quote_ident(alias)}")
+            if self.on_attach is not None:
+                self.on_attach(self.con)
+        except duckdb.Error as e:
+            self._detach_and_unlock()
+            if "lock" in str(e).lower():  # a reader in another process has the file open
+                raise Busy(f"{path} is open in another process; try again when it has finished") from None
+            raise
         except BaseException:
-            self._release_lock()
+            self._detach_and_unlock()
             raise
 
     def _release_later(self) -> None:
         if self._kept_lock is None:
             return
-        self._release_timer = threading.Timer(self.idle_seconds, self.release)
+        self._release_timer = threading.Timer(self.idle_seconds, self._release_if_idle, [self._uses])
         self._release_timer.daemon = True
         self._release_timer.start()
+
+    def _release_if_idle(self, uses: int) -> None:
+        with self._guard:
+            if uses == self._uses:  # no use began since this timer was set
+                self.release()
 
     def release(self) -> None:
         """Detach the kept database and free its file lock (after `idle_seconds` without a use, and at the end)."""
         with self._guard:
-            if self._kept_lock is None:
-                return
-            try:
-                self.con.execute(f"DETACH DATABASE IF EXISTS {quote_ident(self.keep[0])}")
-            except Exception:  # noqa: BLE001 - a broken connection: a new one holds nothing
-                self.close()
-                self.con = self._connect()
-            self._release_lock()
+            if self._kept_lock is not None:
+                self._detach_and_unlock()
+
+    def _detach_and_unlock(self) -> None:
+        try:
+            self.con.execute(f"DETACH DATABASE IF EXISTS {quote_ident(self.keep[0])}")
+        except Exception:  # noqa: BLE001 - a broken connection: closed, a new one holds nothing
+            self._close_connection()
+            self.con = self._connect()
+        self._release_lock()
 
     def _release_lock(self) -> None:
         lock, self._kept_lock = self._kept_lock, None
@@ -119,7 +150,8 @@ class WarmConnection:
                 return
         except Exception:  # noqa: BLE001 - whatever went wrong, a new connection is clean
             pass
-        self.close()
+        self._close_connection()  # the file is closed before its lock goes (another process may take both)
+        self._release_lock()
         self.con = self._connect()
 
     def _drop_new(self) -> None:
@@ -138,9 +170,13 @@ class WarmConnection:
                 con.execute(f"DROP {kind} IF EXISTS {quote_ident(db)}.{quote_ident(schema)}.{quote_ident(name)}")
 
     def close(self) -> None:
-        if self._release_timer is not None:
-            self._release_timer.cancel()
-        self._release_lock()
+        with self._guard:
+            if self._release_timer is not None:
+                self._release_timer.cancel()
+            self._close_connection()  # before the lock: the file is closed when another process may take it
+            self._release_lock()
+
+    def _close_connection(self) -> None:
         try:
             self.con.close()
         except Exception:  # noqa: BLE001 - closing a broken connection

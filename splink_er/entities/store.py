@@ -20,7 +20,10 @@ when the job starts, so a second writer stops before loading anything).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import duckdb
 
 from ..errors import Busy, InputError
 from ..sql import drop_relation, quote_ident, sql_literal
@@ -28,8 +31,9 @@ from . import blocking_keys, serving_indexes
 
 ALIAS = "entity_store"
 
-# No keys or indexes: every write is a set computed to be unique (stable_ids.py), and an index would cost more
-# per run than it saves (a million-row insert into an ART index took longer than the rest of the commit).
+# No keys, and no index unless the store serves lookups (serving_indexes.py, built by `splink-er serve`): every
+# write is a set computed to be unique (stable_ids.py), and an index would cost a batch run more than it saves
+# (a million-row insert into an ART index took longer than the rest of the commit).
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS {s}.records (
         source_dataset VARCHAR, unique_id VARCHAR, content_hash VARCHAR, first_seen_run VARCHAR,
@@ -110,7 +114,9 @@ class EntityStore:
     def commit(self, run_id: str, plan) -> None:
         """Apply one run's changes (a `stable_ids.Plan`, whose tables live in the job's own database) in one
         transaction: all of it or nothing. A run's commit rewrites most rows: the serving indexes are dropped
-        first and built again at the end (serving_indexes.py), which costs less than keeping them on the way."""
+        first and built again after the commit (serving_indexes.py), which costs less than keeping them on the
+        way; a failed rebuild (a full disk: they triple the file) loses no run, the service builds them again.
+        """
         t = self.table
         con = self.con
         con.execute("BEGIN TRANSACTION")
@@ -155,12 +161,19 @@ class EntityStore:
                     (SELECT count(*) FROM {t("membership")}),
                     (SELECT count(*) FROM {t("entities")} WHERE status = 'active'),
                     (SELECT count(*) FROM {plan.events}))""")
-            if indexed:
-                serving_indexes.ensure(con, ALIAS)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        if indexed:
+            try:
+                serving_indexes.ensure(con, ALIAS)
+            except duckdb.Error as e:
+                logging.getLogger("splink_er").warning(
+                    "the entity store's serving indexes were not rebuilt (%s); `splink-er serve` or "
+                    "`splink-er entities index` builds them",
+                    e,
+                )
 
     def values_table(self, source: str) -> str:
         return f"{ALIAS}.{quote_ident(blocking_keys.tables(source)[0])}"
