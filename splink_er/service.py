@@ -16,12 +16,13 @@ The settings and Splink's settings are loaded once, one DuckDB database serves e
 each, engine/warm.py), and Splink's predict SQL is recorded on the first resolve and replayed after
 (engine/recorded_predict.py); each resolve is `resolving.resolve` on them, so a record resolved here and one
 resolved by `splink-er resolve` get the same answer. At start the store is indexed for lookups
-(entities/serving_indexes.py), and while requests keep coming it stays attached, its file lock held, until
-`idle_seconds` after the last one. Requests that touch the store run one at a time (DuckDB has one writer; a
-batch run started meanwhile waits for the file lock as long as its labels.wait_seconds allows, and a resolve
-arriving during a batch run gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise; when the environment variable named by
-`--token-env` (default SPLINK_ER_TOKEN) is set, every request needs `Authorization: Bearer <token>`. A malformed
-request gets a 4xx and a message that says what to change; it never stops the service.
+(entities/serving_indexes.py), and while resolves keep coming it stays attached, its file lock held, until
+`idle_seconds` after the last one; reads never take it. Requests that touch the store run one at a time (DuckDB
+has one writer; a batch run started meanwhile waits for the file lock as long as its labels.wait_seconds allows,
+and a resolve arriving during a batch run gets 503 with Retry-After). Bound to 127.0.0.1 unless told otherwise;
+when the environment variable named by `--token-env` (default SPLINK_ER_TOKEN) is set, every request needs
+`Authorization: Bearer <token>`. A malformed request gets a 4xx and a message that says what to change; it never
+stops the service.
 """
 
 import contextlib
@@ -78,9 +79,11 @@ def create_app(
 
     # One DuckDB database for every request, cleaned after each (under store_lock), with the store kept attached
     # while requests keep coming (engine/warm.py), and indexed for lookups (entities/serving_indexes.py).
-    def index_store(con) -> None:
-        """Build the store's missing serving indexes, each time it is attached (a batch run or `entities index
-        --drop` may have removed them meanwhile; about 7 s at 1M records, a catalog read when they are there)."""
+    def attach_store(con) -> None:
+        """The store attached (EntityStore says Busy when another process has the file) with its missing serving
+        indexes built, each time it is attached: a batch run or `entities index --drop` may have removed them
+        meanwhile (about 7 s at 1M records; a catalog read when they are there)."""
+        EntityStore(con, s.entity_store_path)
         built = serving_indexes.ensure(con, STORE_ALIAS)
         if built:
             log.info("indexed the entity store for serving: %s", ", ".join(built))
@@ -89,7 +92,7 @@ def create_app(
         keep=(STORE_ALIAS, s.entity_store_path),
         idle_seconds=idle_seconds,
         wait_seconds=s.labels.wait_seconds,
-        on_attach=index_store,
+        attach=attach_store,
     )
     with store_lock:
         try:

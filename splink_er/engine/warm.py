@@ -25,12 +25,15 @@ from ..sql import quote_ident, sql_literal
 
 class WarmConnection:
     def __init__(
-        self, keep: tuple[str, Path] | None = None, *, idle_seconds: float = 5.0, wait_seconds=None, on_attach=None
+        self, keep: tuple[str, Path] | None = None, *, idle_seconds: float = 5.0, wait_seconds=None, attach=None
     ) -> None:
         """`keep`: (alias, path) of a database to keep attached between uses (see the module docstring);
-        `wait_seconds`: how long a use waits for its file lock (then errors.Busy); `on_attach(con)`: run each
-        time the kept database is attached (the service makes sure of the store's indexes there)."""
-        self.keep, self.idle_seconds, self.wait_seconds, self.on_attach = keep, idle_seconds, wait_seconds, on_attach
+        `wait_seconds`: how long a use waits for its file lock (then errors.Busy); `attach(con)`: attaches it
+        (default: a plain ATTACH; the service's opens the entity store and makes sure of its indexes)."""
+        self.keep, self.idle_seconds, self.wait_seconds = keep, idle_seconds, wait_seconds
+        self.attach = attach or (
+            lambda con: con.execute(f"ATTACH IF NOT EXISTS {sql_literal(keep[1])} AS {quote_ident(keep[0])}")
+        )
         self._guard = threading.RLock()  # a use and the idle release never overlap
         self._kept_lock = None  # the file lock, while the kept database is attached
         self._release_timer: threading.Timer | None = None
@@ -90,24 +93,15 @@ class WarmConnection:
     def _attach_kept(self) -> None:
         if not self.keep or self._kept_lock is not None:
             return
-        import duckdb
-
-        from ..errors import Busy, InputError
+        from ..errors import InputError
         from ..locks import hold
 
-        alias, path = self.keep
-        if not Path(path).exists():  # ATTACH would make a new, empty one
+        path = Path(self.keep[1])
+        if not path.exists():  # ATTACH would make a new, empty one
             raise InputError(f"{path} not found: the store this service serves is gone")
-        self._kept_lock = hold(Path(path), "entity store", self.wait_seconds)
+        self._kept_lock = hold(path, "entity store", self.wait_seconds)
         try:
-            self.con.execute(f"ATTACH IF NOT EXISTS {sql_literal(path)} AS {quote_ident(alias)}")
-            if self.on_attach is not None:
-                self.on_attach(self.con)
-        except duckdb.Error as e:
-            self._detach_and_unlock()
-            if "lock" in str(e).lower():  # a reader in another process has the file open
-                raise Busy(f"{path} is open in another process; try again when it has finished") from None
-            raise
+            self.attach(self.con)
         except BaseException:
             self._detach_and_unlock()
             raise
@@ -162,7 +156,6 @@ class WarmConnection:
             pass
         order = {"VIEW": 0, "TABLE": 1, "DATABASE": 2}  # views read tables; attached databases go last
         own = {d for k, d, _, _ in self._clean if k == "DATABASE"} | {"temp", "memory"}  # not an attached file's
-        own -= {self.keep[0]} if self.keep else set()
         for kind, db, schema, name in sorted(self._objects() - self._clean, key=lambda o: order[o[0]]):
             if kind == "DATABASE":
                 con.execute(f"DETACH DATABASE IF EXISTS {quote_ident(db)}")
