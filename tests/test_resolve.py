@@ -315,3 +315,4 @@ def test_splink_engine_on_a_warm_connection_opens_no_database_of_its_own():
     assert db._ddb_con is con and db.duckdb_con is con
     assert database_api.duckdb is duckdb  # Splink's module is left as it was
     assert db._execute_sql_against_backend("SELECT 41 + 1").fetchall() == [(42,)]
+    con.close()

@@ -73,6 +73,7 @@ def test_rows_of_keeps_only_the_exact_records_when_an_id_repeats_across_sources(
     assert con.execute(f"SELECT source_dataset, unique_id, entity_id FROM {got}").fetchall() == [
         ("official", "1", "e2")
     ]
+    con.close()
 
 
 def test_a_batch_run_keeps_an_indexed_store_indexed(stored_demo, monkeypatch, caplog):

@@ -252,6 +252,7 @@ def _parse_chunk(args: tuple[list[str], str]) -> list[dict]:
 
 def parse_names(values, fmt: str = "auto", processes: int | None = None) -> dict[str, dict]:
     """Parse each distinct value once: {raw value: fields}. Large inputs are spread over the machine's cores."""
+    import gc
     import os
     from concurrent.futures import ProcessPoolExecutor
 
@@ -261,6 +262,14 @@ def parse_names(values, fmt: str = "auto", processes: int | None = None) -> dict
         return {v: parse_name(v, fmt) for v in distinct}
     size = -(-len(distinct) // (workers * 4))
     chunks = [(distinct[i : i + size], fmt) for i in range(0, len(distinct), size)]
-    with ProcessPoolExecutor(workers) as pool:
-        parsed = [row for part in pool.map(_parse_chunk, chunks) for row in part]
+    # The workers are forked: garbage of the parent's (a DuckDB connection no longer referenced) must not be
+    # collected in a child, where its finalizer crashed the worker (a segfault seen in CI). Collected here, and
+    # what remains frozen, as Python's gc docs advise before fork.
+    gc.collect()
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(workers) as pool:
+            parsed = [row for part in pool.map(_parse_chunk, chunks) for row in part]
+    finally:
+        gc.unfreeze()
     return dict(zip(distinct, parsed))
