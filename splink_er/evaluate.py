@@ -32,12 +32,31 @@ def true_pair_count(con, loaded: LoadedSources, settings: Settings, truth: str) 
     return pairs_in_groups(settings.link_type, squares or 0, parts or 0, total or 0)
 
 
+def blocked_true_pairs(con, loaded: LoadedSources, settings: Settings, pairs_sql: str) -> int:
+    """How many of the pairs of `pairs_sql` are true (the numerator of blocking recall)."""
+    truth = settings.truth_column
+    return con.execute(f"""
+        WITH tr AS ({_truth_union(loaded, truth)})
+        SELECT count(*) FROM ({pairs_sql}) p
+        JOIN tr a ON a.source_dataset = p.source_dataset_l AND a.unique_id = p.unique_id_l
+        JOIN tr b ON b.source_dataset = p.source_dataset_r AND b.unique_id = p.unique_id_r
+        WHERE a.t = b.t""").fetchall()[0][0]
+
+
 def pairwise_metrics(
-    con, loaded: LoadedSources, settings: Settings, pairs_sql: str, predicted_sql: str, n_true: int | None = None
+    con,
+    loaded: LoadedSources,
+    settings: Settings,
+    pairs_sql: str,
+    predicted_sql: str,
+    n_true: int | None = None,
+    blocked_true: int | None = None,
 ) -> dict:
     """Precision, recall and F1 of `predicted_sql` (a boolean expression) over the pairs of `pairs_sql`.
 
     `pairs_sql` is a query yielding the pair key and the columns `predicted_sql` reads (e.g. decisions).
+    `blocked_true`: how many of those pairs are true, when known (`blocked_true_pairs`): then only the predicted
+    pairs are looked up in the truth, a few thousand instead of every scored pair.
     """
     truth = settings.truth_column
     if truth is None:
@@ -45,16 +64,19 @@ def pairwise_metrics(
     if n_true is None:
         n_true = true_pair_count(con, loaded, settings, truth)
     k = ", ".join(PAIR_KEY)
-    tp, pp, blocked_true = con.execute(f"""
+    predicted_only = "WHERE predicted" if blocked_true is not None else ""
+    tp, pp, found_true = con.execute(f"""
         WITH tr AS ({_truth_union(loaded, truth)}),
         p AS (SELECT {k}, ({predicted_sql}) AS predicted FROM ({pairs_sql})),
         j AS (
-            SELECT p.predicted, (a.t IS NOT NULL AND a.t = b.t) AS is_true FROM p
+            SELECT p.predicted, (a.t IS NOT NULL AND a.t = b.t) AS is_true FROM (SELECT * FROM p {predicted_only}) p
             JOIN tr a ON a.source_dataset = p.source_dataset_l AND a.unique_id = p.unique_id_l
             JOIN tr b ON b.source_dataset = p.source_dataset_r AND b.unique_id = p.unique_id_r
         )
         SELECT count(*) FILTER (predicted AND is_true), count(*) FILTER (predicted), count(*) FILTER (is_true) FROM j
     """).fetchall()[0]
+    if blocked_true is None:
+        blocked_true = found_true
     precision = tp / pp if pp else 1.0
     recall = tp / n_true if n_true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -77,13 +99,16 @@ class Evaluation:
     def __init__(self, session) -> None:
         self.session = session
         self._true_pairs: int | None = None
+        self._blocked_true: tuple | None = None  # (pair set, how many of its pairs are true)
 
-    def metrics(self, decisions) -> dict:
-        """Precision, recall and F1 of the final decisions against `truth_column` ({} without one)."""
+    def metrics(self, decisions, pair_set: tuple | None = None) -> dict:
+        """Precision, recall and F1 of the final decisions against `truth_column` ({} without one). `pair_set`:
+        what fixes which pairs `decisions` holds (`Inference.pair_set`); the true pairs among them are counted
+        once per pair set, and each round then looks up only its predicted matches in the truth."""
         with self.session.clock.stage("evaluate"):
-            return self.metrics_for_scores(decisions, "final_match")
+            return self.metrics_for_scores(decisions, "final_match", pair_set)
 
-    def metrics_for_scores(self, table, predicted_sql: str) -> dict:
+    def metrics_for_scores(self, table, predicted_sql: str, pair_set: tuple | None = None) -> dict:
         """Metrics of a rule over a scored relation, e.g. plain Splink: (job.inference.scores,
         "match_probability >= 0.5")."""
         s = self.session
@@ -92,18 +117,25 @@ class Evaluation:
             return {}
         if self._true_pairs is None:
             self._true_pairs = true_pair_count(s.con, s.loaded, s.settings, truth)
-        return pairwise_metrics(s.con, s.loaded, s.settings, f"SELECT * FROM {table}", predicted_sql, self._true_pairs)
+        pairs = f"SELECT * FROM {table}"
+        blocked_true = None
+        if pair_set is not None:
+            if self._blocked_true is None or self._blocked_true[0] != pair_set:
+                self._blocked_true = (pair_set, blocked_true_pairs(s.con, s.loaded, s.settings, pairs))
+            blocked_true = self._blocked_true[1]
+        return pairwise_metrics(s.con, s.loaded, s.settings, pairs, predicted_sql, self._true_pairs, blocked_true)
 
     def expected_accuracy(self, decisions, routed, budget_left: int) -> dict:
         """Precision, recall and F1 the model expects of the current decisions (a judged pair counts as its
         answer, any other pair as a match with its probability), and the F1 the next round's band answers would
         add if the probabilities are right: the stopping rule's estimate. Model-based, so only as good as the
         model's calibration; the audit (audit.size) is the estimate that needs no trust in the model."""
-        limit = min(budget_left, self.session.settings.loop.band_per_round or budget_left)
+        settings = self.session.settings
+        limit = min(budget_left, settings.loop.band_per_round or budget_left)
         tp, fp, fn, fix_fp, fix_fn = self.session.con.execute(f"""
             WITH d AS (SELECT final_match, {audit_mod.EXPECTED_SQL} AS p FROM {decisions}),
             nxt AS (SELECT match_probability AS p, match_probability >= 0.5 AS final_match
-                    FROM ({routing.judge_queue_sql(str(routed), limit, self.session.settings.selection_questions)}))
+                    FROM ({routing.judge_queue_sql(str(routed), settings, limit, settings.selection_questions)}))
             SELECT (SELECT sum(p) FILTER (final_match) FROM d), (SELECT sum(1 - p) FILTER (final_match) FROM d),
                    (SELECT sum(p) FILTER (NOT final_match) FROM d),
                    (SELECT coalesce(sum(1 - p) FILTER (final_match), 0) FROM nxt),

@@ -6,6 +6,8 @@ evaluation and the outputs take; no caller needs to know a table name.
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from . import routing
@@ -64,7 +66,11 @@ class Inference:
         self.decisions: Relation | None = None
         self._prediction = None  # the backend's prediction under the scores view
         self._labels: pd.DataFrame | None = None  # what the last route read
+        self._counts: dict[str, int] | None = None  # pairs per route of the last route
         self._hashed = False  # pair_scores is a table with key hashes (routing.pair_scores)
+        # What fixes which pairs the scores hold (the blocking rules, the labelled pairs scored outside them): the
+        # evaluation counts the true pairs among them once per pair set, not once per scoring.
+        self.pair_set: tuple | None = None
 
     def score(self, model: dict, labelled: list[tuple] = ()) -> Relation:
         """Predict every blocked pair; the scores view reads the backend's prediction with the full pair key for
@@ -81,6 +87,8 @@ class Inference:
                 extra = f"{name} AS source_dataset_l, {name} AS source_dataset_r, "
             blocked = f"SELECT {extra}* FROM {prediction.source_sql}"
             outside = self._score_outside_blocking(model, labelled, blocked)
+            rules = model.get("blocking_rules_to_generate_predictions")
+            self.pair_set = (json.dumps(rules, sort_keys=True, default=str), tuple(sorted(labelled)))
             drop_relation(s.con, "scores")
             s.con.execute(
                 f"CREATE VIEW scores AS {blocked}" + (f" UNION ALL BY NAME SELECT * FROM {outside}" if outside else "")
@@ -94,6 +102,7 @@ class Inference:
             if self.pair_scores is not None:
                 drop_relation(s.con, self.pair_scores.name)
                 self.pair_scores = None
+            self._counts = None
         return self.scores
 
     def _keep_table(self) -> bool:
@@ -162,10 +171,26 @@ class Inference:
             self._labels = labels
             routed = routing.route(s.con, self.pair_scores.name, labels, s.settings, hashed=self._hashed)
             self.routed = Relation(s.con, routed)
-            return self.route_counts()
+            self._counts = routing.route_counts(s.con, routed)
+            return dict(self._counts)
+
+    def scores_of(self, keys: pd.DataFrame) -> Relation:
+        """The scores of (at least) the pairs of `keys` (pair keys), e.g. for training on the labelled pairs. Cut
+        from the routing copy of the current scores when there is one (found by the key's hash: 0.03 s at 2.5M
+        pairs, where a join with the scores view computes every pair's weights, 0.27 s), else the scores view."""
+        s = self.session
+        if self.pair_scores is None or not self._hashed:
+            return self.scores
+        with registered(s.con, "__keys_wanted", keys[PAIR_KEY]) as view:
+            name = routing.scores_of_pairs(s.con, self.pair_scores.name, f"SELECT DISTINCT * FROM {view}", "scores_of")
+        return Relation(s.con, name)
 
     def route_counts(self) -> dict[str, int]:
-        return routing.route_counts(self.session.con, self._routed())
+        """The number of pairs per route (counted when they were routed: the routes change only then)."""
+        routed = self._routed()
+        if self._counts is None:
+            self._counts = routing.route_counts(self.session.con, routed)
+        return dict(self._counts)
 
     def sampling_population(self) -> str:
         """The scored pairs sampling draws from: all of them, less the pairs a gate or an accept rule decides
@@ -182,7 +207,9 @@ class Inference:
         """The band and conflict pairs the judge should see next (conflicts first, then nearest p = 0.5), with
         the selection groups when routing.selection_questions is on."""
         s = self.session
-        return routing.pairs_to_judge(s.con, self._routed(), limit=limit, selection=s.settings.selection_questions)
+        return routing.pairs_to_judge(
+            s.con, self._routed(), s.settings, limit=limit, selection=s.settings.selection_questions
+        )
 
     def decide(self, round_no: int) -> Relation:
         """Final decisions over the routed pairs (needs_review for unjudged band pairs; one-to-one if set)."""

@@ -211,7 +211,9 @@ class Job:
 
     def train(self) -> dict:
         """Retrain the match weights from this run's labels (`training.method`), starting from the bootstrap model."""
-        return self.training.train(self.inference.scores, self.run_labels(), self.designs.frame, self.round)
+        return self.training.train(
+            self.inference.scores, self.run_labels(), self.designs.frame, self.round, self.inference.scores_of
+        )
 
     def route(self) -> dict[str, int]:
         """Route every scored pair; returns the number of pairs per route."""
@@ -272,7 +274,7 @@ class Job:
         return self.judging.use_stored_answers(method_ids)
 
     def metrics(self) -> dict:
-        return self.evaluation.metrics(self.inference.decisions)
+        return self.evaluation.metrics(self.inference.decisions, self.inference.pair_set)
 
     def metrics_for_scores(self, table, predicted_sql: str) -> dict:
         """Metrics of a rule over a scored relation, e.g. plain Splink: (job.score(), "match_probability >= 0.5")."""

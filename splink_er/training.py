@@ -123,6 +123,7 @@ def train_from_labels(
     base_model: dict,
     settings: Settings,
     n_possible_pairs: int,
+    labelled_table: str | None = None,
 ) -> tuple[dict, TrainingReport]:
     """m per level from the labelled positives, smoothed towards the base model; prior from the weighted sample.
 
@@ -156,7 +157,7 @@ def train_from_labels(
     with registered(con, "positive_labels", pos[PAIR_KEY + ["weight"]]):
         vectors = con.execute(
             f"SELECT p.weight, {', '.join('s.' + g for g in gamma_cols)} FROM positive_labels p "
-            f"JOIN {scores_table} s USING ({', '.join(PAIR_KEY)})"
+            f"JOIN {labelled_table or scores_table} s USING ({', '.join(PAIR_KEY)}) ORDER BY ALL"
         ).df()
     a = settings.training.smoothing
     for comp, gcol in zip(model["comparisons"], gamma_cols):
@@ -256,7 +257,8 @@ def train_logistic(
         rows = con.execute(
             f"SELECT l.match, l.weight, s.match_weight - ({shift}) AS base_weight, "
             f"{', '.join('s.' + g for g in gammas)} "
-            f"FROM training_labels l JOIN {scores_table} s USING ({', '.join(PAIR_KEY)})"
+            f"FROM training_labels l JOIN {scores_table} s USING ({', '.join(PAIR_KEY)}) "
+            "ORDER BY ALL"  # the fit sums in row order: the same labels, the same model
         ).df()
     # One correction per level that has an m to carry it (a level EM never reached keeps Splink's default).
     columns = [
@@ -318,8 +320,10 @@ class Training:
         self.model = self.bootstrap_model
         return self.model
 
-    def train(self, scores, labels: pd.DataFrame, designs: pd.DataFrame, round_no: int) -> dict:
-        """Retrain the match weights from `labels` (`training.method`), starting from the bootstrap model."""
+    def train(self, scores, labels: pd.DataFrame, designs: pd.DataFrame, round_no: int, scores_of=None) -> dict:
+        """Retrain the match weights from `labels` (`training.method`), starting from the bootstrap model.
+        `scores_of(keys)`: a relation with the scores of at least the pairs of `keys` (a DataFrame of pair keys),
+        cheaper to join than every scored pair; by default `scores` itself."""
         s = self.session
         if self.frozen:  # settings.model: score with it as it is
             report = TrainingReport(False, 0, 0, self.model["probability_two_random_records_match"], "frozen", "")
@@ -329,13 +333,14 @@ class Training:
         before = self.model
         labels = self._labels_for_training(labels)
         with s.clock.stage("train"):
+            labelled = str(scores_of(labels[PAIR_KEY]) if scores_of is not None and len(labels) else scores)
             if s.settings.training.method == "logistic":
                 self.model, report = train_logistic(
-                    s.con, str(scores), labels, designs, self.bootstrap_model, self.model, s.settings
+                    s.con, labelled, labels, designs, self.bootstrap_model, self.model, s.settings
                 )
             else:
                 self.model, report = train_from_labels(
-                    s.con, str(scores), labels, designs, self.bootstrap_model, s.settings, s.n_possible
+                    s.con, str(scores), labels, designs, self.bootstrap_model, s.settings, s.n_possible, labelled
                 )
         if self.model != before:
             self.previous_model = before

@@ -5,7 +5,7 @@ import pytest
 
 from splink_er import load_settings
 from splink_er.pairs import PAIR_KEY
-from splink_er.routing import decide, pair_scores, pairs_to_judge, route, route_counts
+from splink_er.routing import decide, pair_scores, pairs_to_judge, route, route_counts, routes_sql
 from splink_er.sampling import allocate, draw_sample, inclusion_probabilities
 from splink_er.training import train_from_labels
 
@@ -185,7 +185,7 @@ def test_routing_counts_conflicts_gates_and_labels(demo_dict, table):
         "model_accept": 1,
         "model_reject": 1,
     }
-    todo = pairs_to_judge(con, "routed")
+    todo = pairs_to_judge(con, "routed", s)
     assert list(todo["reason"]) == ["conflict", "conflict", "band", "band"]
     assert list(todo["match_probability"][2:]) == [0.5, 0.3]  # nearest 0.5 first
     decide(con, "routed", 1)
@@ -233,7 +233,7 @@ def test_accept_rules_decide_before_the_judge_and_gates_still_reject(demo_dict, 
         assert by.loc[uid, "decided_by"] == "rule" and by.loc[uid, "final_match"]
         assert by.loc[uid, "judge_confidence"] == 1.0 and by.loc[uid, "judge_reasoning"] == "rule: same_key"
     assert by.loc["6", "decided_by"] == "gate" and not by.loc["6", "final_match"]
-    assert list(pairs_to_judge(con, "routed")["unique_id_l"]) == ["3", "7"]  # rule pairs never reach the judge
+    assert list(pairs_to_judge(con, "routed", s)["unique_id_l"]) == ["3", "7"]  # rule pairs never reach the judge
 
 
 @pytest.mark.parametrize("table", [True, False], ids=["table", "view"])
@@ -251,7 +251,7 @@ def test_judge_answers_below_the_confidence_floor_need_review(demo_dict, table):
     _route(con, labels, s, table)
     counts = route_counts(con, "routed")
     assert counts["unsure"] == 1 and counts["judge"] == 1 and counts["human"] == 1
-    assert "3" not in set(pairs_to_judge(con, "routed")["unique_id_l"])  # an answer is never paid for twice
+    assert "3" not in set(pairs_to_judge(con, "routed", s)["unique_id_l"])  # an answer is never paid for twice
     decide(con, "routed", 1, min_confidence=0.7)
     d = con.execute("SELECT * FROM decisions ORDER BY unique_id_l").df().set_index("unique_id_l")
     unsure = d.loc["3"]
@@ -321,3 +321,33 @@ def test_rule_accepted_pairs_are_counted_for_the_prior_unless_gated(demo_dict):
     con.register("sc", _routing_scores())
     assert rule_accepted_pairs(con, "sc", s) == 2  # a:6 is gated
     assert rule_accepted_pairs(con, "sc", load_settings(demo_dict | {"routing": {}})) == 0
+
+
+@pytest.mark.parametrize("routes", [("band", "conflict"), ("band", "model_accept")])
+def test_routes_read_with_pushed_filters_are_exactly_the_routed_rows(demo_dict, routes):
+    # Every kind of pair the branches of routes_sql must split right: at the thresholds, without a probability,
+    # a conflict inside the band, labelled, gated or accepted by a rule.
+    s = _routing_settings(demo_dict)
+    low, high = s.routing.low, s.routing.high
+    probabilities = [None, 0.0, low, 0.3, 0.5, 0.9, high, 1.0]
+    rows = []
+    for i, (p, conflict, gate, rule) in enumerate(
+        (p, c, g, r) for p in probabilities for c in (False, True) for g in (None, "g") for r in (None, "r")
+    ):
+        rows.append(("a", str(i), "b", str(i), p, None, gate, rule, conflict))
+    ps = pd.DataFrame(rows, columns=PAIR_KEY + ["match_probability", "match_weight", "gate", "accept_rule", "conflict"])
+    con = duckdb.connect()
+    con.register("ps_frame", ps)
+    con.execute("CREATE TABLE ps AS SELECT * FROM ps_frame")
+    labels = pd.DataFrame(  # a judged band pair and a judged conflict pair leave the queue
+        [
+            ("a", "3", "b", "3", True, 0.9, "same", "gemini", "judge"),
+            ("a", "5", "b", "5", False, 0.9, "no", "g", "judge"),
+        ],
+        columns=ROUTING_LABEL_COLUMNS,
+    )
+    route(con, "ps", labels, s)
+    plain = f"SELECT * FROM routed WHERE route IN {routes}"
+    pushed = f"SELECT * FROM {routes_sql('routed', routes, s)}"
+    assert sorted(map(str, con.execute(plain).fetchall())) == sorted(map(str, con.execute(pushed).fetchall()))
+    assert con.execute(f"SELECT count(DISTINCT route) FROM ({plain})").fetchall()[0][0] == 2  # both routes occur

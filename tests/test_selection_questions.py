@@ -205,19 +205,20 @@ def test_an_answer_without_a_close_alternative_is_still_whole():
     )
 
 
-def test_the_queue_caps_a_group_and_never_splits_one():
+def test_the_queue_caps_a_group_and_never_splits_one(demo_dict):
+    s = splink_er.load_settings(demo_dict)  # the band is 0.1 < p < 0.95
     n = SELECTION_MAX_CANDIDATES + 2
-    rows = [("a", "1", "b", str(i), 0.05 + 0.02 * i, "band") for i in range(n)]  # a:1: n band candidates
+    rows = [("a", "1", "b", str(i), 0.15 + 0.02 * i, "band") for i in range(n)]  # a:1: n band candidates
     rows += [("a", "2", "b", "x", 0.5, "band"), ("a", "3", "b", "y", 0.45, "band")]  # single pairs, nearest 0.5
     con = duckdb.connect()
-    frame = pd.DataFrame(rows, columns=PAIR_KEY + ["match_probability", "route"])
+    frame = pd.DataFrame(rows, columns=PAIR_KEY + ["match_probability", "route"]).assign(conflict=False)
     con.register("routed", frame)
-    todo = pairs_to_judge(con, "routed", selection=True)
+    todo = pairs_to_judge(con, "routed", s, selection=True)
     grouped = todo[todo["selection_group"].notna()]
     # The most probable candidates make the group; the two least probable are asked one at a time.
     assert set(grouped["unique_id_r"]) == {str(i) for i in range(2, n)} and set(grouped["selection_group"]) == {"a:1>b"}
     assert len(todo) == n + 2 and list(todo["unique_id_l"][:2]) == ["2", "3"]
     # A limit that would cut the group leaves it whole for a later round.
-    limited = pairs_to_judge(con, "routed", limit=5, selection=True)
+    limited = pairs_to_judge(con, "routed", s, limit=5, selection=True)
     assert list(limited["unique_id_l"]) == ["2", "3"]
-    assert pair_keys(pairs_to_judge(con, "routed", selection=False))[:1] == [("a", "2", "b", "x")]
+    assert pair_keys(pairs_to_judge(con, "routed", s, selection=False))[:1] == [("a", "2", "b", "x")]
