@@ -89,7 +89,10 @@ class AddedPairs:
 
         self.con, self.low = con, settings.routing.low
         self.index = {id(c): i for i, c in enumerate(candidates)}
-        linker = make_linker(sdfs, model)
+        # Only probabilities are read back: a predict that keeps no matching or intermediate columns writes 5
+        # columns, not 44, and costs 0.5-0.9 s less at 1M pairs (the same SQL: probabilities equal to the bit).
+        lean = model | {"retain_matching_columns": False, "retain_intermediate_calculation_columns": False}
+        linker = make_linker(sdfs, lean)
         st = linker._settings_obj
         ci = st.column_info_settings
         key_l = _composite_unique_id_from_edges_sql(ci.unique_id_input_columns, "l")
