@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from importlib.metadata import version
 
 from . import clusters as clusters_mod
@@ -22,9 +23,28 @@ from .pairs import pair_keys
 from .sql import Relation, interrupted, sql_literal
 
 
+def _warm_report() -> threading.Thread:
+    """Import the report's chart libraries and start vl-convert's engine (0.8 s, most of it holding the GIL) in
+    a thread while the decisions, clusters and entities are written: DuckDB releases the GIL while it works, so
+    the two overlap and the report starts warm."""
+
+    def warm() -> None:
+        try:
+            from .report import warm_up  # altair and vl-convert load only when a report is written
+
+            warm_up()
+        except Exception:  # writing the report meets the same failure and reports it
+            pass
+
+    thread = threading.Thread(target=warm, name="splink-er-report-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def finish_run(job) -> dict:
     """Write the outputs of a job whose decisions are made (see `Job.finish`); returns the run record."""
     s = job.session
+    warming = _warm_report()
     clock, inference = s.clock, job.inference
     out = job.outputs.staging(s.run_id)  # published whole at the end (outputs.py)
     with clock.stage("write"):
@@ -75,8 +95,8 @@ def finish_run(job) -> dict:
     run["registry"] = registry_counts
     run["verification"] = {k: v.get("entities", v.get("contradicted_entities")) for k, v in verification.items()}
     with clock.stage("report"), s.reporter.status("writing report.html"):
+        warming.join()
         try:
-            # altair and vl-convert load only when a report is written
             from .report import write_report
 
             write_report(s, model_file, run, out / RunDirectory.report)

@@ -29,6 +29,11 @@ th{background:#f5f5f5}.chart svg{max-width:100%;height:auto}.pair{border-top:1px
 .cols{display:flex;gap:2em;flex-wrap:wrap}.warn{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e6a700}"""
 
 
+def warm_up() -> None:
+    """Start vl-convert's JavaScript engine: its first chart costs half a second, the next ones a tenth."""
+    vlc.vegalite_to_svg(json.dumps({"data": {"values": [{"a": 1}]}, "mark": "point"}))
+
+
 def svg(spec: dict | alt.TopLevelMixin) -> str:
     """A Vega-Lite chart (Altair object or dict) as inline SVG."""
     spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec, default=str)
