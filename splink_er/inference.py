@@ -102,7 +102,6 @@ class Inference:
             if self.pair_scores is not None:
                 drop_relation(s.con, self.pair_scores.name)
                 self.pair_scores = None
-            self._counts = None
         return self.scores
 
     def _keep_table(self) -> bool:

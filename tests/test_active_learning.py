@@ -351,3 +351,65 @@ def test_a_run_adopts_learned_rules_and_retrain_keeps_them(demo_dict, tmp_path):
     again = splink_er.retrain(d, quiet=True)
     assert again.run["blocking"]["chosen"] == chosen and again.run["blocked_pairs"] == first.run["blocked_pairs"]
     assert again.run["settings"]["blocking_rules"][2:] == chosen
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("method", ["logistic", "m_from_labels"])
+def test_training_on_the_routing_copy_gives_the_model_the_scores_give(demo_dict, method):
+    """Once the scores are routed, training reads the labelled pairs' scores off the routing copy (found by the
+    key's hash, Inference.scores_of) instead of joining every scored pair: the same rows, so the same model."""
+    from splink_er.training import train_from_labels, train_logistic
+
+    cut = {}
+    for copy_kind in ("view", "table"):  # engine.routing_scores: a view has no key hashes to cut from
+        d = copy.deepcopy(demo_dict)
+        d["engine"] = {"routing_scores": copy_kind}
+        job = splink_er.prepare(d, quiet=True)
+        job.bootstrap()
+        job.score()
+        truth = dict(job.con.execute("SELECT unique_id, cluster FROM input_fake_1000").fetchall())
+        labelled = job.con.execute(
+            "SELECT * FROM scores WHERE match_probability BETWEEN 0.01 AND 0.99 "
+            "ORDER BY hash(unique_id_l || unique_id_r) LIMIT 300"
+        ).df()
+        labels = labelled[PAIR_KEY].assign(
+            match=[truth[a] == truth[b] for a, b in zip(labelled.unique_id_l, labelled.unique_id_r)]
+        )
+        assert job.inference.scores_of(labels).name == "scores"  # not routed yet: no copy
+        job.route()
+        cut[copy_kind] = job.inference.scores_of(labels)
+    assert cut["view"].name == "scores"
+    table = cut["table"]
+    assert table.name != "scores" and table.count() == len(labels)
+    s, designs = job.settings, job.designs.frame
+    if method == "logistic":
+        models = [
+            train_logistic(job.con, name, labels, designs, job.bootstrap_model, job.model, s)[0]
+            for name in ("scores", table.name)
+        ]
+    else:
+        n = job.session.n_possible
+        models = [
+            train_from_labels(job.con, "scores", labels, designs, job.bootstrap_model, s, n, name)[0]
+            for name in (None, table.name)
+        ]
+    assert models[0] == models[1] and models[0] != job.bootstrap_model
+
+
+@pytest.mark.e2e
+def test_metrics_count_the_true_blocked_pairs_again_when_the_blocking_grows(demo_dict, tmp_path):
+    """The true pairs among the blocked ones are counted once per pair set: adopting rules makes a new one."""
+    job = splink_er.prepare(_narrow(demo_dict, tmp_path, **{"blocking.max_comparisons": 20000}), quiet=True)
+    job.bootstrap()
+    job.score()
+    job.route()
+    job.inference.decide(1)
+    before = job.metrics()
+    report = job.suggest_blocking()
+    assert report["chosen"]
+    job.adopt_blocking(report["chosen"])
+    job.route()
+    job.inference.decide(1)
+    after = job.metrics()
+    assert after == job.evaluation.metrics_for_scores(job.inference.decisions, "final_match")  # counted afresh
+    assert after["blocking_recall"] > before["blocking_recall"] + 0.1
