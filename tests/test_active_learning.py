@@ -205,6 +205,19 @@ def test_diversity_covers_every_pattern_before_any_twice():
     assert len(chosen) == 100 and len(per_pattern) == 12 and set(per_pattern) <= {8, 9}
 
 
+def _truth_labels(job, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`n` scored pairs of the demo the model is unsure of (a fixed pseudo-random pick), and their truth labels."""
+    truth = dict(job.con.execute("SELECT unique_id, cluster FROM input_fake_1000").fetchall())
+    labelled = job.con.execute(
+        "SELECT * FROM scores WHERE match_probability BETWEEN 0.01 AND 0.99 "
+        f"ORDER BY hash(unique_id_l || unique_id_r) LIMIT {n}"
+    ).df()
+    labels = labelled[PAIR_KEY].assign(
+        match=[truth[a] == truth[b] for a, b in zip(labelled.unique_id_l, labelled.unique_id_r)]
+    )
+    return labelled, labels
+
+
 @pytest.mark.e2e
 def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict, tmp_path):
     d = copy.deepcopy(demo_dict)
@@ -212,14 +225,7 @@ def test_logistic_training_is_written_back_exactly_and_fits_the_labels(demo_dict
     job = splink_er.prepare(d, quiet=True)
     job.bootstrap()
     job.score()
-    truth = dict(job.con.execute("SELECT unique_id, cluster FROM input_fake_1000").fetchall())
-    labelled = job.con.execute(
-        "SELECT * FROM scores WHERE match_probability BETWEEN 0.01 AND 0.99 "
-        "ORDER BY hash(unique_id_l || unique_id_r) LIMIT 400"
-    ).df()
-    labels = labelled[PAIR_KEY].assign(
-        match=[truth[a] == truth[b] for a, b in zip(labelled.unique_id_l, labelled.unique_id_r)]
-    )
+    labelled, labels = _truth_labels(job, 400)
     job.judging.answers = Answers(
         {k: {"match": m} | dict(zip(PAIR_KEY, k)) for k, m in zip(pair_keys(labels), labels["match"])}
     )
@@ -367,14 +373,7 @@ def test_training_on_the_routing_copy_gives_the_model_the_scores_give(demo_dict,
         job = splink_er.prepare(d, quiet=True)
         job.bootstrap()
         job.score()
-        truth = dict(job.con.execute("SELECT unique_id, cluster FROM input_fake_1000").fetchall())
-        labelled = job.con.execute(
-            "SELECT * FROM scores WHERE match_probability BETWEEN 0.01 AND 0.99 "
-            "ORDER BY hash(unique_id_l || unique_id_r) LIMIT 300"
-        ).df()
-        labels = labelled[PAIR_KEY].assign(
-            match=[truth[a] == truth[b] for a, b in zip(labelled.unique_id_l, labelled.unique_id_r)]
-        )
+        labels = _truth_labels(job, 300)[1]
         assert job.inference.scores_of(labels).name == "scores"  # not routed yet: no copy
         job.route()
         cut[copy_kind] = job.inference.scores_of(labels)
