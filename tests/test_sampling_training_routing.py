@@ -339,10 +339,12 @@ def test_routes_read_with_pushed_filters_are_exactly_the_routed_rows(demo_dict, 
     con = duckdb.connect()
     con.register("ps_frame", ps)
     con.execute("CREATE TABLE ps AS SELECT * FROM ps_frame")
-    labels = pd.DataFrame(  # a judged band pair and a judged conflict pair leave the queue
+    # Pair 24 (p 0.3, nothing else) is band and pair 36 (p 0.5, a conflict) a conflict, until judged.
+    assert rows[24][4:] == (0.3, None, None, None, False) and rows[36][4:] == (0.5, None, None, None, True)
+    labels = pd.DataFrame(
         [
-            ("a", "3", "b", "3", True, 0.9, "same", "gemini", "judge"),
-            ("a", "5", "b", "5", False, 0.9, "no", "g", "judge"),
+            ("a", "24", "b", "24", True, 0.9, "same", "g", "judge"),
+            ("a", "36", "b", "36", False, 0.9, "no", "g", "judge"),
         ],
         columns=ROUTING_LABEL_COLUMNS,
     )
@@ -350,4 +352,5 @@ def test_routes_read_with_pushed_filters_are_exactly_the_routed_rows(demo_dict, 
     plain = f"SELECT * FROM routed WHERE route IN {routes}"
     pushed = f"SELECT * FROM {routes_sql('routed', routes, s)}"
     assert sorted(map(str, con.execute(plain).fetchall())) == sorted(map(str, con.execute(pushed).fetchall()))
+    assert not {"24", "36"} & {r[1] for r in con.execute(pushed).fetchall()}  # judged: out of the queue
     assert con.execute(f"SELECT count(DISTINCT route) FROM ({plain})").fetchall()[0][0] == 2  # both routes occur
