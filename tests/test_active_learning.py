@@ -279,6 +279,10 @@ def test_rounds_judge_at_most_band_per_round_then_train_on_the_last_answers(demo
     assert rounds[-1].get("training_only") and rounds[-1]["new_labels"] == 0
     assert rounds[-1]["training"]["used_labels"] and rounds[-1]["labels_used"] == rounds[-2]["labels_used"]
     assert all(0 <= x["estimated"]["f1"] <= 1 for x in rounds)
+    for x in rounds:  # the routes after the band's answers count them (not the counts from before the judge)
+        answered = [x[k].get("judge", 0) + x[k].get("unsure", 0) for k in ("routes_before_judge", "routes")]
+        assert answered[1] == answered[0] + x["band_asked"] + x["band_reused"]
+    assert any(x["band_asked"] for x in rounds)
 
 
 @pytest.mark.e2e
