@@ -32,15 +32,19 @@ def true_pair_count(con, loaded: LoadedSources, settings: Settings, truth: str) 
     return pairs_in_groups(settings.link_type, squares or 0, parts or 0, total or 0)
 
 
+def _with_truth_sql(loaded: LoadedSources, truth: str, pairs_sql: str) -> str:
+    """SQL: the rows of `pairs_sql` (with the pair key), each with `is_true`: its two records share a truth value."""
+    return f"""
+        WITH tr AS ({_truth_union(loaded, truth)})
+        SELECT p.*, (a.t IS NOT NULL AND a.t = b.t) AS is_true FROM ({pairs_sql}) p
+        JOIN tr a ON a.source_dataset = p.source_dataset_l AND a.unique_id = p.unique_id_l
+        JOIN tr b ON b.source_dataset = p.source_dataset_r AND b.unique_id = p.unique_id_r"""
+
+
 def blocked_true_pairs(con, loaded: LoadedSources, settings: Settings, pairs_sql: str) -> int:
     """How many of the pairs of `pairs_sql` are true (the numerator of blocking recall)."""
-    truth = settings.truth_column
-    return con.execute(f"""
-        WITH tr AS ({_truth_union(loaded, truth)})
-        SELECT count(*) FROM ({pairs_sql}) p
-        JOIN tr a ON a.source_dataset = p.source_dataset_l AND a.unique_id = p.unique_id_l
-        JOIN tr b ON b.source_dataset = p.source_dataset_r AND b.unique_id = p.unique_id_r
-        WHERE a.t = b.t""").fetchall()[0][0]
+    judged = _with_truth_sql(loaded, settings.truth_column, pairs_sql)
+    return con.execute(f"SELECT count(*) FILTER (is_true) FROM ({judged})").fetchall()[0][0]
 
 
 def pairwise_metrics(
@@ -63,18 +67,11 @@ def pairwise_metrics(
         return {}
     if n_true is None:
         n_true = true_pair_count(con, loaded, settings, truth)
-    k = ", ".join(PAIR_KEY)
-    predicted_only = "WHERE predicted" if blocked_true is not None else ""
+    flagged = f"SELECT {', '.join(PAIR_KEY)}, ({predicted_sql}) AS predicted FROM ({pairs_sql})"
+    looked_up = f"SELECT * FROM ({flagged}) WHERE predicted" if blocked_true is not None else flagged
     tp, pp, found_true = con.execute(f"""
-        WITH tr AS ({_truth_union(loaded, truth)}),
-        p AS (SELECT {k}, ({predicted_sql}) AS predicted FROM ({pairs_sql})),
-        j AS (
-            SELECT p.predicted, (a.t IS NOT NULL AND a.t = b.t) AS is_true FROM (SELECT * FROM p {predicted_only}) p
-            JOIN tr a ON a.source_dataset = p.source_dataset_l AND a.unique_id = p.unique_id_l
-            JOIN tr b ON b.source_dataset = p.source_dataset_r AND b.unique_id = p.unique_id_r
-        )
-        SELECT count(*) FILTER (predicted AND is_true), count(*) FILTER (predicted), count(*) FILTER (is_true) FROM j
-    """).fetchall()[0]
+        SELECT count(*) FILTER (predicted AND is_true), count(*) FILTER (predicted), count(*) FILTER (is_true)
+        FROM ({_with_truth_sql(loaded, truth, looked_up)})""").fetchall()[0]
     if blocked_true is None:
         blocked_true = found_true
     precision = tp / pp if pp else 1.0

@@ -23,6 +23,13 @@ EVIDENCE_STRENGTH = {"human": 0, "judge": 1, "imported": 2, "rule": 3}
 MODEL_STRENGTH = len(EVIDENCE_STRENGTH)
 
 
+def gamma_columns(con, relation: str) -> list[str]:
+    """The comparison-vector columns (Splink's gamma_<comparison>) of a scored relation, in its order."""
+    return [
+        c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {relation})").fetchall() if c.startswith("gamma_")
+    ]
+
+
 def evidence_strength_sql(decided_by: str = "decided_by") -> str:
     """SQL: EVIDENCE_STRENGTH of the `decided_by` column (MODEL_STRENGTH for any other value)."""
     whens = " ".join(f"WHEN '{k}' THEN {v}" for k, v in EVIDENCE_STRENGTH.items())

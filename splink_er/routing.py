@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .pairs import MODEL_STRENGTH, PAIR_KEY, evidence_strength_sql
+from .pairs import MODEL_STRENGTH, PAIR_KEY, evidence_strength_sql, gamma_columns
 from .settings import Settings
 from .sql import drop_relation, quote_ident, registered
 
@@ -81,8 +81,7 @@ def pair_scores(con, scores: str, settings: Settings, table: bool, name: str = "
     drop_relation(con, name)
     pair = ", ".join("s." + k for k in PAIR_KEY)
     # The comparison vector too: training reads it of the labelled pairs (`scores_of_pairs`).
-    columns = [d[0] for d in con.execute(f"SELECT * FROM {scores} LIMIT 0").description]
-    gammas = "".join(f", s.{quote_ident(c)}" for c in columns if c.startswith("gamma_"))
+    gammas = "".join(f", s.{quote_ident(c)}" for c in gamma_columns(con, scores))
     con.execute(f"""
         CREATE {"TABLE" if table else "VIEW"} {name} AS
         WITH conflicts AS ({_conflict_sql(settings, scores)})

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .pairs import PAIR_KEY, pair_keys
+from .pairs import PAIR_KEY, gamma_columns, pair_keys
 from .settings import Settings
 
 SCORE_STRATA = ("high", "ambiguous", "low")
@@ -129,12 +129,7 @@ def _target_order(con, scores_table: str, settings: Settings, shift_sql: str | N
         before = f"1 / (1 + pow(2, -(match_weight - ({shift_sql}))))"  # the previous model's probability
         return f"abs(match_probability - {before}) DESC"
     if strategy == "diversity":
-        gammas = [
-            c
-            for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {scores_table})").fetchall()
-            if c.startswith("gamma_")
-        ]
-        pattern = ", ".join(gammas)
+        pattern = ", ".join(gamma_columns(con, scores_table))
         # Round robin over comparison-vector patterns (hash-chosen pairs), the least certain patterns first.
         return (
             f"row_number() OVER (PARTITION BY {pattern} ORDER BY {_hash_sql(settings.sampling.seed)}), "
